@@ -1,0 +1,139 @@
+"""caption-wizard command line.
+
+    caption-wizard                       main menu
+    caption-wizard new [--out recipes/NAME.yaml] [--defaults]
+    caption-wizard run RECIPE [KEY=VALUE ...] [--dry-run] [--plain]
+    caption-wizard resume [RUN_DIR] [--plain]
+    caption-wizard runs
+    caption-wizard watch RUN_DIR [--plain]
+    caption-wizard download MODEL_ID [--revision R] [--dataset]
+    caption-wizard caption RUN_DIR_OR_MODEL IMAGE...
+    caption-wizard eval RUN_DIR [--limit N]
+    caption-wizard export RUN_DIR [--merge] [--out DIR]
+
+Start-up must stay instant: this module imports only the standard library at
+import time; each command imports what it needs (torch only where it trains or
+generates). tests/test_startup.py checks sys.modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# command -> "module:function"; the function takes the parsed args and returns an exit status.
+COMMANDS = {
+    "menu": "wizard.ask.menu:main_menu",
+    "new": "wizard.ask.menu:cmd_new",
+    "run": "wizard.runner:cmd_run",
+    "resume": "wizard.runner:cmd_resume",
+    "runs": "wizard.runner:cmd_runs",
+    "watch": "wizard.dashboard:cmd_watch",
+    "download": "wizard.hub:cmd_download",
+    "caption": "wizard.caption:cmd_caption",
+    "eval": "wizard.evaluate:cmd_eval",
+    "export": "wizard.export:cmd_export",
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from wizard import __version__
+
+    p = argparse.ArgumentParser(
+        prog="caption-wizard",
+        description="Fine-tune your own image-captioning model. With no command: the main menu.",
+    )
+    p.add_argument("--version", action="version", version=f"caption-wizard {__version__}")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    s = sub.add_parser("new", help="answer a few questions, save a recipe, offer to start it")
+    s.add_argument("--out", help="where to save the recipe (default recipes/NAME.yaml)")
+    s.add_argument("--defaults", action="store_true",
+                   help="no questions: write this machine's default recipe")
+    s.add_argument("--force", action="store_true", help="overwrite an existing recipe file")
+
+    s = sub.add_parser("run", help="replay a recipe with no questions")
+    s.add_argument("recipe", help="recipe YAML file (e.g. recipes/demo-shapes.yaml)")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="dotted overrides, e.g. train.learning_rate=2e-4")
+    s.add_argument("--dry-run", action="store_true",
+                   help="validate, apply overrides, print the recipe, hash and memory estimate")
+    s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
+    s.add_argument("--runs-dir", default=None, help="where run directories go (default ./runs)")
+
+    s = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
+    s.add_argument("run_dir", nargs="?", help="run directory; none: choose from a list")
+    s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
+    s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
+
+    s = sub.add_parser("runs", help="table of runs")
+    s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
+
+    s = sub.add_parser("watch", help="attach the dashboard to a running or finished run")
+    s.add_argument("run_dir")
+    s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
+
+    s = sub.add_parser("download", help="fetch model weights (or a dataset) from ModelScope")
+    s.add_argument("model_id", help="ModelScope id, e.g. Qwen/Qwen2-VL-2B-Instruct")
+    s.add_argument("--revision", default=None, help="branch, tag or commit (default master)")
+    s.add_argument("--dataset", action="store_true", help="MODEL_ID is a dataset id")
+
+    s = sub.add_parser("caption", help="caption images with a run's adapter or a base model")
+    s.add_argument("source", metavar="RUN_DIR_OR_MODEL")
+    s.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
+    s.add_argument("--num-beams", type=int, default=None)
+    s.add_argument("--temperature", type=float, default=None)
+    s.add_argument("--repetition-penalty", type=float, default=None)
+    s.add_argument("--max-new-tokens", type=int, default=None)
+    s.add_argument("--prompt", default=None, help="instruction given with each image")
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
+    s.add_argument("--out", default=None, help="write captions.jsonl here")
+
+    s = sub.add_parser("eval", help="caption metrics on the held-out split, base vs tuned")
+    s.add_argument("run_dir")
+    s.add_argument("--limit", type=int, default=None, help="score at most N held-out images")
+    s.add_argument("--no-base", action="store_true", help="skip scoring the base model")
+
+    s = sub.add_parser("export", help="adapter folder, or a merged model for serving")
+    s.add_argument("run_dir")
+    s.add_argument("--merge", action="store_true", help="merge the LoRA into a full-precision base")
+    s.add_argument("--out", default=None, help="output folder (default RUN_DIR/export[-merged])")
+    s.add_argument("--force", action="store_true", help="replace an existing output folder")
+    return p
+
+
+def _dispatch(command: str, args: argparse.Namespace) -> int:
+    module_name, func_name = COMMANDS[command].split(":")
+    func = getattr(importlib.import_module(module_name), func_name)
+    return int(func(args) or 0)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wizard.errors import RunFailed, UserError
+
+    args = build_parser().parse_args(argv)
+    try:
+        return _dispatch(args.command or "menu", args)
+    except UserError as e:
+        from wizard.console import console_err
+
+        console_err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        if e.hint:
+            console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
+        return e.exit_code
+    except RunFailed as e:
+        from wizard.console import console_err
+
+        console_err.print(f"[bold red]failed:[/] {e}", highlight=False)
+        return 1
+    except KeyboardInterrupt:
+        from wizard.console import console_err
+
+        console_err.print("\ninterrupted.")
+        return 130
+
+
+if __name__ == "__main__":  # python -m wizard.cli
+    sys.exit(main())

@@ -1,0 +1,6 @@
+"""The one place that prints to the terminal (STYLE.md: one Console)."""
+
+from rich.console import Console
+
+console = Console(highlight=False)
+console_err = Console(stderr=True, highlight=False)

@@ -1,0 +1,342 @@
+"""The recipe: a typed, versioned, replayable description of one fine-tune.
+
+    recipe = load_recipe("recipes/demo-shapes.yaml")
+    recipe = apply_overrides(recipe, ["train.learning_rate=2e-4"])
+    save_recipe(recipe, "recipes/mine.yaml")          # refuses to overwrite unless asked
+    recipe_hash(recipe)                               # '3f2a9c0d1e4b': ignores formatting/key order
+
+Everything a user can get wrong raises UserError naming the file, the dotted
+key, the value and what is allowed. Unknown keys are errors (with a "did you
+mean"), so a typo never silently trains with a default.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import math
+from enum import Enum
+from pathlib import Path
+from typing import Any, Literal, Union
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from wizard.errors import UserError
+
+SCHEMA_VERSION = 1
+
+
+class Strategy(str, Enum):
+    qlora = "qlora"  # 4-bit frozen base + LoRA: least memory
+    lora = "lora"  # 16-bit frozen base + LoRA
+    full = "full"  # every language-model weight trains: most memory
+
+
+class Precision(str, Enum):
+    auto = "auto"  # bf16 where the GPU supports it, fp16 on older GPUs, fp32 on CPU
+    bf16 = "bf16"
+    fp16 = "fp16"
+    fp32 = "fp32"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
+
+
+class ModelSpec(_Section):
+    id: str = Field(min_length=1)
+    source: Literal["modelscope", "local", "demo"] = "modelscope"
+    revision: str = "master"
+
+
+class DataSpec(_Section):
+    dataset: str = Field(min_length=1)
+    subset: str | None = None
+    format: Literal["auto", "imagefolder", "coco", "messages", "hf", "shapes", "m3it", "coco_csv"] = "auto"
+    prompt: str | None = None  # None: the task's default prompt in `language`
+    language: Literal["en", "zh"] = "en"
+    eval_fraction: float = Field(0.02, ge=0.0, lt=1.0)
+    max_pixels: int = Field(401408, gt=0)  # caps image tokens: the usual cause of VLM OOM
+    min_pixels: int = Field(3136, gt=0)
+    max_samples: int | None = Field(None, gt=0)
+
+    @model_validator(mode="after")
+    def _pixels_order(self):
+        if self.min_pixels > self.max_pixels:
+            raise ValueError(f"min_pixels ({self.min_pixels}) must not exceed max_pixels ({self.max_pixels})")
+        return self
+
+
+class LoraSpec(_Section):
+    rank: int = Field(16, gt=0, le=1024)
+    alpha: int = Field(32, gt=0)  # usually 2 x rank
+    dropout: float = Field(0.05, ge=0.0, lt=1.0)
+    target_modules: list[str] | None = None  # None: the model family's default
+    modules_to_save: list[str] = Field(default_factory=list)  # trained fully and saved with the adapter
+
+
+class QuantSpec(_Section):
+    bits: Literal[4] = 4
+    type: Literal["nf4", "fp4"] = "nf4"
+    double_quant: bool = True
+
+
+class TuningSpec(_Section):
+    strategy: Strategy = Strategy.qlora
+    lora: LoraSpec = Field(default_factory=LoraSpec)
+    quant: QuantSpec = Field(default_factory=QuantSpec)
+    freeze_vision: bool = True
+
+
+class TrainSpec(_Section):
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, gt=0)  # set: overrides epochs
+    batch_size: int = Field(8, gt=0)
+    grad_accum: int = Field(1, gt=0)
+    learning_rate: float = Field(1.0e-4, gt=0, lt=1.0)
+    scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
+    warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
+    weight_decay: float = Field(0.0, ge=0.0)
+    precision: Precision = Precision.auto
+    gradient_checkpointing: bool = True
+    max_target_length: int = Field(128, gt=0)
+    save_steps: int = Field(200, gt=0)
+    save_total_limit: int | None = Field(2, gt=0)
+    logging_steps: int = Field(5, gt=0)
+    eval_steps: int | None = Field(None, gt=0)  # None: evaluate at the end only
+    eval_metrics: bool = False  # also caption a small eval sample and score it during training
+    seed: int = 42
+
+    @field_validator("learning_rate")
+    @classmethod
+    def _finite(cls, v: float) -> float:
+        if not math.isfinite(v):
+            raise ValueError("must be a finite number")
+        return v
+
+
+class GenerationSpec(_Section):
+    num_beams: int = Field(3, gt=0)
+    temperature: float = Field(0.7, gt=0)
+    repetition_penalty: float = Field(1.2, gt=0)
+    max_new_tokens: int = Field(128, gt=0)
+    do_sample: bool = False  # temperature only matters when sampling
+
+
+class LaunchSpec(_Section):
+    devices: Union[Literal["auto", "cpu"], list[int]] = "auto"  # e.g. [0, 1]: several GPUs via accelerate
+
+
+class Recipe(_Section):
+    schema_version: int = SCHEMA_VERSION
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$", max_length=80)
+    task: Literal["caption"] = "caption"
+    model: ModelSpec
+    data: DataSpec
+    tuning: TuningSpec = Field(default_factory=TuningSpec)
+    train: TrainSpec = Field(default_factory=TrainSpec)
+    generation: GenerationSpec = Field(default_factory=GenerationSpec)
+    launch: LaunchSpec = Field(default_factory=LaunchSpec)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+
+# ----------------------------------------------------------------------------- migration
+# schema_version -> function(dict) -> dict producing the next version. Add an entry
+# here when the schema changes, and a fixture under tests/recipes/v<N>/.
+MIGRATIONS: dict[int, Any] = {}
+
+
+def _migrate(data: dict, source: str) -> dict:
+    version = data.get("schema_version", SCHEMA_VERSION)
+    if not isinstance(version, int) or isinstance(version, bool):
+        raise UserError(f"{source}: schema_version must be an integer, got {version!r}")
+    if version > SCHEMA_VERSION:
+        raise UserError(
+            f"{source}: schema_version {version} is newer than this caption-wizard understands "
+            f"(it reads up to {SCHEMA_VERSION}).",
+            hint="upgrade caption-wizard: pip install -U caption-wizard (or git pull && ./install.sh)",
+        )
+    while version < SCHEMA_VERSION:
+        if version not in MIGRATIONS:
+            raise UserError(f"{source}: schema_version {version} is not a caption-wizard recipe version "
+                            f"(known: 1..{SCHEMA_VERSION})")
+        data = MIGRATIONS[version](dict(data))
+        version = data["schema_version"] = version + 1
+    return data
+
+
+# ----------------------------------------------------------------------------- errors
+def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
+    """Valid key names at the location `loc` inside the Recipe schema."""
+    cls: Any = model_cls
+    for part in loc:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return []
+        cls = field.annotation
+    return list(getattr(cls, "model_fields", {}).keys())
+
+
+def _format_errors(err: ValidationError, source: str, data: dict | None = None) -> UserError:
+    lines, hint = [], None
+    for e in err.errors():
+        loc = tuple(e["loc"])
+        path = ".".join(str(p) for p in loc) or "(top level)"
+        if e["type"] == "extra_forbidden":
+            parent, key = loc[:-1], str(loc[-1])
+            valid = _fields_at(Recipe, parent)
+            close = difflib.get_close_matches(key, valid, n=1, cutoff=0.6)
+            prefix = ".".join(str(p) for p in parent)
+            msg = f"{path}: unknown key in {source}"
+            if close:
+                msg += f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
+            else:
+                hint = f"valid keys{' under ' + prefix if prefix else ''}: {', '.join(valid)}"
+            lines.append(msg)
+        elif e["type"] == "missing":
+            lines.append(f"{path}: required in {source} but missing")
+        else:
+            value = e.get("input")
+            shown = repr(value) if not isinstance(value, dict) else "{...}"
+            lines.append(f"{path} = {shown} in {source}: {e['msg'].removeprefix('Value error, ')}")
+    return UserError("\n  ".join(lines), hint=hint)
+
+
+def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
+    if not isinstance(data, dict):
+        raise UserError(f"{source}: a recipe is a YAML mapping (key: value lines), got {type(data).__name__}",
+                        hint="start from one of the files in recipes/, e.g. recipes/demo-shapes.yaml")
+    data = _migrate(data, source)
+    try:
+        return Recipe.model_validate(data)
+    except ValidationError as e:
+        raise _format_errors(e, source, data) from None
+
+
+# ----------------------------------------------------------------------------- YAML
+def load_recipe(path: str | Path) -> Recipe:
+    path = Path(path)
+    if not path.is_file():
+        hint = None
+        if path.parent.is_dir():
+            near = difflib.get_close_matches(path.name, [p.name for p in path.parent.glob("*.y*ml")], n=1)
+            hint = f"did you mean {path.parent / near[0]}?" if near else None
+        raise UserError(f"recipe file not found: {path}",
+                        hint=hint or "list the shipped recipes with: ls recipes/")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise UserError(f"{path}:{where}: invalid YAML: {problem}",
+                        hint="check the indentation and the colon after each key") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text file (recipes are UTF-8 YAML)") from None
+    return recipe_from_dict(data, str(path))
+
+
+# Short "why" comments written next to settings in saved recipes.
+COMMENTS = {
+    "data.max_pixels": "caps image tokens (pixels / 784 per image): the usual cause of VLM OOM",
+    "data.eval_fraction": "held out for eval loss and `caption-wizard eval`, same split on every replay",
+    "tuning.strategy": "qlora | lora | full",
+    "tuning.lora.alpha": "usually 2 x rank",
+    "tuning.lora.target_modules": "null: the model family's default",
+    "tuning.freeze_vision": "keep the vision tower as it is (faster, less memory)",
+    "train.precision": "auto: bf16 where supported, fp16 on older GPUs, fp32 on CPU",
+    "train.max_steps": "set: overrides epochs",
+    "launch.devices": "auto | cpu | [0, 1] (several GPUs run through accelerate)",
+}
+
+
+def _scalar(value: Any) -> str:
+    text = yaml.safe_dump(value, allow_unicode=True, default_flow_style=True, width=10_000).strip()
+    return text.removesuffix("...").strip()
+
+
+def _emit(d: dict, prefix: str, indent: int, out: list[str]) -> None:
+    pad = "  " * indent
+    for key, value in d.items():
+        path = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.append(f"{pad}{key}:")
+            _emit(value, path + ".", indent + 1, out)
+            continue
+        line = f"{pad}{key}: {_scalar(value)}"
+        if path in COMMENTS:
+            line = f"{line:<40} # {COMMENTS[path]}"
+        out.append(line)
+
+
+def recipe_to_yaml(recipe: Recipe, path: str | Path | None = None) -> str:
+    shown = str(path) if path else f"recipes/{recipe.name}.yaml"
+    out = [f"# caption-wizard recipe — replay with: caption-wizard run {shown}",
+           f"# override any setting on the command line, e.g.: caption-wizard run {shown} train.epochs=1"]
+    _emit(recipe.to_dict(), "", 0, out)
+    return "\n".join(out) + "\n"
+
+
+def save_recipe(recipe: Recipe, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write atomically; refuse to replace an existing file unless `overwrite`."""
+    from wizard.fsutil import atomic_write_text, create_exclusive_text
+
+    path = Path(path)
+    text = recipe_to_yaml(recipe, path)
+    if overwrite:
+        return atomic_write_text(path, text)
+    try:
+        return create_exclusive_text(path, text)
+    except FileExistsError:
+        raise UserError(f"{path} already exists; not overwriting it",
+                        hint="choose another name with --out, or pass --force to replace it") from None
+
+
+# ----------------------------------------------------------------------------- overrides
+def _parse_value(text: str) -> Any:
+    try:
+        return yaml.safe_load(text) if text.strip() else ""
+    except yaml.YAMLError:
+        return text
+
+
+def apply_overrides(recipe: Recipe, overrides: list[str], source: str = "command line") -> Recipe:
+    """Apply `dotted.key=value` overrides; values are parsed as YAML, then typed by the schema."""
+    if not overrides:
+        return recipe
+    data = recipe.to_dict()
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise UserError(f"override {item!r} is not KEY=VALUE",
+                            hint="e.g. train.learning_rate=2e-4 or tuning.lora.target_modules=[q_proj,v_proj]")
+        parts = key.split(".")
+        node: Any = data
+        for i, part in enumerate(parts):
+            valid = _fields_at(Recipe, tuple(parts[:i]))
+            if part not in valid:
+                prefix = ".".join(parts[:i])
+                close = difflib.get_close_matches(part, valid, n=1, cutoff=0.6)
+                guess = f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?" if close else ""
+                raise UserError(f"{key}: unknown key in {source}{guess}",
+                                hint=None if close else f"valid keys{' under ' + prefix if prefix else ''}: "
+                                + ", ".join(valid))
+            if i == len(parts) - 1:
+                node[part] = _parse_value(raw)
+            else:
+                if not isinstance(node.get(part), dict):
+                    node[part] = {}
+                node = node[part]
+    return recipe_from_dict(data, source)
+
+
+# ----------------------------------------------------------------------------- hash
+def recipe_hash(recipe: Recipe) -> str:
+    """12 hex digits of sha256 over the canonical JSON: formatting and key order do not matter."""
+    canonical = json.dumps(recipe.to_dict(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()[:12]
