@@ -78,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("model_id", help="ModelScope id, e.g. Qwen/Qwen2-VL-2B-Instruct")
     s.add_argument("--revision", default=None, help="branch, tag or commit (default master)")
     s.add_argument("--dataset", action="store_true", help="MODEL_ID is a dataset id")
+    s.add_argument("--subset", default=None, help="dataset subset, e.g. coco-cn for AI-ModelScope/M3IT")
 
     s = sub.add_parser("caption", help="caption images with a run's adapter or a base model")
     s.add_argument("source", metavar="RUN_DIR_OR_MODEL")

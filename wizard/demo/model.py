@@ -128,7 +128,7 @@ def build_processor(min_pixels: int = DEMO_MIN_PIXELS, max_pixels: int = DEMO_MA
     )
 
 
-def build_config(tokenizer=None):
+def build_config(tokenizer=None, **vision_overrides):
     from transformers import Qwen2VLConfig
 
     tokenizer = tokenizer or build_tokenizer()
@@ -137,7 +137,7 @@ def build_config(tokenizer=None):
     text = dict(TEXT, vocab_size=len(tokenizer), bos_token_id=None, eos_token_id=eos, pad_token_id=pad,
                 rope_scaling={"type": "mrope", "mrope_section": MROPE_SECTION}, rope_theta=10000.0,
                 tie_word_embeddings=False)
-    vision = dict(VISION, hidden_size=TEXT["hidden_size"], in_channels=3, patch_size=14,
+    vision = dict(VISION, **vision_overrides, hidden_size=TEXT["hidden_size"], in_channels=3, patch_size=14,
                   spatial_merge_size=2, temporal_patch_size=2)
     return Qwen2VLConfig(
         text_config=text, vision_config=vision,
@@ -149,12 +149,12 @@ def build_config(tokenizer=None):
     )
 
 
-def build_model(seed: int = 0, tokenizer=None):
+def build_model(seed: int = 0, tokenizer=None, **vision_overrides):
     """A randomly initialised demo model (fp32); identical weights for the same seed."""
     import torch
     from transformers import GenerationConfig, Qwen2VLForConditionalGeneration
 
-    config = build_config(tokenizer)
+    config = build_config(tokenizer, **vision_overrides)
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(config)
     model.generation_config = GenerationConfig(

@@ -30,6 +30,9 @@ COLORS: dict[str, tuple[tuple[int, int, int], str]] = {
     "white": ((245, 245, 245), "白色"),
 }
 SHAPES: dict[str, str] = {"circle": "圆形", "square": "正方形", "triangle": "三角形", "star": "星形"}
+SCALE = (0.45, 0.6)   # the shape's width over the image's: about half
+SHIFT = 0.1           # centre moves up to 10% of the image each way
+TILT = 0.2            # radians each way: a slight tilt, never enough to confuse shapes
 
 
 @dataclass(frozen=True)
@@ -103,9 +106,9 @@ def make_shapes(n: int, seed: int = 0, size: int = 112) -> list[ShapeSample]:
         shape = rng.choice(list(SHAPES))
         color = rng.choice(colors)
         background = rng.choice([c for c in colors if c != color])
-        scale = rng.uniform(0.45, 0.6)       # about half the image
-        dx, dy = rng.uniform(-0.1, 0.1), rng.uniform(-0.1, 0.1)
-        angle = rng.uniform(-0.2, 0.2)        # radians: a slight tilt, never enough to confuse shapes
+        scale = rng.uniform(*SCALE)
+        dx, dy = rng.uniform(-SHIFT, SHIFT), rng.uniform(-SHIFT, SHIFT)
+        angle = rng.uniform(-TILT, TILT)
         image = draw_shape(shape, color, background, size, scale=scale, dx=dx, dy=dy, angle=angle)
         out.append(ShapeSample(image=image, shape=shape, color=color, background=background))
     return out

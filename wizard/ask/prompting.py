@@ -1,0 +1,313 @@
+"""The interactive side: the only module that imports questionary. A thin I/O layer.
+
+    caption-wizard new            -> new_recipe(machine, out=None)
+    caption-wizard (New run)      -> new_recipe(machine, from_menu=True)
+
+It asks the questions of wizard/ask/questions.py through a `Walk` (which knows
+the order, the defaults and how to go back), shows the summary (recipe table,
+target file, memory estimate), saves the recipe only at the very end, and
+offers to start training.
+
+Going back: every prompt accepts "<" (on a text question: while its text is
+untouched or empty), and every list has a "← Back" entry; the instruction line
+of each prompt says so. Ctrl-C raises KeyboardInterrupt from any prompt
+(`unsafe_ask`); the CLI turns it into exit status 130. Nothing is written
+before "Save".
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+import questionary
+from prompt_toolkit.filters import Condition
+from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
+from questionary import Separator
+
+from wizard.ask.questions import Choice, Question, Walk, notices
+from wizard.console import console
+from wizard.errors import UserError
+from wizard.machine import Machine
+
+
+class _Back:
+    def __repr__(self) -> str:
+        return "BACK"
+
+
+BACK = _Back()  # returned by a prompt when the user asks to go back
+BACK_TITLE = "← Back"
+SELECT_HELP = "(↑↓ move, Enter picks, < back)"
+SELECT_HELP_FIRST = "(↑↓ move, Enter picks)"
+TEXT_HELP = "(Enter accepts, < back)"
+CHECKBOX_HELP = "(↑↓ move, Space toggles, Enter accepts, < back)"
+STYLE = questionary.Style([("instruction", "fg:#888888 italic"), ("answer", "fg:#5fafff bold")])
+
+
+def require_terminal() -> None:
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        raise UserError("the wizard asks questions, so it needs an interactive terminal",
+                        hint="without questions: caption-wizard new --defaults --out recipes/mine.yaml, "
+                             "or replay a recipe: caption-wizard run recipes/demo-shapes.yaml")
+
+
+# ----------------------------------------------------------------------------- one prompt
+def _with_back(question: questionary.Question, enabled: Callable[[], bool] = lambda: True):
+    """Add the "<" key (go back) to a questionary prompt."""
+    kb = KeyBindings()
+
+    @kb.add("<", filter=Condition(enabled), eager=True)
+    def _(event):
+        event.app.exit(result=BACK)
+
+    app = question.application
+    app.key_bindings = merge_key_bindings([app.key_bindings, kb]) if app.key_bindings else kb
+    return question
+
+
+def ask_select(message: str, choices: list[Choice], default: Any = None, *, can_go_back: bool = True,
+               back_title: str = BACK_TITLE) -> Any:
+    """A list; returns the chosen value, or BACK."""
+    items: list[Any] = [questionary.Choice(c.title, value=i, description=c.description)
+                        for i, c in enumerate(choices)]
+    start = next((i for i, c in enumerate(choices) if c.value == default), None)
+    if can_go_back:
+        items += [Separator(" "), questionary.Choice(back_title, value=-1)]
+    q = questionary.select(message, items, default=start, instruction=SELECT_HELP if can_go_back
+                           else SELECT_HELP_FIRST, style=STYLE, use_shortcuts=False)
+    if can_go_back:
+        _with_back(q)
+    picked = q.unsafe_ask()
+    if picked is BACK or picked == -1:
+        return BACK
+    return choices[picked].value
+
+
+def ask_text(message: str, default: str = "", *, parse: Callable[[str], Any] | None = None,
+             can_go_back: bool = True) -> Any:
+    """A line of text, checked by `parse` (ValueError -> shown, asked again); returns parse(text) or BACK."""
+    parse = parse or (lambda t: t)
+
+    def validate(text: str) -> bool | str:
+        try:
+            parse(text)
+            return True
+        except ValueError as e:
+            return str(e)
+
+    q = questionary.text(message, default=default, validate=validate,
+                         instruction=TEXT_HELP if can_go_back else "(Enter accepts)", style=STYLE)
+    if can_go_back:
+        app = q.application
+        _with_back(q, lambda: app.current_buffer.text in ("", default))
+    text = q.unsafe_ask()
+    return BACK if text is BACK else parse(text)
+
+
+def ask_confirm(message: str, default: bool = True, *, can_go_back: bool = True) -> Any:
+    hint = "(Y/n" if default else "(y/N"
+    q = questionary.confirm(message, default=default, style=STYLE,
+                            instruction=f"{hint}{', < back' if can_go_back else ''}) ")
+    if can_go_back:
+        _with_back(q)
+    return q.unsafe_ask()
+
+
+def ask_checkbox(message: str, choices: list[Choice], checked: list[Any], *, can_go_back: bool = True) -> Any:
+    items = [questionary.Choice(c.title, value=i, checked=c.value in checked, description=c.description)
+             for i, c in enumerate(choices)]
+    q = questionary.checkbox(message, items, style=STYLE, instruction=CHECKBOX_HELP,
+                             validate=lambda picked: bool(picked) or "pick at least one")
+    if can_go_back:
+        _with_back(q)
+    picked = q.unsafe_ask()
+    return BACK if picked is BACK else [choices[i].value for i in picked]
+
+
+def ask_question(q: Question, walk: Walk, *, can_go_back: bool, back_title: str = BACK_TITLE) -> Any:
+    """Put one questionnaire question; returns the typed answer or BACK."""
+    default = walk.default()
+    if q.kind == "select":
+        return ask_select(q.message, walk.choices(), default, can_go_back=can_go_back, back_title=back_title)
+    if q.kind == "text":
+        return ask_text(q.message, q.show(default), parse=q.parse, can_go_back=can_go_back)
+    if q.kind == "confirm":
+        return ask_confirm(q.message, bool(default), can_go_back=can_go_back)
+    if q.kind == "checkbox":
+        return ask_checkbox(q.message, walk.choices(), list(default or []), can_go_back=can_go_back)
+    raise ValueError(f"unknown question kind {q.kind!r}")
+
+
+# ----------------------------------------------------------------------------- the questionnaire
+def run_questions(walk: Walk, *, from_menu: bool) -> bool:
+    """Ask until every question is answered; False when the user backs out of the first one."""
+    while not walk.done:
+        q = walk.current
+        first = not walk.can_go_back
+        value = ask_question(q, walk, can_go_back=(not first) or from_menu,
+                             back_title="← Back to the main menu" if first else BACK_TITLE)
+        if value is BACK:
+            if not walk.back():
+                return False
+            continue
+        walk.answer(value)
+        note = notices(q, walk.answers, walk.machine)
+        if note:
+            console.print(f"[yellow]! {note}[/]")
+    return True
+
+
+def recipe_table(recipe, path: Path | None = None):
+    """The recipe as a compact two-column table (one row per topic)."""
+    from rich.table import Table
+
+    from wizard.catalog import model_info
+    from wizard.chat import resolve_prompt
+    from wizard.recipe import recipe_hash
+
+    info = model_info(recipe.model.id)
+    d, t, tu = recipe.data, recipe.train, recipe.tuning
+    table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 2, 0, 0))
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    table.add_row("name", recipe.name)
+    table.add_row("model", f"{recipe.model.id} ({recipe.model.source})")
+    table.add_row("data", f"{d.dataset}" + (f" / {d.subset}" if d.subset else "") + f" · format {d.format}"
+                  + f" · {d.language}" + (f" · at most {d.max_samples} examples" if d.max_samples else "")
+                  + f" · {d.eval_fraction:g} held out")
+    table.add_row("prompt", resolve_prompt(recipe))
+    table.add_row("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens")
+    tuning = tu.strategy.value
+    if tu.strategy.value != "full":
+        targets = ", ".join(tu.lora.target_modules or info.lora_targets)
+        tuning += f" · rank {tu.lora.rank}, alpha {tu.lora.alpha} · modules {targets}"
+    if tu.strategy.value == "qlora":
+        tuning += f" · 4-bit {tu.quant.type}"
+    table.add_row("tuning", tuning)
+    table.add_row("training", f"{t.epochs:g} epochs · batch {t.batch_size} x grad_accum {t.grad_accum} · "
+                  f"lr {t.learning_rate:g} {t.scheduler} · {t.precision.value} · checkpointing "
+                  f"{'on' if t.gradient_checkpointing else 'off'} · captions up to {t.max_target_length} tokens")
+    table.add_row("saving", f"checkpoint every {t.save_steps} steps, keep {t.save_total_limit} · seed {t.seed}")
+    devices = recipe.launch.devices
+    table.add_row("devices", devices if isinstance(devices, str) else "GPUs " + ", ".join(map(str, devices)))
+    table.add_row("hash", recipe_hash(recipe))
+    if path is not None:
+        table.add_row("file", str(path))
+    return table
+
+
+def show_summary(recipe, path: Path | None, machine: Machine):
+    """Print the recipe table and the memory estimate; return the estimate."""
+    from wizard.estimate import estimate_memory, render_estimate
+
+    console.rule("[bold]Summary")
+    console.print(recipe_table(recipe, path))
+    console.print()
+    est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes)
+    console.print(render_estimate(est))
+    return est
+
+
+def default_path(recipe, out: str | None) -> Path:
+    return Path(out) if out else Path("recipes") / f"{recipe.name}.yaml"
+
+
+def _free_name(path: Path) -> Path:
+    n = 2
+    while (candidate := path.with_name(f"{path.stem}-{n}{path.suffix}")).exists():
+        n += 1
+    return candidate
+
+
+def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[Any, Path] | None:
+    """Save, asking before replacing a file; returns (recipe, path) saved, or None (back)."""
+    from wizard.ask.questions import _parse_name
+    from wizard.recipe import save_recipe
+
+    while True:
+        if path.exists() and not overwrite:
+            what = ask_select(f"{path} already exists.", [
+                Choice(f"Overwrite {path}", "overwrite"),
+                Choice("Save under another name", "rename")])
+            if what is BACK:
+                return None
+            if what == "overwrite":
+                overwrite = True
+                continue
+            suggestion = _free_name(path)
+            name = ask_text("Recipe name:", suggestion.stem, parse=_parse_name)
+            if name is BACK:
+                continue
+            recipe = recipe.model_copy(update={"name": name})
+            path = path.with_name(f"{name}{path.suffix or '.yaml'}")
+            continue
+        try:
+            save_recipe(recipe, path, overwrite=overwrite)
+        except UserError:  # appeared since we looked: ask again
+            continue
+        return recipe, path
+
+
+def start_training(recipe, path: Path, machine: Machine) -> int:
+    """Offer to start the run now (wizard.runner, written by the training side)."""
+    import importlib.util
+
+    if importlib.util.find_spec("wizard.runner") is None:
+        console.print("Training is not available in this version yet. The recipe is saved; replay it later "
+                      f"with: caption-wizard run {path}")
+        return 0
+    runnable_here = recipe.model.source == "demo" or recipe.launch.devices == "cpu" or bool(machine.gpus)
+    answer = ask_confirm("Start training now?", default=runnable_here, can_go_back=False)
+    if not answer:
+        console.print(f"Start it later with: caption-wizard run {path}")
+        return 0
+    from wizard.runner import start_run
+
+    return int(start_run(recipe, recipe_path=path) or 0)
+
+
+def review(recipe, path: Path, machine: Machine) -> tuple[str, Any]:
+    """Summary, then "Save this recipe?": returns save | back | quit (suggestions are applied here)."""
+    while True:
+        est = show_summary(recipe, path, machine)
+        choices = [Choice(f"Save to {path}", "save")]
+        if est.suggested_overrides:
+            choices.append(Choice(f"Apply the suggestion ({', '.join(est.suggested_overrides)}) and review again",
+                                  "apply"))
+        choices += [Choice("← Back: change the answers", "back"), Choice("Quit without saving", "quit")]
+        what = ask_select("Save this recipe?", choices, "save", can_go_back=False)
+        if what != "apply":
+            return what, recipe
+        from wizard.recipe import apply_overrides
+
+        recipe = apply_overrides(recipe, est.suggested_overrides, source="memory suggestion")
+
+
+def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False, from_menu: bool = False) -> int:
+    """The whole questionnaire: questions -> summary -> save -> offer to train. Returns an exit status."""
+    require_terminal()
+    console.print(f"[bold]New recipe[/] · this machine: {machine.describe()}")
+    console.print("[dim]Press < (or pick ← Back) to return to the previous question; Ctrl-C quits "
+                  "without writing anything.[/]")
+    walk = Walk(machine)
+    while True:
+        if not run_questions(walk, from_menu=from_menu):
+            return 0
+        recipe = walk.recipe()
+        path = default_path(recipe, out)
+        what, recipe = review(recipe, path, machine)
+        if what == "quit":
+            console.print("Nothing saved.")
+            return 0
+        if what == "back":
+            walk.back()
+            continue
+        saved = save_interactively(recipe, path, overwrite=force)
+        if saved is None:
+            walk.back()
+            continue
+        recipe, path = saved
+        console.print(f"[green]Saved {path}[/] · replay it any time with: caption-wizard run {path}")
+        return start_training(recipe, path, machine)

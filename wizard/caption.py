@@ -1,0 +1,139 @@
+"""`caption-wizard caption RUN_DIR_OR_MODEL IMAGE_OR_FOLDER...`: captions for images.
+
+    caption-wizard caption runs/demo-shapes-20250101-120000 photos/ cat.jpg
+    caption-wizard caption demo/tiny-qwen2-vl-shapes img.png --num-beams 3 --json
+    caption-wizard caption runs/... photos/ --out captions.jsonl
+
+Generation settings come from the run's recipe (defaults for a bare model); each flag overrides one.
+Folders expand to the images directly inside them, sorted by name. An image that cannot be read is
+reported by name and skipped: exit 0 if anything was captioned, 2 if nothing was.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from wizard.errors import UserError
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
+GENERATION_FLAGS = ("num_beams", "temperature", "repetition_penalty", "max_new_tokens", "do_sample")
+
+
+def expand_images(paths) -> list[tuple[Path, str | None]]:
+    """[(path, error or None)]: folders become their images (sorted); missing paths carry an error."""
+    out: list[tuple[Path, str | None]] = []
+    for raw in paths:
+        p = Path(raw).expanduser()
+        if p.is_dir():
+            found = sorted(c for c in p.iterdir() if c.is_file() and c.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                out.append((p, "folder holds no images (" + ", ".join(sorted(IMAGE_SUFFIXES)) + ")"))
+            out.extend((c, None) for c in found)
+        elif p.is_file():
+            out.append((p, None))
+        else:
+            out.append((p, "no such file or folder"))
+    return out
+
+
+def read_image(path: Path):
+    """The image as PIL RGB, fully decoded (so a truncated file fails here, not inside the model)."""
+    from PIL import Image
+
+    with Image.open(path) as im:
+        im.load()
+        return im.convert("RGB")
+
+
+def generation_with(base, overrides: dict):
+    """The GenerationSpec `base` with the given (non-None) fields replaced and validated.
+
+    A temperature without do_sample turns sampling on: otherwise the temperature would be ignored.
+    """
+    from pydantic import ValidationError
+
+    from wizard.recipe import GenerationSpec
+
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    unknown = set(changes) - set(GENERATION_FLAGS)
+    if unknown:
+        raise UserError(f"unknown generation setting(s): {', '.join(sorted(unknown))}",
+                        hint="settable: " + ", ".join(GENERATION_FLAGS))
+    if "temperature" in changes and "do_sample" not in changes:
+        changes["do_sample"] = True
+    try:
+        return GenerationSpec.model_validate({**base.model_dump(), **changes})
+    except ValidationError as e:
+        err = e.errors()[0]
+        flag = "--" + str(err["loc"][0]).replace("_", "-")
+        raise UserError(f"{flag} {err.get('input')!r}: {err['msg']}") from None
+
+
+def caption_images(source, paths, *, prompt: str | None = None, batch_size: int = 8, captioner=None,
+                   console=None, **gen_overrides) -> list[tuple[Path, str | None, str | None]]:
+    """Caption images (or folders of them) with a run, an export, a model folder or a model id.
+
+    Returns [(path, caption, None)] for each captioned image and [(path, None, error)] for each one
+    that could not be read, in input order. `gen_overrides`: num_beams, temperature,
+    repetition_penalty, max_new_tokens, do_sample (None = the source's own setting).
+    """
+    if batch_size < 1:
+        raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    from wizard.recipe import GenerationSpec
+
+    generation_with(GenerationSpec(), gen_overrides)  # bad flag values fail before the model loads
+    expanded = expand_images(paths)
+    results: list[tuple[Path, str | None, str | None]] = []
+    images, where = [], []
+    for path, error in expanded:
+        if error is None:
+            try:
+                images.append(read_image(path))
+            except Exception as e:  # PIL raises many kinds (UnidentifiedImageError, OSError, ...)
+                error = f"cannot read image ({e})".replace(str(path), path.name)
+            else:
+                where.append(len(results))
+        results.append((path, None, error))
+    if images:
+        if captioner is None:
+            from wizard.inference import load_captioner
+
+            captioner = load_captioner(source, console=console)
+        generation = generation_with(captioner.generation, gen_overrides)
+        captions = captioner.caption(images, generation, prompt, batch_size=batch_size)
+        for i, caption in zip(where, captions):
+            results[i] = (results[i][0], caption, None)
+    return results
+
+
+def cmd_caption(args) -> int:
+    from rich.table import Table
+
+    from wizard.console import console, console_err
+    from wizard.fsutil import atomic_write_text
+
+    overrides = {k: getattr(args, k, None) for k in GENERATION_FLAGS}
+    with console_err.status("loading the model and captioning...", spinner="dots"):
+        results = caption_images(args.source, args.images, prompt=args.prompt, batch_size=args.batch_size,
+                                 console=console_err, **overrides)
+    for path, _, error in results:
+        if error:
+            console_err.print(f"[yellow]skipped[/] {path}: {error}", soft_wrap=True)
+    done = [(str(path), caption) for path, caption, error in results if error is None]
+    if args.json:
+        for image, caption in done:
+            print(json.dumps({"image": image, "caption": caption}, ensure_ascii=False), flush=True)
+    elif done:
+        table = Table("image", "caption", show_lines=False)
+        for image, caption in done:
+            table.add_row(image, caption)
+        console.print(table)
+    if args.out and done:
+        text = "".join(json.dumps({"image": i, "caption": c}, ensure_ascii=False) + "\n" for i, c in done)
+        atomic_write_text(args.out, text)
+        console_err.print(f"wrote {len(done)} caption(s) to {args.out}")
+    if not done:
+        console_err.print(f"[bold red]error:[/] none of the {len(results)} image(s) could be read; nothing captioned", soft_wrap=True)
+        return 2
+    return 0

@@ -1,0 +1,22 @@
+"""The live training dashboard: a reader of a run directory, never part of training.
+
+    caption-wizard run recipes/demo-shapes.yaml      the runner attaches it to the run it starts
+    caption-wizard watch runs/NAME-YYYYmmdd-HHMMSS   attach to a running run, or show a finished one
+    caption-wizard watch RUN_DIR --plain             one line per logged step (also when piped)
+
+events.jsonl -> DashboardState.apply(event) -> render(state, width, height, now) -> Rich Live.
+
+  state.py   DashboardState (changed only by apply), read_events, ETA / stall arithmetic
+  chart.py   braille loss chart and sparklines (rich renderables)
+  render.py  render (pure, clock injected), summary, plain_line
+  live.py    attach (follow a run; Ctrl-C menu), cmd_watch
+
+Only rich and the standard library are imported here (no torch): `watch` starts instantly.
+"""
+
+from wizard.dashboard.live import attach, cmd_watch
+from wizard.dashboard.render import plain_line, plain_summary, render, summary
+from wizard.dashboard.state import DashboardState, read_events
+
+__all__ = ["DashboardState", "read_events", "render", "summary", "plain_line", "plain_summary",
+           "attach", "cmd_watch"]

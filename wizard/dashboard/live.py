@@ -1,0 +1,349 @@
+"""Follow a run directory until the run ends: Rich Live on a terminal, plain lines otherwise.
+
+The backend process writes events.jsonl; this only reads it (4 times a second)
+and draws. Ctrl-C here never reaches training by itself: the runner starts the
+backend in its own session (`start_new_session=True`), and the menu decides:
+stop (SIGINT to the backend, which saves a checkpoint and exits 130), detach
+(return at once; training goes on) or keep watching.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+from wizard.dashboard.render import plain_line, plain_summary, render, summary
+from wizard.dashboard.state import TERMINAL, DashboardState, log_tail, read_events, read_state_json
+
+POLL_S = 0.25       # how often events.jsonl is read
+REDRAW_S = 1.0      # redraw at least this often (the clocks move) even without new events
+EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 130}
+STOP, DETACH, KEEP = "stop", "detach", "keep"
+
+
+STARTING_GRACE_S = 30   # the runner writes state.json (status running, pid null) just before the backend starts
+
+
+def pid_alive(pid) -> bool:
+    """Is process `pid` alive (not a zombie)?"""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except (OSError, IndexError):
+        return True   # no /proc (macOS): trust kill(pid, 0)
+
+
+def backend_running(run_dir: Path, st: dict) -> bool:
+    """state.json says running and its process is alive (or is about to start)."""
+    if st.get("status") != "running":
+        return False
+    if st.get("pid") is None:
+        try:
+            return time.time() - (run_dir / "state.json").stat().st_mtime < STARTING_GRACE_S
+        except OSError:
+            return False
+    return pid_alive(st.get("pid"))
+
+
+def _status_from_rc(rc: int) -> str:
+    if rc == 0:
+        return "completed"
+    if rc in (130, -signal.SIGINT):
+        return "stopped"
+    return "failed"
+
+
+class _Follower:
+    """Reads a run directory incrementally into a DashboardState and knows when the run is over."""
+
+    def __init__(self, run_dir: Path, proc=None):
+        self.run_dir, self.proc = run_dir, proc
+        self.state = DashboardState(run_dir=str(run_dir))
+        self.offset = 0
+        self.rc: int | None = None
+
+    def poll(self) -> list[dict]:
+        events, self.offset = read_events(self.run_dir / "events.jsonl", self.offset)
+        return events
+
+    def backend_pid(self) -> int | None:
+        pid = read_state_json(self.run_dir).get("pid")
+        if isinstance(pid, int) and pid > 0:
+            return pid
+        return self.proc.pid if self.proc is not None else None
+
+    def ended(self) -> str | None:
+        """The final status once the run is over (the caller then reads the last events), else None."""
+        if self.proc is not None:     # our child: its exit code decides
+            self.rc = self.proc.poll()
+            return None if self.rc is None else _status_from_rc(self.rc)
+        if self.state.status in TERMINAL:
+            return self.state.status
+        st = read_state_json(self.run_dir)
+        if st.get("status") in TERMINAL:
+            return st["status"]
+        if st and not backend_running(self.run_dir, st):
+            return "gone"
+        return None
+
+    def conclude(self, how: str) -> list[dict]:
+        """Make the state say how the run ended, where events did not (a crash, a kill, an exit
+        code). Returns the events it applied, so plain output can print them."""
+        st, now, added = self.state, time.time(), []
+        if how == "gone" and st.status not in TERMINAL:
+            pid = read_state_json(self.run_dir).get("pid")
+            added.append({"type": "status", "t": now, "status": "failed",
+                          "message": f"the training process (pid {pid}) is gone but the run never finished: "
+                                     f"it was killed or crashed"})
+        elif how in TERMINAL and st.status != how:   # the exit code disagrees with what events said
+            msg = f"the training process exited with status {self.rc}" if how == "failed" else None
+            added.append({"type": "status", "t": now, "status": how, "message": msg})
+        for ev in added:
+            st.apply(ev)
+        if st.status == "failed" and not st.log_tail:
+            st.apply({"type": "log_tail", "text": log_tail(self.run_dir)})
+        return added
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES.get(self.state.status, 1)
+
+
+class _CtrlC:
+    """SIGINT sets a flag instead of raising in the middle of a redraw; restored on exit."""
+
+    def __init__(self):
+        self.hit, self._old = False, None
+
+    def __enter__(self):
+        try:
+            self._old = signal.signal(signal.SIGINT, self._handler)
+        except ValueError:    # not the main thread: KeyboardInterrupt is caught instead
+            self._old = None
+        return self
+
+    def _handler(self, signum, frame):
+        self.hit = True
+
+    def pop(self) -> bool:
+        hit, self.hit = self.hit, False
+        return hit
+
+    def __exit__(self, *exc):
+        if self._old is not None:
+            signal.signal(signal.SIGINT, self._old)
+
+
+def _send_sigint(pid: int | None) -> str:
+    if pid is None:
+        return "the training process is unknown (no pid in state.json): cannot stop it"
+    try:
+        os.kill(pid, signal.SIGINT)
+    except ProcessLookupError:
+        return f"the training process (pid {pid}) is already gone"
+    return f"stopping: the training process (pid {pid}) saves a checkpoint, then stops"
+
+
+def _shares_our_group(pid: int | None) -> bool:
+    """True if the backend got the terminal's Ctrl-C too (it was not started in its own session)."""
+    try:
+        return pid is not None and os.getpgid(pid) == os.getpgrp()
+    except OSError:
+        return False
+
+
+def _ask(run_dir: Path) -> str:
+    import questionary
+
+    choices = [
+        questionary.Choice("Stop training (save a checkpoint, then stop)", value=STOP),
+        questionary.Choice(f"Detach (training goes on; re-attach with: caption-wizard watch {run_dir})",
+                           value=DETACH),
+        questionary.Choice("Keep watching", value=KEEP),
+    ]
+    try:
+        return questionary.select("Training is still running. What now?", choices=choices,
+                                  default=choices[2]).unsafe_ask()
+    except (KeyboardInterrupt, EOFError):   # Ctrl-C again: leave, and leave training alone
+        return DETACH
+
+
+def _write_loss_png(st: DashboardState, run_dir: Path) -> str | None:
+    path = run_dir / "loss.png"
+    if not path.exists() and st.steps:
+        try:
+            from wizard.plot import save_loss_plot
+
+            save_loss_plot(path, st.steps, st.losses, evals=st.evals, title=st.run)
+        except Exception as e:  # a missing plot must not hide the summary
+            st.apply({"type": "warning", "t": time.time(), "message": f"could not write {path}: {e}"})
+            return None
+    return str(path) if path.exists() else None
+
+
+def _out(console, line: str) -> None:
+    """A plain line: no markup, wrapping or escape codes; flushed (piped output is block-buffered)."""
+    console.file.write(line + "\n")
+    console.file.flush()
+
+
+def _follow_plain(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
+    """Print a line per event until the run ends (True) or the user stops waiting (False)."""
+    stopping = False
+    while True:
+        try:
+            how = f.ended()   # asked before reading: every event written before the end gets read
+            events = f.poll()
+            if how is not None:
+                events += f.conclude(how) if not events else []
+            for ev in events:
+                f.state.apply(ev) if ev.get("type") != "status" or ev not in f.conclude_events else None
+                line = plain_line(ev, f.state)
+                if line:
+                    _out(console, line)
+            if how is not None:
+                for ev in f.conclude(how):
+                    line = plain_line(ev, f.state)
+                    if line:
+                        _out(console, line)
+                return True
+            time.sleep(POLL_S)
+        except KeyboardInterrupt:
+            ctrl_c.hit = True
+        if ctrl_c.pop():
+            if stopping:   # a second Ctrl-C: stop waiting
+                _out(console, f"not waiting any longer; re-attach with: caption-wizard watch {f.run_dir}")
+                return False
+            pid = f.backend_pid()
+            if not _shares_our_group(pid):
+                _out(console, _send_sigint(pid))
+            f.state.apply({"type": "stop_requested", "t": time.time()})
+            stopping = True
+
+
+def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
+    """Redraw until the run ends (True) or the user detaches (False)."""
+    from rich.live import Live
+
+    def draw(live):
+        w, h = console.size
+        live.update(render(f.state, width=w, height=max(10, h - 1), now=time.time()), refresh=True)
+
+    live = Live(console=console, screen=False, auto_refresh=False)
+    live.start()
+    last_draw = 0.0
+    try:
+        while True:
+            try:
+                how = f.ended()   # asked before reading: every event written before the end gets read
+                events = f.poll()
+                for ev in events:
+                    f.state.apply(ev)
+                if how is not None:
+                    f.conclude(how)
+                if events or how is not None or time.time() - last_draw >= REDRAW_S:
+                    draw(live)
+                    last_draw = time.time()
+                if how is not None:
+                    return True
+                time.sleep(POLL_S)
+            except KeyboardInterrupt:
+                ctrl_c.hit = True
+            if not ctrl_c.pop():
+                continue
+            pid = f.backend_pid()
+            if _shares_our_group(pid):   # the terminal's Ctrl-C reached training itself: it is stopping
+                f.state.apply({"type": "stop_requested", "t": time.time()})
+                continue
+            live.stop()
+            choice = _ask(f.run_dir) if sys.stdin.isatty() else STOP
+            if choice == DETACH:
+                console.print(f"detached: training goes on (pid {pid}). Re-attach with: "
+                              f"[bold]caption-wizard watch {f.run_dir}[/]", highlight=False)
+                return False
+            if choice == STOP:
+                console.print(_send_sigint(pid), highlight=False)
+                f.state.apply({"type": "stop_requested", "t": time.time()})
+            live = Live(console=console, screen=False, auto_refresh=False)
+            live.start()
+            last_draw = 0.0
+    finally:
+        live.stop()
+
+
+def attach(run_dir, *, plain: bool | None = None, proc=None, console=None) -> int:
+    """Show run `run_dir` until it ends; write loss.png and print the summary. Returns the exit status.
+
+    0 completed (or detached: training goes on), 1 failed, 130 stopped. With `proc`
+    (the backend's Popen) its exit code decides; else state.json and its pid do.
+    """
+    if console is None:
+        from wizard.console import console
+    run_dir = Path(run_dir)
+    plain = (not console.is_terminal) if plain is None else plain
+    f = _Follower(run_dir, proc)
+    with _CtrlC() as ctrl_c:
+        ended = (_follow_plain if plain else _follow_live)(f, console, ctrl_c)
+    if not ended:   # detached (training goes on: 0), or gave up waiting for a stop (130)
+        return 130 if plain and f.state.stop_requested else 0
+    _print_end(f.state, run_dir, console, plain)
+    return f.exit_code
+
+
+def _print_end(st: DashboardState, run_dir: Path, console, plain: bool) -> None:
+    png = _write_loss_png(st, run_dir)
+    if plain:
+        for line in plain_summary(st, loss_png=png):
+            _out(console, line)
+    else:
+        console.print(summary(st, loss_png=png))
+
+
+def cmd_watch(args) -> int:
+    """`caption-wizard watch RUN_DIR [--plain]`: attach to a running run, or show a finished one."""
+    from wizard.console import console
+    from wizard.errors import UserError
+
+    run_dir = Path(args.run_dir)
+    hint = "`caption-wizard runs` lists the runs; a run directory looks like runs/NAME-YYYYmmdd-HHMMSS"
+    if not run_dir.is_dir():
+        raise UserError(f"no run directory {run_dir}", hint=hint)
+    if not (run_dir / "state.json").exists() and not (run_dir / "events.jsonl").exists():
+        raise UserError(f"{run_dir} is not a run directory (no state.json or events.jsonl in it)", hint=hint)
+    plain = True if getattr(args, "plain", False) else None
+    st = read_state_json(run_dir)
+    if backend_running(run_dir, st):
+        return attach(run_dir, plain=plain, console=console)
+    return _show_finished(run_dir, console, plain=not console.is_terminal if plain is None else plain)
+
+
+def _show_finished(run_dir: Path, console, *, plain: bool) -> int:
+    f = _Follower(run_dir)
+    for ev in f.poll():
+        f.state.apply(ev)
+    how = f.ended() or f.state.status
+    code = f.finish(how) if how in TERMINAL or how == "gone" else EXIT_CODES.get(f.state.status, 0)
+    st = f.state
+    if plain:
+        last_log = None
+        for ev in read_events(run_dir / "events.jsonl")[0]:
+            if ev.get("type") == "log":
+                last_log = ev
+        if last_log is not None:
+            _out(console, plain_line(last_log, st) or "")
+    else:
+        w, h = console.size
+        console.print(render(st, width=w, height=max(24, h - 12), now=st.last_t or time.time()))
+    _print_end(st, run_dir, console, plain)
+    return 1 if code == 1 else 0

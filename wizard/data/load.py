@@ -1,0 +1,254 @@
+"""load_caption_set: recipe.data -> checked examples, a held-out split, a report and a fingerprint.
+
+    cs = load_caption_set(recipe.data, seed=recipe.train.seed)
+    cs.train, cs.eval, cs.report.lines(), cs.fingerprint
+
+Steps: find the data and its format (detect.py) -> read rows (adapters.py, tables.py, builtin.py)
+-> check every image once and drop bad rows, counting them -> merge rows of the same image
+-> cap (data.max_samples) and split by a seeded hash of each image's id -> fingerprint.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from PIL import Image
+
+from wizard.data.adapters import ReadResult, Row, read_coco, read_imagefolder, read_messages
+from wizard.data.detect import Located, locate, search_dirs
+from wizard.data.examples import (BadRow, CaptionSet, DataReport, Example, check_image_bytes, check_image_file,
+                                  guess_language, image_digest)
+from wizard.errors import UserError
+
+MAX_BAD_FRACTION = 0.05  # more bad rows than this: stop, the data is probably not what the user meant
+SHOW_BAD = 5  # bad rows named in the report and in errors
+_KIND = re.compile(r"[^:(]+")
+
+
+def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None, console=None) -> CaptionSet:
+    """Read recipe.data. `base_dir`: where a relative data.dataset is looked for first (then the cwd).
+    `console`: where to print a summary (and a status line while checking many images); None: silent."""
+    located = locate(data_spec, base_dir)
+    result = _read(located, data_spec, base_dir, console)
+    examples, digests, report = _collect(result, located, data_spec, console)
+    train, eval_ = split_examples(examples, seed=seed, eval_fraction=data_spec.eval_fraction,
+                                  max_samples=data_spec.max_samples, report=report)
+    kept = train + eval_
+    report.images, report.captions = len(kept), sum(len(e.captions) for e in kept)
+    report.num_train, report.num_eval = len(train), len(eval_)
+    report.notes.extend(_prompt_notes(data_spec, result.rows, report.language_guess))
+    caption_set = CaptionSet(train, eval_, report, fingerprint(kept, digests))
+    if console is not None:
+        for line in report.lines():
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return caption_set
+
+
+def _read(located: Located, spec, base_dir, console) -> ReadResult:
+    fmt, path = located.format, located.path
+    if fmt == "imagefolder":
+        return read_imagefolder(path, spec.language)
+    if fmt == "coco":
+        return read_coco(path, spec.subset, search_dirs(base_dir))
+    if fmt == "messages":
+        return read_messages(path)
+    if fmt == "hf":
+        from wizard.data.tables import read_hf
+
+        return read_hf(path, spec.subset, spec.language)
+    from wizard.data import builtin
+
+    if fmt == "shapes":
+        return builtin.read_shapes(spec.max_samples, spec.language)
+    return builtin.read_modelscope(fmt, spec.dataset, spec.subset, path, console)
+
+
+# ----------------------------------------------------------------------------- checking rows
+_checked: dict[tuple[str, int, int], tuple[str | None, str | None]] = {}  # (path, size, mtime) -> result
+
+
+def _check_path(path: Path) -> tuple[str | None, str | None]:
+    """(digest, None) or (None, reason); each file is read and verified once per process."""
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None, "image not found"
+    except OSError as e:
+        return None, f"image cannot be read ({e.strerror or e})"
+    key = (str(path), st.st_size, st.st_mtime_ns)
+    if key not in _checked:
+        _checked[key] = check_image_file(path)
+    return _checked[key]
+
+
+def _check_source(image) -> tuple[str | None, str | None]:
+    if isinstance(image, Path):
+        return _check_path(image)
+    if isinstance(image, (bytes, bytearray)):
+        return check_image_bytes(bytes(image))
+    if isinstance(image, Image.Image):
+        return image_digest(image), None
+    return None, f"unsupported image value ({type(image).__name__})"
+
+
+def _check_all(rows: list[Row], console) -> list[tuple[str | None, str | None]]:
+    """Check the image of every usable row (threads: reading and hashing release the GIL)."""
+    todo = [r.image for r in rows if r.problem is None and r.captions and r.image is not None]
+    if len(todo) < 64:
+        results = [_check_source(im) for im in todo]
+    else:
+        status = console.status(f"checking {len(todo):,} images…") if console is not None and len(todo) > 2000 \
+            else None
+        if status:
+            status.start()
+        try:
+            with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
+                results = list(pool.map(_check_source, todo, chunksize=32))
+        finally:
+            if status:
+                status.stop()
+    return results
+
+
+def _display(image, root: Path | None) -> str:
+    if isinstance(image, Path):
+        return _relative(image, root) or str(image)
+    return "embedded image"
+
+
+def _relative(path: Path, root: Path | None) -> str | None:
+    if root is None:
+        return None
+    rel = os.path.relpath(os.path.normpath(os.path.abspath(path)), os.path.abspath(root))
+    return None if rel.startswith("..") else rel.replace(os.sep, "/")
+
+
+def _example_id(row: Row, digest: str, root: Path | None) -> str:
+    """A path relative to the dataset for files inside it; otherwise digest-based (and so the same
+    on every machine and in every row order)."""
+    if row.id:
+        return row.id
+    if isinstance(row.image, Path):
+        return _relative(row.image, root) or f"{digest[:12]}-{row.image.name}"
+    return f"{digest[:16]}-{row.name}" if row.name else digest[:16]
+
+
+def _collect(result: ReadResult, located: Located, spec, console):
+    rows = result.rows
+    checks = iter(_check_all(rows, console))
+    report = DataReport(source=str(located.path or spec.dataset), format=located.format,
+                        file=str(result.file), detected=located.detected, rows_read=len(rows),
+                        notes=located.notes + result.notes)
+    bad: list[BadRow] = []
+    reasons: Counter = Counter()
+    by_id: dict[str, Example] = {}
+    digests: dict[str, str] = {}
+
+    def skip(row: Row, reason: str) -> None:
+        reasons[_KIND.match(reason).group().strip()] += 1  # "image not found: a.png" counts as "image not found"
+        if len(bad) < SHOW_BAD:
+            bad.append(BadRow(row.where, reason))
+
+    for row in rows:
+        if row.problem is not None:
+            skip(row, row.problem)
+            continue
+        if not row.captions:
+            skip(row, "empty caption")
+            continue
+        if row.image is None:
+            skip(row, "no image")
+            continue
+        digest, reason = next(checks)
+        if reason:
+            skip(row, f"{reason}: {_display(row.image, result.root)}")
+            continue
+        ex_id = _example_id(row, digest, result.root)
+        ex = by_id.get(ex_id)
+        if ex is None:
+            by_id[ex_id] = Example(ex_id, row.image, list(dict.fromkeys(row.captions)))
+            digests[ex_id] = digest
+        else:
+            ex.captions.extend(c for c in row.captions if c not in ex.captions)
+
+    report.bad_rows, report.bad_by_reason, report.first_bad = sum(reasons.values()), dict(reasons), bad
+    examples = list(by_id.values())
+    report.language_guess = guess_language([c for ex in examples[:2000] for c in ex.captions])
+    _check_bad_fraction(report, result, located)
+    if not examples:
+        raise UserError(f"no usable examples in {result.file} ({report.rows_read} rows read)",
+                        hint="check data.dataset and data.format; " + "; ".join(map(str, bad[:3])))
+    return examples, digests, report
+
+
+def _check_bad_fraction(report: DataReport, result: ReadResult, located: Located) -> None:
+    if not report.rows_read or report.bad_rows / report.rows_read <= MAX_BAD_FRACTION:
+        return
+    pct = 100 * report.bad_rows / report.rows_read
+    lines = [f"{report.bad_rows:,} of {report.rows_read:,} rows of {result.file} are bad ({pct:.0f}%; "
+             f"caption-wizard stops above {MAX_BAD_FRACTION:.0%}):"]
+    lines += [f"    {b}" for b in report.first_bad]
+    if report.bad_rows > len(report.first_bad):
+        kinds = ", ".join(f"{k}: {v}" for k, v in Counter(report.bad_by_reason).most_common())
+        lines.append(f"    ... {report.bad_rows - len(report.first_bad):,} more ({kinds})")
+    where = f"paths are relative to {result.root}; " if result.root and located.format != "shapes" else ""
+    raise UserError("\n".join(lines),
+                    hint=f"fix or remove those rows ({where}read as data.format={located.format}"
+                         f"{' (detected)' if located.detected else ''})")
+
+
+def _prompt_notes(spec, rows: list[Row], guess: str) -> list[str]:
+    from wizard.catalog import task_prompt
+
+    notes = []
+    names = {"en": "English", "zh": "Chinese"}
+    if guess in names and guess != spec.language:
+        notes.append(f"captions look {names[guess]} but data.language is {spec.language!r}"
+                     + (f": the default prompt is {names[spec.language]}; set data.language={guess}"
+                        if spec.prompt is None else ""))
+    prompts = Counter(r.prompt for r in rows if r.prompt)
+    if prompts:
+        used = spec.prompt or task_prompt("caption", spec.language)
+        text, n = prompts.most_common(1)[0]
+        if text != used:
+            notes.append(f"the file's prompt {text!r} ({n} rows) is not used: training asks {used!r} "
+                         f"(set data.prompt to change it)")
+    return notes
+
+
+# ----------------------------------------------------------------------------- split and fingerprint
+def _order(seed: int, ex_id: str) -> bytes:
+    return hashlib.sha256(f"{seed}\x00{ex_id}".encode("utf-8")).digest()
+
+
+def eval_count(n: int, eval_fraction: float) -> int:
+    if eval_fraction <= 0 or n < 2:
+        return 0
+    return min(n - 1, max(1, round(n * eval_fraction)))
+
+
+def split_examples(examples: list[Example], *, seed: int, eval_fraction: float, max_samples: int | None = None,
+                   report: DataReport | None = None) -> tuple[list[Example], list[Example]]:
+    """(train, eval): images ordered by sha256(seed, id) — so the same for any row order, replay or
+    resume — then the first max_samples kept and the first eval_fraction of those held out."""
+    ordered = sorted(examples, key=lambda e: _order(seed, e.id))
+    if max_samples is not None and len(ordered) > max_samples:
+        if report is not None:
+            report.capped_from = len(ordered)
+        ordered = ordered[:max_samples]
+    k = eval_count(len(ordered), eval_fraction)
+    return ordered[k:], ordered[:k]
+
+
+def fingerprint(examples: list[Example], digests: dict[str, str]) -> str:
+    """sha256 over (id, image digest, captions) of the examples, sorted by id."""
+    h = hashlib.sha256()
+    for ex in sorted(examples, key=lambda e: e.id):
+        h.update(ex.id.encode("utf-8") + b"\x00" + digests[ex.id].encode() + b"\x00")
+        h.update("\x1f".join(ex.captions).encode("utf-8") + b"\n")
+    return h.hexdigest()

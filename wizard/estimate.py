@@ -1,0 +1,346 @@
+"""Will this recipe fit? A memory estimate per device, and what to change when it does not.
+
+    est = estimate_memory(recipe)             # GPUs detected through NVML (no torch import)
+    est = estimate_memory(recipe, gpus=[])    # as if there were no GPU
+    console.print(render_estimate(est))       # table + warning + suggestion
+    est.suggestion, est.suggested_overrides   # "switch to qlora ...", ["tuning.strategy=qlora"]
+
+It is an ESTIMATE from the catalog's parameter counts, not a measurement. The
+formula, in bytes per device (several GPUs run data-parallel: each GPU holds a
+full copy of everything below and its own batch of `train.batch_size`):
+
+  weights      16-bit parts: params x 2 (bf16/fp16, and `auto` on a GPU) or x 4 (fp32, `auto` on CPU).
+               qlora: the language model's linear layers at 4 bit = 0.5 B/param, plus the quantization
+               constants (nf4 blocks of 64 with an fp32 absmax: +1/16 B/param; double quant stores the
+               absmax in 8 bit with an fp32 constant per 256 blocks: +~1/63 B/param). The vision tower,
+               embeddings and lm_head stay 16-bit (catalog `skip_quant`; bitsandbytes only quantizes
+               linear layers).
+  LoRA         rank x (in + out) per targeted module per layer, fp32 (peft keeps adapters in fp32).
+               Module widths: q/k/v/o hidden x hidden, gate/up/down hidden x intermediate, with the
+               intermediate size taken as 5.4 x hidden (Qwen2/2.5-VL are 5.3-5.8x; Qwen3-VL 3-3.8x, and
+               k/v are narrower with grouped-query attention: both make this slightly high).
+  optimizer    per trainable param: LoRA (fp32) 4 gradient + 8 AdamW moments = 12 B;
+               full: gradient at the weights' precision + 4 fp32 master copy + 8 AdamW = 14 B (fp32: 12).
+               A full fine-tune trains the language model; the vision tower too when freeze_vision is off.
+  activations  batch x tokens x hidden x layers x bytes, tokens = max_pixels / pixels_per_token (image)
+               + ~40 (chat template + prompt) + max_target_length (caption). About 30 hidden-sized tensors
+               per token per layer are kept for the backward pass (attention + a 5.4x-wide SwiGLU MLP);
+               gradient checkpointing keeps 1 per layer and recomputes one layer at a time.
+  logits       batch x tokens x vocab x 10 B (16-bit logits, the fp32 copy the loss makes, its gradient).
+               With Qwen's 152k vocabulary this is often the largest activation.
+  runtime      CUDA context, kernels, cuBLAS workspace: ~0.8 GB. On CPU: Python + PyTorch ~0.6 GB.
+  slack        +10% for allocator fragmentation.
+
+What is uncertain (expect +-30%): fragmentation; the attention kernel (sdpa/flash assumed: no
+tokens^2 term; eager attention adds batch x heads x tokens^2 per layer); tied vs separate lm_head
+(counted separately: a bit high for tied 2B/3B models); the frozen vision tower's transient
+activations (not counted: it runs without gradients); real images smaller than max_pixels give
+fewer tokens (so this is a worst case per batch); whether the training backend treats batch_size
+per device (assumed) or globally.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from wizard.catalog import QWEN_LM_TARGETS, ModelInfo, model_info
+
+if TYPE_CHECKING:
+    from wizard.machine import GpuInfo
+    from wizard.recipe import Recipe
+
+GiB = 1024**3
+PROMPT_TOKENS = 40  # chat template, vision markers and the instruction
+INTERMEDIATE_RATIO = 5.4  # MLP width / hidden (see the docstring)
+ACT_TENSORS = 30  # hidden-sized activations kept per token per layer without checkpointing
+LOGIT_BYTES = 10  # per token per vocab entry: 16-bit logits + fp32 copy + fp32 gradient
+CUDA_RUNTIME = int(0.8 * GiB)
+CPU_RUNTIME = int(0.6 * GiB)
+SLACK = 0.10
+
+
+@dataclass
+class MemoryEstimate:
+    rows: list[tuple[str, int, str]]  # (what, bytes per device, how it was counted)
+    per_device_bytes: int
+    total_bytes: int  # per device x number of devices
+    devices: list[str]  # ["cuda:0", "cuda:1"] | ["cpu"] | ["cuda"] (no GPU detected here)
+    where: str  # "per GPU (2 x NVIDIA H100, 80 GB each)", "CPU RAM (this machine has 23 GB)", ...
+    device: str = "each device"  # short: "GPU 0", "each GPU", "this machine's RAM"
+    capacity_bytes: int | None = None  # the smallest device's memory; None: nothing to compare with
+    warning: str | None = None
+    suggestion: str | None = None
+    suggested_overrides: list[str] = field(default_factory=list)  # KEY=VALUE for apply_overrides
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def fits(self) -> bool | None:
+        return None if self.capacity_bytes is None else self.per_device_bytes <= self.capacity_bytes
+
+
+def gb(n: int | float) -> str:
+    return f"{n / GiB:.1f} GB" if n >= 0.1 * GiB else f"{n / 1024**2:.0f} MB"
+
+
+def _millions(n: float) -> str:
+    return f"{n / 1e9:.2f}B" if n >= 1e9 else f"{n / 1e6:.1f}M"
+
+
+# ----------------------------------------------------------------------------- devices
+def _target(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None):
+    """(on_cpu, devices, capacity, where, short name, notes) for launch.devices on this machine."""
+    devices = recipe.launch.devices
+    if devices == "cpu":
+        ram = ram_bytes if ram_bytes is not None else _ram()
+        return True, ["cpu"], ram, f"CPU RAM (this machine has {gb(ram)}): the run uses the CPU", "this machine's RAM", []
+    if devices == "auto":
+        used = list(gpus)
+    else:
+        used = [g for g in gpus if g.index in devices]
+    if not used:
+        if devices == "auto" or not gpus:
+            where = "a CUDA GPU (none detected on this machine)"
+            n = 1 if devices == "auto" else len(devices)
+            return False, ["cuda"] * n, None, where, "each GPU", ["no CUDA GPU here: figures are what each GPU will need"]
+        missing = ", ".join(str(i) for i in devices)
+        return False, [f"cuda:{i}" for i in devices], None, f"GPU {missing} (not on this machine)", "each GPU", []
+    names = {g.name for g in used}
+    smallest = min(g.total_bytes for g in used)
+    what = names.pop() if len(names) == 1 else "GPUs"
+    where = (f"per GPU ({len(used)} x {what}, {gb(smallest)} each; each holds a full copy)" if len(used) > 1
+             else f"GPU {used[0].index} ({used[0].name}, {gb(smallest)})")
+    short = "each GPU" if len(used) > 1 else f"GPU {used[0].index}"
+    return False, [f"cuda:{g.index}" for g in used], smallest, where, short, []
+
+
+def _ram() -> int:
+    from wizard.machine import _ram_bytes
+
+    return _ram_bytes()
+
+
+# ----------------------------------------------------------------------------- the formula
+def _lora_params(recipe: Recipe, info: ModelInfo) -> int:
+    h, inter = info.hidden, int(INTERMEDIATE_RATIO * info.hidden)
+    targets = recipe.tuning.lora.target_modules or info.lora_targets
+    if any(t in ("all-linear", "all") for t in targets):
+        targets = QWEN_LM_TARGETS
+    per_layer = 0
+    for name in targets:
+        short = name.rsplit(".", 1)[-1]
+        fan_in, fan_out = {"gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}.get(short, (h, h))
+        per_layer += recipe.tuning.lora.rank * (fan_in + fan_out)
+    return per_layer * info.layers
+
+
+def _rows(recipe: Recipe, info: ModelInfo, on_cpu: bool) -> list[tuple[str, int, str]]:
+    strategy = recipe.tuning.strategy.value
+    precision = recipe.train.precision.value
+    fp32 = precision == "fp32" or (precision == "auto" and on_cpu)
+    wbytes = 4 if fp32 else 2
+    dtype = "fp32" if fp32 else ("fp16" if precision == "fp16" else "bf16")
+    total = info.params_b * 1e9
+    vision = info.vision_params_b * 1e9
+    embed = info.vocab * info.hidden  # input embeddings; lm_head counted again (untied)
+    language = total - vision
+    rows: list[tuple[str, int, str]] = []
+
+    # weights
+    if strategy == "qlora":
+        q = recipe.tuning.quant
+        linear4 = max(language - 2 * embed, 0)
+        kept = total - linear4
+        per_param = 0.5 + ((1 / 64 + 4 / (64 * 256)) if q.double_quant else 4 / 64)
+        rows.append(("model weights", int(linear4 * per_param + kept * wbytes),
+                     f"{_millions(linear4)} at 4-bit {q.type}{' (double quant)' if q.double_quant else ''}"
+                     f" + {_millions(kept)} at {dtype} (vision, embeddings, lm_head)"))
+    else:
+        rows.append(("model weights", int(total * wbytes), f"{_millions(total)} params at {dtype}"))
+
+    # trainable part
+    trainable_vision = 0 if recipe.tuning.freeze_vision else vision
+    if strategy == "full":
+        trained = language + trainable_vision
+        per = 12 if fp32 else 14
+        rows.append(("gradients + AdamW states", int(trained * per),
+                     f"{_millions(trained)} trained x {per} B: {dtype} gradient"
+                     f"{'' if fp32 else ' + fp32 master copy'} + AdamW m, v"))
+    else:
+        lora = _lora_params(recipe, info)
+        targets = recipe.tuning.lora.target_modules or info.lora_targets
+        rows.append(("LoRA adapter", lora * 4,
+                     f"rank {recipe.tuning.lora.rank} x {len(targets)} modules x {info.layers} layers = "
+                     f"{_millions(lora)} params, fp32"))
+        extra = sum(info.vocab * info.hidden for m in recipe.tuning.lora.modules_to_save
+                    if m in ("lm_head", "embed_tokens"))
+        opt = lora * 12 + (trainable_vision + extra) * (12 if fp32 else 14)
+        note = f"{_millions(lora)} x 12 B: fp32 gradient + AdamW m, v"
+        if trainable_vision or extra:
+            note += f" + {_millions(trainable_vision + extra)} fully trained params"
+        rows.append(("gradients + AdamW states", int(opt), note))
+
+    # activations
+    image_tokens = recipe.data.max_pixels // info.pixels_per_token
+    tokens = image_tokens + PROMPT_TOKENS + recipe.train.max_target_length
+    batch = recipe.train.batch_size
+    abytes = 4 if fp32 else 2
+    if recipe.train.gradient_checkpointing:
+        per_token = (info.layers + ACT_TENSORS) * info.hidden * abytes
+        how = "checkpointing on"
+    else:
+        per_token = info.layers * ACT_TENSORS * info.hidden * abytes
+        how = "checkpointing off"
+    rows.append(("activations", int(batch * tokens * per_token),
+                 f"batch {batch} x {tokens} tokens ({image_tokens} image + {PROMPT_TOKENS} prompt + "
+                 f"{recipe.train.max_target_length} caption); {how}"))
+    if trainable_vision:
+        patches = image_tokens * 4
+        rows.append(("vision activations", int(batch * patches * 1280 * 32 * ACT_TENSORS // 3 * abytes),
+                     "vision tower trains (freeze_vision off): rough"))
+    rows.append(("logits", int(batch * tokens * info.vocab * (LOGIT_BYTES + (2 if fp32 else 0))),
+                 f"batch {batch} x {tokens} tokens x {info.vocab} vocab"))
+
+    runtime = CPU_RUNTIME if on_cpu else CUDA_RUNTIME
+    rows.append(("runtime", runtime, "Python + PyTorch" if on_cpu else "CUDA context, kernels, workspace"))
+    rows.append(("allocator slack", int(SLACK * sum(r[1] for r in rows)), "~10% fragmentation"))
+    return rows
+
+
+def _estimate(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None) -> MemoryEstimate:
+    info = model_info(recipe.model.id)
+    on_cpu, devices, capacity, where, short, notes = _target(recipe, gpus, ram_bytes)
+    rows = _rows(recipe, info, on_cpu)
+    per_device = sum(r[1] for r in rows)
+    if info.note and info.family == "unknown":
+        notes.append(info.note)
+    return MemoryEstimate(rows, per_device, per_device * len(devices), devices, where, short, capacity,
+                          notes=notes)
+
+
+# ----------------------------------------------------------------------------- suggestions
+def _single_changes(recipe: Recipe, info: ModelInfo) -> list[list[tuple[str, str]]]:
+    """Groups of alternative changes, least disruptive first: (description, override)."""
+    strategy = recipe.tuning.strategy.value
+    groups: list[list[tuple[str, str]]] = []
+    strat = []
+    if strategy == "full":
+        strat.append(("switch to lora (a LoRA adapter on the frozen 16-bit model)", "tuning.strategy=lora"))
+    if strategy in ("full", "lora"):
+        strat.append(("switch to qlora (a LoRA adapter on the model quantized to 4 bit)", "tuning.strategy=qlora"))
+    groups.append(strat)
+    if not recipe.train.gradient_checkpointing:
+        groups.append([("turn on gradient checkpointing", "train.gradient_checkpointing=true")])
+    batch, accum = recipe.train.batch_size, recipe.train.grad_accum
+    effective = batch * accum
+    sizes = []
+    b = batch // 2
+    while b >= 1:
+        sizes.append(b)
+        b //= 2
+    options = []
+    for b in sizes:
+        new_accum = max(1, effective // b)
+        verb = "halve" if b == batch // 2 else "lower"
+        options.append((f"{verb} batch_size to {b} with grad_accum {new_accum} (same effective batch of {b * new_accum})",
+                        f"train.batch_size={b}|train.grad_accum={new_accum}"))
+    groups.append(options)
+    tokens = recipe.data.max_pixels // info.pixels_per_token
+    pixels = []
+    for t in (512, 256, 128, 64):
+        if t < tokens and t * info.pixels_per_token >= recipe.data.min_pixels:
+            p = t * info.pixels_per_token
+            pixels.append((f"lower data.max_pixels to {p} ({t} image tokens)", f"data.max_pixels={p}"))
+    groups.append(pixels)
+    return [g for g in groups if g]
+
+
+def _with(recipe: Recipe, overrides: list[str]) -> Recipe:
+    from wizard.recipe import apply_overrides
+
+    flat = [part for o in overrides for part in o.split("|")]
+    return apply_overrides(recipe, flat, source="memory suggestion")
+
+
+def _suggest(recipe: Recipe, est: MemoryEstimate, gpus, ram_bytes) -> tuple[str, list[str]]:
+    """The first change (then the first combination) that makes the estimate fit."""
+    info = model_info(recipe.model.id)
+    groups = _single_changes(recipe, info)
+
+    def fits(r: Recipe) -> int | None:
+        e = _estimate(r, gpus, ram_bytes)
+        return e.per_device_bytes if e.fits else None
+
+    for group in groups:  # one change
+        for text, override in group:
+            need = fits(_with(recipe, [override]))
+            if need is not None:
+                return f"{text}: about {gb(need)}", override.split("|")
+    texts: list[str] = []
+    chosen: list[str] = []
+    for group in groups:  # combine, taking each group's strongest option until it fits
+        for text, override in group:
+            need = fits(_with(recipe, chosen + [override]))
+            if need is not None:
+                return f"{' and '.join(texts + [text])}: about {gb(need)}", [
+                    p for o in chosen + [override] for p in o.split("|")]
+        texts.append(group[-1][0])
+        chosen.append(group[-1][1])
+    smallest = _estimate(_with(recipe, chosen), gpus, ram_bytes).per_device_bytes
+    return (f"nothing tried fits: even {' and '.join(texts)} needs about {gb(smallest)}; "
+            "choose a smaller model or a machine with more memory"), []
+
+
+def estimate_memory(recipe: Recipe, gpus: list[GpuInfo] | None = None, *,
+                    ram_bytes: int | None = None, suggest: bool = True) -> MemoryEstimate:
+    """Estimate memory per device for `recipe` on this machine (or on `gpus`, e.g. [] or fakes).
+
+    `ram_bytes` replaces this machine's RAM for CPU runs; `suggest=False` skips the search for a
+    change that fits (the wizard's defaults only need `.fits`).
+    """
+    if gpus is None:
+        from wizard.machine import detect_gpus
+
+        gpus = detect_gpus()
+    est = _estimate(recipe, list(gpus), ram_bytes)
+    if est.fits is False:
+        est.warning = (f"needs about {gb(est.per_device_bytes)} but {est.device} has "
+                       f"{gb(est.capacity_bytes)}: it will likely run out of memory")
+    if est.fits is False and suggest:
+        est.suggestion, est.suggested_overrides = _suggest(recipe, est, list(gpus), ram_bytes)
+    return est
+
+
+# ----------------------------------------------------------------------------- rendering
+def render_estimate(est: MemoryEstimate):
+    """The estimate as a rich Table, followed by the warning and suggestion when there are any."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    table = Table(title=f"Memory estimate: {est.where}", title_justify="left", show_edge=False,
+                  pad_edge=False)
+    table.add_column("part")
+    table.add_column("memory", justify="right")
+    table.add_column("how it is counted", overflow="fold")
+    for label, n, note in est.rows:
+        table.add_row(label, gb(n), note)
+    total = gb(est.per_device_bytes)
+    if est.capacity_bytes is not None:
+        total += f" of {gb(est.capacity_bytes)}"
+    label = "total per device" if len(est.devices) > 1 else "total"
+    table.add_row(Text(label, style="bold"), Text(total, style="bold"),
+                  "an estimate, +-30% (formula: wizard/estimate.py)" +
+                  (f"; {gb(est.total_bytes)} on {len(est.devices)} devices" if len(est.devices) > 1 else ""))
+    parts: list = [table]
+    for note in est.notes:
+        parts.append(Text(f"note: {note}", style="dim"))
+    if est.warning:
+        parts.append(Text(f"warning: {est.warning}", style="bold yellow"))
+    if est.suggestion:
+        parts.append(Text(f"suggestion: {est.suggestion}", style="green"))
+        if est.suggested_overrides:
+            parts.append(Text("  (as overrides: " + " ".join(est.suggested_overrides) + ")", style="dim"))
+    elif est.fits:
+        parts.append(Text(f"fits: about {gb(est.capacity_bytes - est.per_device_bytes)} to spare", style="green"))
+    return Group(*parts)

@@ -1,0 +1,207 @@
+"""`caption-wizard eval RUN_DIR`: caption metrics on the held-out split, base model vs tuned model.
+
+    caption-wizard eval runs/demo-shapes-20250101-120000            # all held-out images
+    caption-wizard eval runs/demo-shapes-20250101-120000 --limit 50 --no-base
+
+The held-out split is CaptionSet.eval of the run's own recipe (same seed, same split as training).
+Both models caption the same images with the same prompt and generation settings; every caption
+of an image is a reference. Results go to RUN_DIR/eval.json (atomic) and, as "eval" events, to
+RUN_DIR/events.jsonl, where the dashboard shows them.
+
+During training, the training callback calls `sample_metrics(model, processor, examples, recipe)`
+on a small held-out sample when train.eval_metrics is true.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+from wizard.errors import UserError
+from wizard.metrics import METRICS
+
+SAMPLE_LIMIT = 16  # images captioned by sample_metrics during training
+
+
+def sample_metrics(model, processor, examples, recipe, *, limit: int = SAMPLE_LIMIT) -> dict:
+    """Caption up to `limit` examples with the model being trained and score them (eval mode, no grad).
+
+    examples: wizard.data Examples (id, image, captions). Returns {"BLEU-1".., "CIDEr": float, "n": int}.
+    The model's train/eval mode and the tokenizer's padding side are restored afterwards.
+    """
+    from wizard.chat import resolve_prompt
+    from wizard.data import load_image
+    from wizard.inference import Captioner
+    from wizard.metrics import score_captions
+
+    examples = list(examples)[:limit]
+    if not examples:
+        return {}
+    captioner = Captioner(model, processor, resolve_prompt(recipe), recipe.generation, "training model", recipe)
+    captions = captioner.caption([load_image(e) for e in examples], batch_size=recipe.train.batch_size)
+    refs = {str(i): list(e.captions) for i, e in enumerate(examples)}
+    return score_captions(refs, {str(i): c for i, c in enumerate(captions)}, language=recipe.data.language)
+
+
+def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=None) -> list:
+    """The run's held-out examples (CaptionSet.eval), first `limit` of them."""
+    from wizard.data import load_caption_set
+
+    caption_set = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir),
+                                   console=console)
+    _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), console)
+    examples = list(caption_set.eval)
+    return examples[:limit] if limit else examples
+
+
+def data_base_dir(run_dir: Path) -> Path | None:
+    """Where relative dataset paths resolve: the folder lock.json recorded, else the current one."""
+    lock = _read_json(run_dir / "lock.json")
+    data = lock.get("data") if isinstance(lock.get("data"), dict) else {}
+    base = data.get("base_dir") or lock.get("base_dir")
+    return Path(base) if isinstance(base, str) and Path(base).is_dir() else None
+
+
+def _check_fingerprint(run_dir: Path, fingerprint: str | None, console) -> None:
+    lock = _read_json(run_dir / "lock.json")
+    data = lock.get("data") if isinstance(lock.get("data"), dict) else {}
+    trained = data.get("fingerprint") or lock.get("dataset_fingerprint")
+    if fingerprint and isinstance(trained, str) and trained != fingerprint and console is not None:
+        console.print("[yellow]warning:[/] the dataset changed since this run trained (fingerprint "
+                      f"{trained[:12]} -> {fingerprint[:12]}): the held-out images may differ", soft_wrap=True)
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+        return data if isinstance(data, dict) else {}
+    except (OSError, ValueError):
+        return {}
+
+
+def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, console=None,
+                 captioner=None, batch_size: int | None = None) -> dict:
+    """Caption the held-out split with the tuned model (and the base), score both, record the result.
+
+    Returns what eval.json holds: {"run", "step", "n", "language", "prompt", "generation",
+    "tuned": metrics, "base": metrics | None, "delta": {metric: tuned - base} | None, "samples": [...]}.
+    """
+    from wizard.chat import resolve_prompt
+    from wizard.data import load_image
+    from wizard.fsutil import atomic_write_json
+    from wizard.events import EVENTS_FILE, EventWriter
+    from wizard.inference import base_captioner, load_captioner, run_adapter_dir
+    from wizard.metrics import score_captions
+    from wizard.recipe import load_recipe
+    from wizard.runs import load_run
+
+    run_dir = Path(run_dir)
+    load_run(run_dir)  # UserError unless it is a run folder
+    if limit is not None and limit < 1:
+        raise UserError(f"--limit {limit}: must be at least 1")
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    run_adapter_dir(run_dir)  # no adapter: say so before loading any data
+    examples = held_out_examples(recipe, run_dir, limit, console)
+    if not examples:
+        raise UserError(f"run {run_dir.name} has no held-out images (data.eval_fraction = "
+                        f"{recipe.data.eval_fraction})",
+                        hint="train with a held-out split, e.g. caption-wizard run RECIPE data.eval_fraction=0.05")
+    captioner = captioner or load_captioner(run_dir, console=console)
+    images = [load_image(e) for e in examples]
+    prompt, generation = resolve_prompt(recipe), recipe.generation
+    batch_size = batch_size or recipe.train.batch_size
+    refs = {str(i): list(e.captions) for i, e in enumerate(examples)}
+    language = recipe.data.language
+
+    tuned_caps = captioner.caption(images, generation, prompt, batch_size=batch_size)
+    tuned = score_captions(refs, {str(i): c for i, c in enumerate(tuned_caps)}, language=language)
+    base_caps, base_scores = None, None
+    if base:
+        base_caps = base_captioner(captioner).caption(images, generation, prompt, batch_size=batch_size)
+        base_scores = score_captions(refs, {str(i): c for i, c in enumerate(base_caps)}, language=language)
+
+    state = _read_json(run_dir / "state.json")
+    step = state.get("step") if isinstance(state.get("step"), int) else None
+    result = {
+        "run": run_dir.name,
+        "step": step,
+        "split": "eval",
+        "n": len(examples),
+        "language": language,
+        "prompt": prompt,
+        "generation": generation.model_dump(mode="json"),
+        "tuned": tuned,
+        "base": base_scores,
+        "delta": {m: tuned[m] - base_scores[m] for m in METRICS} if base_scores else None,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "samples": [
+            {"id": e.id, "references": list(e.captions), "tuned": tuned_caps[i],
+             **({"base": base_caps[i]} if base_caps else {})}
+            for i, e in enumerate(examples)
+        ],
+    }
+    atomic_write_json(run_dir / "eval.json", result)
+    writer = EventWriter(run_dir / EVENTS_FILE)
+    try:
+        for which, scores in (("tuned", tuned), ("base", base_scores)):
+            if scores:
+                writer.emit("eval", sync=True, step=step, which=which, n=scores["n"],
+                            metrics={m: scores[m] for m in METRICS})
+    finally:
+        writer.close()
+    return result
+
+
+def render_eval(result: dict):
+    """A rich table: metric | base | tuned | delta (pure: result dict -> renderable)."""
+    from rich.table import Table
+
+    base = result.get("base")
+    table = Table(title=f"{result['run']} · step {result.get('step')}", title_justify="left")
+    table.add_column("metric")
+    if base:
+        table.add_column("base", justify="right")
+    table.add_column("tuned", justify="right")
+    if base:
+        table.add_column("delta", justify="right")
+    for m in METRICS:
+        tuned = result["tuned"][m]
+        if base:
+            d = tuned - base[m]
+            colour = "green" if d > 0 else "red" if d < 0 else ""
+            table.add_row(m, f"{base[m]:.3f}", f"{tuned:.3f}", f"[{colour}]{d:+.3f}[/]" if colour else f"{d:+.3f}")
+        else:
+            table.add_row(m, f"{tuned:.3f}")
+    return table
+
+
+def render_samples(result: dict, k: int = 5):
+    from rich.table import Table
+
+    base = result.get("base")
+    table = Table(title=f"first {min(k, len(result['samples']))} held-out image(s)", title_justify="left")
+    table.add_column("reference")
+    if base:
+        table.add_column("base")
+    table.add_column("tuned")
+    for s in result["samples"][:k]:
+        row = [s["references"][0] if s["references"] else ""]
+        if base:
+            row.append(s.get("base", ""))
+        row.append(s["tuned"])
+        table.add_row(*row)
+    return table
+
+
+def cmd_eval(args) -> int:
+    from wizard.console import console, console_err
+
+    with console_err.status("captioning the held-out images...", spinner="dots"):
+        result = evaluate_run(args.run_dir, limit=args.limit, base=not args.no_base, console=console_err)
+    console.print(render_samples(result))
+    console.print(f"{result['n']} held-out image(s), references in {result['language']!r}; "
+                  "base and tuned captioned with the same prompt and generation settings", soft_wrap=True)
+    console.print(render_eval(result))
+    console.print(f"wrote {Path(args.run_dir) / 'eval.json'}", soft_wrap=True)
+    return 0

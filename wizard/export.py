@@ -1,0 +1,192 @@
+"""`caption-wizard export RUN_DIR [--merge] [--out DIR] [--force]`: take the weights to a server.
+
+    caption-wizard export runs/demo-shapes-20250101-120000            # RUN_DIR/export: the adapter
+    caption-wizard export runs/demo-shapes-20250101-120000 --merge    # RUN_DIR/export-merged: full model
+
+Without --merge: the PEFT adapter folder with the processor (small; needs the base model to run).
+With --merge: a complete Hugging Face model folder (safetensors + processor), the LoRA merged into an
+unquantized copy of the base (after QLoRA too: the base is reloaded without 4-bit quantization, in
+its own dtype, and the adapter merged into it). Loadable with AutoModelForImageTextToText and
+AutoProcessor, servable with vLLM. Both carry the run's recipe.yaml (prompt and generation
+settings), so `caption-wizard caption EXPORT_DIR IMAGE` asks what training taught.
+The folder is written under a temporary name and renamed into place; an existing one is replaced
+only with --force.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from wizard.errors import UserError
+
+
+def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, console=None) -> Path:
+    """Write the run's adapter (or, with `merge`, the merged model) to `out`; returns the folder."""
+    from wizard.inference import EXPORT_RECIPE, has_adapter_files, run_adapter_dir
+    from wizard.recipe import load_recipe
+    from wizard.runs import load_run
+
+    run_dir = Path(run_dir)
+    load_run(run_dir)  # UserError unless it is a run folder
+    recipe = load_recipe(run_dir / "recipe.yaml")
+    adapter = run_adapter_dir(run_dir)
+    out = Path(out) if out else run_dir / ("export-merged" if merge else "export")
+    _check_out(out, run_dir, force)
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        if merge and has_adapter_files(adapter):
+            _write_merged(recipe, run_dir, adapter, tmp, console)
+        else:  # the adapter as it is (for a full fine-tune, adapter/ already is a full model folder)
+            shutil.copytree(adapter, tmp, dirs_exist_ok=True)
+            _ensure_processor(recipe, run_dir, tmp, console)
+        shutil.copy2(run_dir / "recipe.yaml", tmp / EXPORT_RECIPE)
+        _replace_dir(tmp, out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def _check_out(out: Path, run_dir: Path, force: bool) -> None:
+    o, r = out.resolve(), run_dir.resolve()
+    if o == r or r.is_relative_to(o) or o.is_relative_to(r / "adapter") or o.is_relative_to(r / "checkpoints"):
+        raise UserError(f"--out {out}: would replace the run's own files", hint="choose a new folder")
+    if out.exists() or out.is_symlink():
+        if not out.is_dir():
+            raise UserError(f"--out {out} exists and is not a folder")
+        if not force:
+            raise UserError(f"{out} already exists; not overwriting it",
+                            hint="pass --force to replace it, or choose another folder with --out")
+
+
+def _replace_dir(tmp: Path, out: Path) -> None:
+    """Rename `tmp` to `out`; an existing `out` is moved aside first and removed after."""
+    old = None
+    if out.exists():
+        old = out.with_name(f".{out.name}.old-{os.getpid()}")
+        os.rename(out, old)
+    os.rename(tmp, out)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _base_path(recipe, run_dir: Path, console) -> Path:
+    from wizard.inference import pinned_revision, resolve_base
+
+    return resolve_base(recipe.model, pinned_revision(run_dir), console)
+
+
+def _ensure_processor(recipe, run_dir: Path, folder: Path, console) -> None:
+    """Save the processor into `folder` when the adapter came without one."""
+    from wizard.inference import PROCESSOR_FILES, load_processor
+
+    if not any((folder / f).is_file() for f in PROCESSOR_FILES):
+        load_processor(_base_path(recipe, run_dir, console), data_spec=recipe.data).save_pretrained(str(folder))
+
+
+def _write_merged(recipe, run_dir: Path, adapter: Path, folder: Path, console) -> None:
+    """Base (unquantized, its own dtype, on the CPU) + adapter -> merge_and_unload -> save_pretrained."""
+    from peft import PeftModel
+    from transformers import AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
+
+    from wizard.inference import load_processor
+
+    hf_logging.disable_progress_bar()
+    base_path = _base_path(recipe, run_dir, console)
+    # On the CPU: merging needs no GPU, and a GPU busy training keeps its memory. PEFT computes the
+    # LoRA delta in float32 for 16-bit weights on the CPU, then stores it in the weights' dtype.
+    model = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype="auto", device_map={"": "cpu"})
+    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    model.save_pretrained(str(folder))
+    load_processor(adapter, base_path, data_spec=recipe.data).save_pretrained(str(folder))
+    if not any(folder.glob("*.safetensors")):
+        raise RuntimeError(f"merged model in {folder} was not saved as safetensors")
+
+
+# ----------------------------------------------------------------------------- how to use it
+def _max_model_len(recipe) -> int:
+    """Room for one image's tokens, the prompt and the caption, rounded up to a power of two."""
+    from wizard.catalog import model_info
+
+    need = recipe.data.max_pixels // model_info(recipe.model.id).pixels_per_token + 128 + recipe.generation.max_new_tokens
+    n = 512
+    while n < need:
+        n *= 2
+    return n
+
+
+def usage_text(folder: Path, merged: bool, recipe) -> str:
+    from wizard.chat import resolve_prompt
+
+    name = recipe.name
+    prompt = json.dumps(resolve_prompt(recipe), ensure_ascii=False)
+    gen = recipe.generation
+    length = _max_model_len(recipe)
+    request = (
+        "curl http://localhost:8000/v1/chat/completions -H 'Content-Type: application/json' -d '{\n"
+        f'    "model": "{name}",\n'
+        '    "messages": [{"role": "user", "content": [\n'
+        '      {"type": "image_url", "image_url": {"url": "data:image/jpeg;base64,'
+        "'\"$(base64 -w0 photo.jpg)\"'" + '"}},\n'
+        f'      {{"type": "text", "text": {prompt}}}]}}],\n'
+        f'    "max_tokens": {gen.max_new_tokens}, "temperature": {gen.temperature if gen.do_sample else 0}, '
+        f'"repetition_penalty": {gen.repetition_penalty}}}\''
+    )
+    if merged:
+        serve = (f"vllm serve {folder} --served-model-name {name} --max-model-len {length} "
+                 "--limit-mm-per-prompt '{\"image\": 1}'")
+        python = (
+            "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
+            f'model = AutoModelForImageTextToText.from_pretrained("{folder}", dtype="auto")\n'
+            f'processor = AutoProcessor.from_pretrained("{folder}")'
+        )
+    else:
+        base = recipe.model.id
+        prefix = "VLLM_USE_MODELSCOPE=True " if recipe.model.source == "modelscope" else ""
+        cfg = _read_json(folder / "adapter_config.json")
+        if recipe.model.source != "modelscope":
+            base = cfg.get("base_model_name_or_path") or base
+        rank = max(8, int(cfg.get("r") or recipe.tuning.lora.rank))
+        serve = (f"{prefix}vllm serve {base} --enable-lora --lora-modules {name}={folder} "
+                 f"--max-lora-rank {rank} --max-model-len {length} --limit-mm-per-prompt '{{\"image\": 1}}'")
+        python = (
+            "from peft import PeftModel\n"
+            "from transformers import AutoModelForImageTextToText, AutoProcessor\n"
+            f'base = AutoModelForImageTextToText.from_pretrained("{base}", dtype="auto")\n'
+            f'model = PeftModel.from_pretrained(base, "{folder}")\n'
+            f'processor = AutoProcessor.from_pretrained("{folder}")'
+        )
+    return (f"Serve it with vLLM (OpenAI-compatible API on port 8000):\n  {serve}\n\n"
+            f"Ask for a caption:\n  {request}\n\n"
+            f"Load it in Python:\n  " + python.replace("\n", "\n  ") + "\n\n"
+            f"Caption with caption-wizard:\n  caption-wizard caption {folder} IMAGE_OR_FOLDER...")
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+
+
+def cmd_export(args) -> int:
+    from wizard.console import console, console_err
+    from wizard.recipe import load_recipe
+
+    what = "merging the adapter into the base model" if args.merge else "copying the adapter"
+    with console_err.status(f"{what}...", spinner="dots"):
+        out = export_run(args.run_dir, merge=args.merge, out=args.out, force=args.force, console=console_err)
+    recipe = load_recipe(out / "recipe.yaml")
+    merged = (out / "config.json").is_file() and not (out / "adapter_config.json").is_file()
+    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
+    kind = "merged model" if merged else "adapter"
+    console.print(f"[bold green]exported[/] {kind} to {out} ({size / 1e6:.1f} MB)", soft_wrap=True)
+    console.print(usage_text(out, merged, recipe), soft_wrap=True, markup=False)
+    return 0

@@ -1,0 +1,310 @@
+"""Load a captioning model from wherever it lives, and caption batches of images with it.
+
+    from wizard.inference import load_captioner
+    cap = load_captioner("runs/demo-shapes-20250101-120000")   # run: base + adapter/
+    cap = load_captioner("runs/demo-shapes-.../export-merged")  # merged export (or any HF model folder)
+    cap = load_captioner("demo/tiny-qwen2-vl-shapes")          # demo base, or a ModelScope id
+    cap.caption([pil_image, ...])                               # the source's own prompt + generation
+    cap.caption(images, generation, prompt, adapter=False)     # run: the base model, same processor
+
+A run's captioner builds the prompt with wizard.chat.prompt_text from the run's recipe, so it asks
+exactly what training taught. QLoRA runs load the base in 4 bits on a GPU, as training did; on a
+CPU the base loads in full precision (what `export --merge` merges into, so captions match).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from wizard.errors import UserError
+
+PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json")
+EXPORT_RECIPE = "recipe.yaml"  # exports carry their run's recipe: prompt and generation settings
+
+
+def default_generation():
+    from wizard.recipe import GenerationSpec
+
+    return GenerationSpec()
+
+
+@dataclass
+class Captioner:
+    """A model + processor that caption PIL images; `prompt`/`generation` are the source's defaults."""
+
+    model: Any
+    processor: Any
+    prompt: str
+    generation: Any = field(default_factory=default_generation)  # wizard.recipe.GenerationSpec
+    description: str = ""
+    recipe: Any = None  # the run's (or export's) Recipe, when there is one
+    has_adapter: bool = False  # a PEFT adapter that `adapter=False` can switch off
+    base_source: str | None = None  # where the base model comes from (for eval's base column)
+    use_adapter: bool = True  # the default for caption(adapter=...)
+
+    @property
+    def device(self):
+        return next(self.model.parameters()).device
+
+    def caption(self, images: list, generation=None, prompt: str | None = None, *,
+                batch_size: int = 8, adapter: bool | None = None) -> list[str]:
+        """One caption per image. Batched with left padding; greedy when num_beams=1 and not sampling."""
+        import contextlib
+
+        import torch
+
+        from wizard.chat import prompt_text
+
+        generation = generation or self.generation
+        text = prompt_text(self.processor, prompt or self.prompt)
+        tok = self.processor.tokenizer
+        off = contextlib.nullcontext()
+        if not (self.use_adapter if adapter is None else adapter):
+            if not self.has_adapter:
+                raise ValueError("this captioner has no adapter to switch off")
+            off = self.model.disable_adapter()
+        was_training, old_side = self.model.training, tok.padding_side
+        self.model.eval()
+        tok.padding_side = "left"  # generation continues each row right after its prompt
+        out: list[str] = []
+        try:
+            with off, torch.inference_mode():
+                for start in range(0, len(images), batch_size):
+                    batch = [im.convert("RGB") for im in images[start:start + batch_size]]
+                    inputs = self.processor(text=[text] * len(batch), images=batch, return_tensors="pt",
+                                            padding=True).to(self.device)
+                    ids = self.model.generate(**inputs, **generate_kwargs(generation, tok))
+                    new = ids[:, inputs["input_ids"].shape[1]:]
+                    out.extend(s.strip() for s in tok.batch_decode(new, skip_special_tokens=True))
+        finally:
+            tok.padding_side = old_side
+            self.model.train(was_training)
+        return out
+
+
+def generate_kwargs(generation, tokenizer) -> dict:
+    """model.generate() arguments for a GenerationSpec (temperature only when sampling)."""
+    kw = dict(max_new_tokens=generation.max_new_tokens, num_beams=generation.num_beams,
+              do_sample=generation.do_sample, repetition_penalty=generation.repetition_penalty,
+              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>")
+              if "<|im_end|>" in tokenizer.get_vocab() else tokenizer.eos_token_id)
+    if generation.do_sample:
+        kw["temperature"] = generation.temperature
+    else:  # the model's generation_config may carry sampling defaults: greedy/beam means none of them
+        kw.update(temperature=None, top_p=None, top_k=None)
+    return kw
+
+
+# ----------------------------------------------------------------------------- where models come from
+def is_run_dir(path: Path) -> bool:
+    return path.is_dir() and (path / "recipe.yaml").is_file() and (path / "state.json").is_file()
+
+
+def has_adapter_files(path: Path) -> bool:
+    return (path / "adapter_config.json").is_file()
+
+
+def has_model_files(path: Path) -> bool:
+    return (path / "config.json").is_file()
+
+
+def run_status(run_dir: Path) -> str:
+    """running | stopped | failed | completed | stopped (interrupted): as `caption-wizard runs` shows it."""
+    from wizard.runs import load_run
+
+    return load_run(run_dir).status_text
+
+
+def run_adapter_dir(run_dir: Path) -> Path:
+    """The run's final adapter/ folder, or a UserError saying why there is none."""
+    adapter = run_dir / "adapter"
+    if has_adapter_files(adapter) or has_model_files(adapter):
+        return adapter
+    status = run_status(run_dir)
+    hint = (f"it is still training; watch it with: caption-wizard watch {run_dir}" if status == "running"
+            else f"continue it with: caption-wizard resume {run_dir}")
+    raise UserError(f"run {run_dir.name} has no adapter yet (status: {status}); finish or resume it", hint=hint)
+
+
+def pinned_revision(run_dir: Path) -> str | None:
+    """The model revision lock.json pinned when the run started (so the base is the same weights)."""
+    try:
+        lock = json.loads((run_dir / "lock.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    model = lock.get("model") if isinstance(lock, dict) else None
+    rev = model.get("revision") if isinstance(model, dict) else lock.get("model_revision")
+    return rev if isinstance(rev, str) and rev else None
+
+
+def resolve_base(model_spec, revision: str | None = None, console=None) -> Path:
+    from wizard.hub import resolve_model
+
+    return Path(resolve_model(model_spec, revision=revision, console=console).path)
+
+
+def pick_device(recipe=None) -> str:
+    import torch
+
+    if not torch.cuda.is_available():
+        return "cpu"
+    devices = getattr(getattr(recipe, "launch", None), "devices", "auto")
+    if devices == "cpu":
+        return "cpu"
+    return f"cuda:{devices[0]}" if isinstance(devices, list) and devices else "cuda:0"
+
+
+def pick_dtype(device: str, recipe=None):
+    """fp32 on CPU; on a GPU the recipe's precision (auto: bf16 where supported, else fp16)."""
+    import torch
+
+    if device == "cpu":
+        return torch.float32
+    from wizard.recipe import Precision
+    from wizard.train.load import resolve_precision, torch_dtype
+
+    precision = recipe.train.precision if recipe is not None else Precision.auto
+    return torch_dtype(resolve_precision(precision, device))
+
+
+def quantization_config(recipe, dtype):
+    """The 4-bit config QLoRA training used (wizard.train.load: same skipped modules, same types)."""
+    import torch
+
+    from wizard.catalog import model_info
+    from wizard.train.load import quant_config
+
+    precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
+    return quant_config(recipe, precision, model_info(recipe.model.id).skip_quant)
+
+
+def load_model(path: Path, device: str, dtype, quantization=None):
+    """AutoModelForImageTextToText from a folder, in eval mode; `quantization`: a BitsAndBytesConfig."""
+    from transformers import AutoModelForImageTextToText
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # "Loading weights" bars would break the CLI's output
+    kwargs: dict[str, Any] = {"dtype": dtype}
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
+        kwargs["device_map"] = {"": device}
+    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
+    if quantization is None:
+        model.to(device)
+    model.eval()
+    return model
+
+
+def load_processor(*folders: Path, data_spec=None):
+    """AutoProcessor from the first folder that has processor files; image size limits from the recipe."""
+    from transformers import AutoProcessor
+
+    for folder in folders:
+        if any((folder / f).is_file() for f in PROCESSOR_FILES):
+            processor = AutoProcessor.from_pretrained(str(folder))
+            break
+    else:
+        raise UserError(f"no processor files (tokenizer, preprocessor_config.json) in {folders[0]}")
+    if data_spec is not None:  # the image-token budget training used (data.min_pixels / max_pixels)
+        from wizard.train.load import cap_image_size
+
+        cap_image_size(processor, data_spec.min_pixels, data_spec.max_pixels)
+    return processor
+
+
+def _strategy(recipe) -> str:
+    s = recipe.tuning.strategy
+    return getattr(s, "value", s)
+
+
+def load_adapted(recipe, base_path: Path, adapter_dir: Path, *, device: str, quantize: bool):
+    """Base + the run's adapter as training saw it (a PeftModel), or the full model of a full fine-tune."""
+    dtype = pick_dtype(device, recipe)
+    if has_model_files(adapter_dir) and not has_adapter_files(adapter_dir):  # strategy full
+        return load_model(adapter_dir, device, dtype), False
+    from peft import PeftModel
+
+    base = load_model(base_path, device, dtype, quantization_config(recipe, dtype) if quantize else None)
+    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
+    model.eval()
+    return model, True
+
+
+def load_captioner(source, *, console=None, quantize: bool | None = None) -> Captioner:
+    """A run dir, an export (merged or adapter), a local HF model folder, the demo id or a ModelScope id.
+
+    quantize: for QLoRA runs, load the base in 4 bits (default: yes on a GPU, no on a CPU).
+    """
+    from wizard.recipe import ModelSpec, load_recipe
+
+    path = Path(str(source)).expanduser()
+    if is_run_dir(path):
+        recipe = load_recipe(path / "recipe.yaml")
+        adapter = run_adapter_dir(path)
+        return _adapted_captioner(recipe, adapter, pinned_revision(path), f"run {path.name}", console, quantize)
+    if path.is_dir():
+        recipe = load_recipe(path / EXPORT_RECIPE) if (path / EXPORT_RECIPE).is_file() else None
+        if has_adapter_files(path):  # an adapter export: base from its recipe (or adapter_config.json)
+            if recipe is None:
+                raise UserError(f"{path} is an adapter without a recipe.yaml: caption-wizard cannot tell "
+                                "which base model and prompt it was trained with",
+                                hint="caption the run directory instead, or export it with caption-wizard export")
+            return _adapted_captioner(recipe, path, None, f"adapter {path}", console, quantize)
+        if has_model_files(path):
+            return _plain_captioner(path, recipe, f"model {path}")
+        raise UserError(f"{path} is not a run directory, an exported model or a Hugging Face model folder",
+                        hint="a run directory holds recipe.yaml and state.json; a model folder holds config.json")
+    text = str(source)
+    if path.exists() or text.startswith((".", "/", "~")) or text.count("/") != 1:
+        raise UserError(f"{text}: no such run directory or model folder, and not a model id like Owner/Name",
+                        hint="list runs with: caption-wizard runs")
+    from wizard.catalog import DEMO_MODEL_ID
+
+    spec = ModelSpec(id=text, source="demo" if text == DEMO_MODEL_ID else "modelscope")
+    return _plain_captioner(resolve_base(spec, console=console), None, f"model {text}")
+
+
+def _plain_captioner(path: Path, recipe, description: str) -> Captioner:
+    from wizard.chat import resolve_prompt
+    from wizard.catalog import task_prompt
+
+    device = pick_device(recipe)
+    model = load_model(path, device, pick_dtype(device, recipe))
+    processor = load_processor(path, data_spec=recipe.data if recipe else None)
+    if recipe is not None:
+        return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe)
+    return Captioner(model, processor, task_prompt("caption", "en"), default_generation(), description)
+
+
+def _adapted_captioner(recipe, adapter: Path, revision, description, console, quantize) -> Captioner:
+    from wizard.chat import resolve_prompt
+
+    base_path = resolve_base(recipe.model, revision, console)
+    device = pick_device(recipe)
+    if quantize is None:
+        quantize = _strategy(recipe) == "qlora" and device != "cpu"
+    model, has_adapter = load_adapted(recipe, base_path, adapter, device=device, quantize=quantize)
+    processor = load_processor(adapter, base_path, data_spec=recipe.data)
+    return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe,
+                     has_adapter=has_adapter, base_source=str(base_path))
+
+
+def base_captioner(captioner: Captioner) -> Captioner:
+    """The base model of a run's captioner, with the same processor, prompt and generation settings.
+
+    A LoRA run shares its weights (the adapter is switched off while captioning); a full fine-tune
+    loads the base separately.
+    """
+    if captioner.has_adapter:
+        return dataclasses.replace(captioner, use_adapter=False, description=f"base of {captioner.description}")
+    if captioner.base_source is None:
+        raise ValueError("no base model known for this captioner")
+    recipe = captioner.recipe
+    device = pick_device(recipe)
+    model = load_model(Path(captioner.base_source), device, pick_dtype(device, recipe))
+    return Captioner(model, captioner.processor, captioner.prompt, captioner.generation,
+                     f"base of {captioner.description}", recipe)

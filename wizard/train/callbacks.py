@@ -1,0 +1,258 @@
+"""What the training process tells the world: events, state.json, checkpoints, signals.
+
+    recorder = RunRecorder(run_dir)             # events.jsonl writer + state.json updates
+    stop = StopFlag.install()                   # SIGINT/SIGTERM: finish the step, save, stop
+    trainer.add_callback(EventsCallback(recorder, losses, stop, ...))
+
+The training process never draws: the dashboard (or `runs`, or a plain follower) reads
+events.jsonl and state.json. Events are listed in team/CONTRACTS.md.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+from wizard import runs
+from wizard.events import EventWriter
+
+
+# ----------------------------------------------------------------------------- run recorder
+class RunRecorder:
+    """Appends events and keeps state.json in step with them (rank 0 only writes)."""
+
+    def __init__(self, run_dir: str | os.PathLike, *, writes: bool = True):
+        self.dir = Path(run_dir)
+        self.writes = writes
+        self._events = EventWriter(self.dir / runs.EVENTS_FILE) if writes else None
+
+    def event(self, type: str, *, sync: bool = False, **fields: Any) -> None:
+        if self._events is not None:
+            self._events.emit(type, sync=sync, **fields)
+
+    def state(self, **changes: Any) -> None:
+        if self.writes:
+            runs.write_state(self.dir, **changes)
+
+    def status(self, status: str, message: str | None = None, **state: Any) -> None:
+        fields = {"status": status} if message is None else {"status": status, "message": message}
+        self.event("status", sync=True, **fields)
+        self.state(status=status, **state)
+
+    def warning(self, message: str) -> None:
+        print(f"warning: {message}", flush=True)
+        self.event("warning", message=message)
+
+
+# ----------------------------------------------------------------------------- memory
+_nvml = None
+
+
+def _nvml_handles():
+    """NVML device handles (nvidia-ml-py), or [] when there is no driver or package."""
+    global _nvml
+    if _nvml is None:
+        try:
+            import pynvml
+
+            pynvml.nvmlInit()
+            _nvml = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
+        except Exception:
+            _nvml = []
+    return _nvml
+
+
+def _proc_rss() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return 0
+
+
+def _mem_total() -> int:
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError):
+        return 0
+
+
+def memory_snapshot(device: str) -> dict[str, Any]:
+    """CPU: this process's RSS and peak RSS. CUDA: allocated/reserved/peak per device + NVML used/total."""
+    if not device.startswith("cuda"):
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+        return {"kind": "cpu", "rss": _proc_rss(), "peak_rss": peak, "total": _mem_total()}
+    import torch
+
+    handles = _nvml_handles()
+    devices = []
+    for i in range(torch.cuda.device_count()):
+        used = total = None
+        if i < len(handles):
+            try:
+                import pynvml
+
+                info = pynvml.nvmlDeviceGetMemoryInfo(handles[i])
+                used, total = int(info.used), int(info.total)
+            except Exception:
+                pass
+        devices.append({"index": i, "name": torch.cuda.get_device_name(i),
+                        "allocated": torch.cuda.memory_allocated(i), "reserved": torch.cuda.memory_reserved(i),
+                        "peak": torch.cuda.max_memory_allocated(i), "used": used, "total": total})
+    return {"kind": "cuda", "devices": devices}
+
+
+# ----------------------------------------------------------------------------- signals
+class StopFlag:
+    """SIGINT/SIGTERM handling.
+
+    While the model and data load ("setup") a signal interrupts at once (nothing to save).
+    While training it only sets the flag: the step in progress finishes, a checkpoint is
+    saved at that step, and training stops. After training ("finish") it is ignored: the
+    adapter is being written and the run is about to complete anyway.
+    """
+
+    def __init__(self):
+        self.phase = "setup"
+        self.requested: str | None = None  # the signal's name once one arrived
+
+    @classmethod
+    def install(cls) -> "StopFlag":
+        flag = cls()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, flag._handle)
+        return flag
+
+    def _handle(self, signum, frame) -> None:
+        name = signal.Signals(signum).name
+        if self.phase == "setup":
+            self.requested = name
+            raise KeyboardInterrupt(name)
+        if self.requested is None:
+            self.requested = name
+            print(f"{name}: finishing this step, then saving a checkpoint", flush=True)
+
+
+# ----------------------------------------------------------------------------- losses
+class LossTracker:
+    """The exact loss of every optimizer step, and the ones not yet logged.
+
+    The Trainer adds each micro-batch's loss; a step's loss is their sum (the Trainer scales
+    them for gradient accumulation). A logged loss is the mean over the steps since the last
+    log. The steps not yet logged travel in the checkpoint marker, so a resumed run logs
+    exactly what an uninterrupted one does.
+    """
+
+    def __init__(self):
+        self._step = None
+        self.pending: list[float] = []
+        self.last: float | None = None
+        self.best: float | None = None
+
+    def add(self, loss) -> None:
+        self._step = loss if self._step is None else self._step + loss
+
+    def end_step(self) -> None:
+        if self._step is not None:
+            self.pending.append(float(self._step))
+            self._step = None
+
+    def take(self) -> float | None:
+        if not self.pending:
+            return None
+        value = sum(self.pending) / len(self.pending)
+        self.pending = []
+        self.last = value
+        self.best = value if self.best is None else min(self.best, value)
+        return value
+
+
+# ----------------------------------------------------------------------------- the callback
+class EventsCallback(TrainerCallback):
+    """Trainer hooks -> events.jsonl + state.json + complete checkpoints + graceful stop."""
+
+    def __init__(self, recorder: RunRecorder, losses: LossTracker, stop: StopFlag, *, device: str,
+                 start_fields: dict[str, Any], samples_per_step: int, token_counter, save_total_limit: int | None,
+                 seconds_before: float = 0.0):
+        self.rec = recorder
+        self.losses = losses
+        self.stop = stop
+        self.device = device
+        self.start_fields = start_fields
+        self.samples_per_step = samples_per_step
+        self.token_counter = token_counter  # the collator: .tokens grows as batches are built
+        self.save_total_limit = save_total_limit
+        self.seconds_before = seconds_before  # training time of earlier sessions of this run
+        self.stopped_at: int | None = None
+
+    # timing window between two log events
+    def _reset_window(self, step: int) -> None:
+        self._window = (time.perf_counter(), step, self.token_counter.tokens)
+
+    def seconds(self) -> float:
+        return self.seconds_before + (time.perf_counter() - self._t0)
+
+    def on_train_begin(self, args, state, control, **kw):
+        self._t0 = time.perf_counter()
+        self._reset_window(state.global_step)
+        resumed = state.global_step > 0
+        self.rec.event("start", total_steps=state.max_steps, start_step=state.global_step, resumed=resumed,
+                       **self.start_fields)
+        self.rec.state(status="running", step=state.global_step, total_steps=state.max_steps)
+        print(f"training: steps {state.global_step + 1}..{state.max_steps}", flush=True)
+
+    def on_step_end(self, args, state, control, **kw):
+        self.losses.end_step()
+        if self.stop.requested and self.stopped_at is None:
+            self.stopped_at = state.global_step
+            control.should_save = True  # checkpoint at exactly this step...
+            control.should_training_stop = True  # ...then leave the loop
+            self.rec.warning(f"{self.stop.requested}: stopping at step {state.global_step}; saving a checkpoint")
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kw):
+        logs = logs or {}
+        if "loss" not in logs or "train_runtime" in logs:
+            return  # eval metrics arrive through on_evaluate; the final summary is not a step
+        loss = self.losses.take() if args.world_size <= 1 else None
+        loss = logs["loss"] if loss is None else loss
+        t0, step0, tokens0 = self._window
+        dt = max(time.perf_counter() - t0, 1e-9)
+        steps = state.global_step - step0
+        grad_norm = logs.get("grad_norm")
+        self.rec.event("log", step=state.global_step, epoch=round(state.epoch or 0.0, 4), loss=loss,
+                       learning_rate=logs.get("learning_rate"),
+                       grad_norm=None if grad_norm is None else float(grad_norm),
+                       samples_per_s=steps * self.samples_per_step / dt,
+                       tokens_per_s=(self.token_counter.tokens - tokens0) / dt,
+                       memory=memory_snapshot(self.device))
+        self.rec.state(step=state.global_step, last_loss=loss)
+        print(f"step {state.global_step}/{state.max_steps} loss {loss:.4f} lr {logs.get('learning_rate', 0):.3g}",
+              flush=True)
+        self._reset_window(state.global_step)
+
+    def on_evaluate(self, args, state, control, metrics=None, **kw):
+        metrics = metrics or {}
+        if "eval_loss" in metrics:
+            self.rec.event("eval", step=state.global_step, eval_loss=float(metrics["eval_loss"]), which="tuned")
+            print(f"eval at step {state.global_step}: eval_loss {metrics['eval_loss']:.4f}", flush=True)
+
+    def on_save(self, args, state, control, **kw):
+        if not state.is_world_process_zero:
+            return
+        path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+        runs.mark_checkpoint_complete(
+            path, state.global_step, pending_losses=self.losses.pending, last_loss=self.losses.last,
+            best_loss=self.losses.best, seconds=self.seconds(),
+        )
+        runs.rotate_checkpoints(self.rec.dir, self.save_total_limit)
+        rel = path.relative_to(self.rec.dir).as_posix()
+        self.rec.event("checkpoint", sync=True, step=state.global_step, path=rel)
+        self.rec.state(step=state.global_step, last_checkpoint=rel)
+        print(f"checkpoint: {rel}", flush=True)

@@ -1,0 +1,191 @@
+"""Caption examples -> model batches. Everything that can be done once is done once.
+
+    data = build_dataset(caption_set.train, processor, prompt, max_target_length=32)
+    collator = CaptionCollator(processor, data.images)
+    batch = collator([data[0], data[1]])     # input_ids, attention_mask, labels, pixel_values, ...
+
+- The prompt is the same for every example: it is tokenized once, with a single image
+  placeholder that the collator widens to the image's token count.
+- Each caption of a train image is its own training example; all targets are tokenized in one
+  batch call up front and truncated at train.max_target_length tokens.
+- Images go through the processor once: for small datasets (pixel values under
+  CACHE_LIMIT_BYTES) all of them up front, so no epoch decodes or resizes an image again;
+  larger datasets process each batch's images on the fly.
+- Labels are -100 everywhere except the caption tokens (and the end-of-turn token after them):
+  the loss never covers the system prompt, the instruction, the image or the padding.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+IGNORE = -100
+CACHE_LIMIT_BYTES = 1 << 30  # cache processed pixels up to 1 GiB (the demo set is ~40 MB)
+
+
+@dataclass
+class Item:
+    """One training example: which image, and the tokenized caption to learn."""
+
+    image: int  # index into ImageStore
+    target: Any  # 1-D LongTensor: caption tokens + end of turn
+    seq: Any = None  # the whole input_ids row, once the image's token count is known
+    n_prompt: int = 0  # tokens before the caption (masked out of the loss)
+
+
+class ImageStore:
+    """Pixel values + grid of every image, processed once (cached) or per batch (large datasets)."""
+
+    def __init__(self, examples: Sequence, image_processor, *, loader: Callable, cache: bool | None = None,
+                 chunk: int = 64):
+        self.examples = examples
+        self.image_processor = image_processor
+        self.loader = loader
+        self._cache: list | None = None
+        if cache is None:
+            cache = self._estimate_bytes() <= CACHE_LIMIT_BYTES
+        if cache:
+            self._cache = []
+            for start in range(0, len(examples), chunk):
+                self._cache.extend(self._process(range(start, min(start + chunk, len(examples)))))
+
+    @property
+    def cached(self) -> bool:
+        return self._cache is not None
+
+    def _estimate_bytes(self) -> int:
+        if not self.examples:
+            return 0
+        (pixels, _), = self._process([0])
+        return pixels.numel() * pixels.element_size() * len(self.examples)
+
+    def _process(self, indices) -> list[tuple[Any, Any]]:
+        """[(pixel_values [patches, dim], grid_thw [1, 3])] for the given images, in one processor call."""
+        images = [self.loader(self.examples[i]) for i in indices]
+        out = self.image_processor(images=images, return_tensors="pt")
+        grids = out["image_grid_thw"]
+        sizes = grids.prod(dim=1).tolist()
+        pixels = out["pixel_values"].split(sizes)
+        return [(p.contiguous(), grids[k:k + 1]) for k, p in enumerate(pixels)]
+
+    def get(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
+        if self._cache is not None:
+            return [self._cache[i] for i in indices]
+        return self._process(indices)
+
+
+@dataclass
+class Prompt:
+    """The chat prompt around one image placeholder, as token ids."""
+
+    before: Any  # LongTensor: tokens up to the image placeholder
+    after: Any  # LongTensor: tokens after it, ending where the caption begins
+    image_token_id: int
+    merge: int  # spatial merge size: image tokens = t*h*w / merge**2
+
+
+def tokenize_prompt(processor, prompt: str) -> Prompt:
+    import torch
+
+    from wizard.chat import prompt_text
+
+    tok = processor.tokenizer
+    image_token = getattr(processor, "image_token", "<|image_pad|>")
+    image_token_id = tok.convert_tokens_to_ids(image_token)
+    ids = tok(prompt_text(processor, prompt), add_special_tokens=False)["input_ids"]
+    if ids.count(image_token_id) != 1:
+        raise ValueError(f"the chat template should place exactly one {image_token} in the prompt, got "
+                         f"{ids.count(image_token_id)}")
+    cut = ids.index(image_token_id)
+    merge = getattr(processor.image_processor, "merge_size", 2)
+    return Prompt(torch.tensor(ids[:cut]), torch.tensor(ids[cut + 1:]), image_token_id, merge)
+
+
+def tokenize_targets(processor, captions: list[str], max_length: int) -> tuple[list, int]:
+    """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated."""
+    import torch
+
+    from wizard.chat import target_text
+
+    texts = [target_text(processor, c) for c in captions]
+    encoded = processor.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    cut = sum(len(ids) > max_length for ids in encoded)
+    return [torch.tensor(ids[:max_length]) for ids in encoded], cut
+
+
+def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
+    """The input_ids row of an item: prompt with the image placeholder widened to the image's tokens."""
+    import torch
+
+    n_image = int(grid.prod()) // (prompt.merge * prompt.merge)
+    image = torch.full((n_image,), prompt.image_token_id, dtype=torch.long)
+    n_prompt = len(prompt.before) + n_image + len(prompt.after)
+    return torch.cat([prompt.before, image, prompt.after, item.target]), n_prompt
+
+
+class CaptionDataset:
+    """A map-style dataset of Items (len/getitem: what the Trainer's sampler and DataLoader need)."""
+
+    def __init__(self, items: list[Item], images: ImageStore, prompt: Prompt, truncated: int = 0):
+        self.items = items
+        self.images = images
+        self.prompt = prompt
+        self.truncated = truncated
+        if images.cached:  # every image's size is known: build every row now, once
+            for it in items:
+                it.seq, it.n_prompt = _widen(it, prompt, images.get([it.image])[0][1])
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> Item:
+        return self.items[i]
+
+
+def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_length: int,
+                  loader: Callable | None = None, cache: bool | None = None) -> CaptionDataset:
+    """One Item per (image, caption); images and captions are processed here, once."""
+    if loader is None:
+        from wizard.data import load_image as loader
+    pairs = [(i, caption) for i, ex in enumerate(examples) for caption in ex.captions]
+    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length)
+    images = ImageStore(examples, processor.image_processor, loader=loader, cache=cache)
+    items = [Item(i, t) for (i, _), t in zip(pairs, targets)]
+    return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated)
+
+
+class CaptionCollator:
+    """Items -> one padded batch (right padding). Counts the tokens it has batched (for tokens/s)."""
+
+    def __init__(self, processor, dataset: CaptionDataset):
+        self.images = dataset.images
+        self.prompt = dataset.prompt
+        self.pad_id = processor.tokenizer.pad_token_id
+        if self.pad_id is None:
+            self.pad_id = processor.tokenizer.eos_token_id
+        self.tokens = 0  # non-padding tokens batched so far
+
+    def __call__(self, items: list[Item]) -> dict[str, Any]:
+        import torch
+
+        vision = self.images.get([it.image for it in items])
+        rows = [(it.seq, it.n_prompt) if it.seq is not None else _widen(it, self.prompt, grid)
+                for it, (_, grid) in zip(items, vision)]
+        longest = max(len(seq) for seq, _ in rows)
+        input_ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)
+        labels = torch.full((len(rows), longest), IGNORE, dtype=torch.long)
+        attention = torch.zeros((len(rows), longest), dtype=torch.long)
+        for r, (seq, n_prompt) in enumerate(rows):
+            input_ids[r, : len(seq)] = seq
+            labels[r, n_prompt: len(seq)] = seq[n_prompt:]
+            attention[r, : len(seq)] = 1
+        self.tokens += sum(len(seq) for seq, _ in rows)
+        return {
+            "input_ids": input_ids,
+            "attention_mask": attention,
+            "labels": labels,
+            "mm_token_type_ids": (input_ids == self.prompt.image_token_id).long(),  # image tokens (M-RoPE)
+            "pixel_values": torch.cat([px for px, _ in vision]),
+            "image_grid_thw": torch.cat([g for _, g in vision]),
+        }

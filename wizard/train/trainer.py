@@ -1,0 +1,56 @@
+"""The HF Trainer, with the three things caption-wizard needs on top.
+
+1. Every step's exact loss goes to a LossTracker (logged losses are exact means, resumes included).
+2. A NaN/inf loss stops training before the optimizer step: nothing bad reaches a checkpoint.
+3. On resume, an edited learning rate is applied (the scheduler state in the checkpoint would
+   otherwise silently keep the old one).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from transformers import Trainer
+
+from wizard.train.callbacks import LossTracker
+
+
+class NonFiniteLoss(RuntimeError):
+    def __init__(self, step: int, value: float):
+        super().__init__(f"the loss became {value} at step {step}")
+        self.step, self.value = step, value
+
+
+class CaptionTrainer(Trainer):
+    def __init__(self, *args, losses: LossTracker, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.losses = losses
+        self.lr_changed: tuple[float, float] | None = None  # (checkpoint's, recipe's) when they differ
+
+    def training_step(self, model, inputs, num_items_in_batch=None):
+        loss = super().training_step(model, inputs, num_items_in_batch)
+        if not torch.isfinite(loss):  # checked before the optimizer step: the weights stay good
+            raise NonFiniteLoss(self.state.global_step + 1, float(loss))
+        self.losses.add(loss)
+        return loss
+
+    def floating_point_ops(self, inputs) -> int:
+        return 0  # the base class walks every parameter on every step to estimate FLOPs; we never report them
+
+    def _load_optimizer_and_scheduler(self, checkpoint):
+        super()._load_optimizer_and_scheduler(checkpoint)
+        if checkpoint is None or not hasattr(self.lr_scheduler, "lr_lambdas"):
+            return
+        wanted = self.args.learning_rate
+        saved = self.lr_scheduler.base_lrs[0]
+        if math.isclose(saved, wanted, rel_tol=0, abs_tol=0):
+            return
+        sched = self.lr_scheduler
+        sched.base_lrs = [wanted for _ in sched.base_lrs]
+        lrs = [wanted * lam(sched.last_epoch) for lam in sched.lr_lambdas]
+        for group, lr in zip(self.optimizer.param_groups, lrs):
+            group["initial_lr"] = wanted
+            group["lr"] = lr
+        sched._last_lr = lrs
+        self.lr_changed = (saved, wanted)
