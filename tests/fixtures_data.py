@@ -55,45 +55,44 @@ class Built:
 
 # ----------------------------------------------------------------------------- (a) imagefolder
 def build_imagefolder(root: Path, n_good: int = 76, csv: bool = False) -> Built:
-    """pets/ with img_NNN.png and metadata.jsonl (or metadata.csv with a `captions` list column);
-    bad: a missing image, a corrupt image, an empty caption, a broken JSON line (CSV: a missing
-    file_name). img_000.png is described by two rows (two captions)."""
+    """pets/ with img_NNN.png and metadata.jsonl (or metadata.csv, with a BOM and a `captions`
+    column holding JSON lists). img_000.png has two captions (two JSONL rows; one CSV list).
+    Bad: a missing image, a corrupt image, an empty caption, and a broken JSON line (JSONL) or a
+    row without file_name (CSV)."""
+    import csv as csvlib
+
     folder = root / "pets"
-    lines: list[str] = []
     good = [(f"img_{i:03d}.png", [caption(i)]) for i in range(n_good)]
     good[0] = (good[0][0], [caption(0), caption(0, 1)])
     for i, (name, _) in enumerate(good):
         write_png(folder / name, i)
     write_png(folder / "quiet.png", 999)
     (folder / "broken.png").write_bytes(CORRUPT)
-    meta = folder / ("metadata.csv" if csv else "metadata.jsonl")
-    bad_rows = [({"file_name": "missing.png", "text": "never drawn"}, "image not found: missing.png"),
-                ({"file_name": "broken.png", "text": "a broken file"}, "not a readable image"),
-                ({"file_name": "quiet.png", "text": "   "}, "empty caption"),
-                (None, "not valid JSON" if not csv else "no file_name")]
-    rows: list[tuple[dict | None, str | None]] = []
-    for name, caps in good:
-        if csv:
-            rows.append(({"file_name": name, "text": json.dumps(caps, ensure_ascii=False)}, None))
-        else:
-            rows.extend(({"file_name": name, "text": c}, None) for c in caps)
-    for k, bad in enumerate(bad_rows):  # spread over the file: after rows 2, 9, 16, 23
-        rows.insert(2 + 7 * k, bad)
-    built = Built(folder, "imagefolder", rows=len(rows), images=n_good)
-    for lineno, (rec, why) in enumerate(rows, start=2 if csv else 1):
-        if why:
-            built.bad.append((f"{meta.name}:{lineno}", why))
-        if csv:
-            lines.append("" if rec is None else f'{rec["file_name"]},"{rec["text"].replace(chr(34), chr(34) * 2)}"')
-        else:
-            lines.append('{"file_name": "img_001.png", "text": "cut off' if rec is None
-                         else json.dumps(rec, ensure_ascii=False))
     if csv:
-        lines = ["file_name,captions"] + [line or ",orphan caption" for line in lines]
-        meta.write_text("\n".join(lines) + "\n", encoding="utf-8-sig")  # with a BOM, as Excel writes
+        rows: list[tuple[list[str], str | None]] = [([n, json.dumps(c, ensure_ascii=False)], None) for n, c in good]
+        bad = [(["missing.png", "never drawn"], "image not found: missing.png"),
+               (["broken.png", "a broken file"], "not a readable image: broken.png ("),
+               (["quiet.png", "   "], "empty caption"), (["", "orphan caption"], "no file_name")]
     else:
-        meta.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    built.captions = {name: caps for name, caps in good[:4]}
+        rows = [(json.dumps({"file_name": n, "text": c}, ensure_ascii=False), None) for n, caps in good for c in caps]
+        bad = [('{"file_name": "missing.png", "text": "never drawn"}', "image not found: missing.png"),
+               ('{"file_name": "broken.png", "text": "a broken file"}', "not a readable image: broken.png ("),
+               ('{"file_name": "quiet.png", "text": "   "}', "empty caption"),
+               ('{"file_name": "img_001.png", "text": "cut off', "not valid JSON")]
+    for k, row in enumerate(bad):  # spread over the file
+        rows.insert(2 + 7 * k, row)
+    meta = folder / ("metadata.csv" if csv else "metadata.jsonl")
+    if csv:
+        with open(meta, "w", encoding="utf-8-sig", newline="") as f:  # a BOM, as Excel writes it
+            writer = csvlib.writer(f)
+            writer.writerow(["file_name", "captions"])
+            writer.writerows(cells for cells, _ in rows)
+    else:
+        meta.write_text("\n".join(line for line, _ in rows) + "\n", encoding="utf-8")
+    first_line = 2 if csv else 1  # the CSV header is line 1
+    built = Built(folder, "imagefolder", rows=len(rows), images=n_good)
+    built.bad = [(f"{meta.name}:{n}", why) for n, (_, why) in enumerate(rows, first_line) if why]
+    built.captions = dict(good[:4])
     return built
 
 
@@ -112,9 +111,9 @@ def build_coco(root: Path, n_images: int = 19, per_image: int = 4) -> Built:
     images += [{"id": 1, "file_name": "COCO_train2014_missing.png"}, {"id": 2, "file_name": "broken.png"}]
     (top / "train2014" / "broken.png").write_bytes(CORRUPT)
     bad = [({"image_id": 1, "id": 1, "caption": "gone"}, "image not found: COCO_train2014_missing.png"),
-           ({"image_id": 2, "id": 2, "caption": "broken"}, "not a readable image"),
+           ({"image_id": 2, "id": 2, "caption": "broken"}, "not a readable image: broken.png ("),
            ({"image_id": 1003, "id": 3, "caption": ""}, "empty caption"),
-           ({"image_id": 424242, "id": 4, "caption": "orphan"}, "image_id 424242 is not in")]
+           ({"image_id": 424242, "id": 4, "caption": "orphan"}, "unknown image_id: 424242")]
     for k, (ann, _) in enumerate(bad):
         anns.insert(5 + 10 * k, ann)
     path = top / "annotations" / "captions_train2014.json"
@@ -167,7 +166,7 @@ def build_messages(root: Path, n_good: int = 76, array: bool = False) -> Built:
     records.insert(1, _messages_record(0, "images/000.png", caption(0, 1)))
     (folder / "images" / "broken.png").write_bytes(CORRUPT)
     bad = [(_messages_record(0, "images/nope.png", "lost"), "image not found: images/nope.png"),
-           (_messages_record(0, "images/broken.png", "broken"), "not a readable image"),
+           (_messages_record(0, "images/broken.png", "broken"), "not a readable image: images/broken.png ("),
            (_messages_record(1, "images/001.png", ""), "empty caption")]
     if not array:
         bad.append(('{"messages": [{"role": "user", "content": "<image>hi"}', "not valid JSON"))
@@ -199,7 +198,8 @@ def build_hf_saved(root: Path, n_good: int = 76) -> Built:
     images: list = [{"bytes": png_bytes(i), "path": f"{i:03d}.png"} for i in range(n_good)]
     en = [f"picture {i}" for i in range(n_good)]
     zh = [f"第{i}张图" for i in range(n_good)]
-    bad = [(None, "x", "坏", "no image"), ({"bytes": CORRUPT, "path": "broken.png"}, "x", "坏", "not a readable image"),
+    bad = [(None, "x", "坏", "no image"), ({"bytes": CORRUPT, "path": "broken.png"}, "x", "坏",
+            "not a readable image: embedded image broken.png ("),
            ({"bytes": png_bytes(900), "path": "900.png"}, "x", " ", "empty caption"),
            ({"bytes": png_bytes(902)[:40], "path": "cut.png"}, "x", "坏", "not a readable image")]
     positions = [4 + min(11, n_good // 5) * k for k in range(len(bad))]
@@ -233,7 +233,7 @@ def build_parquet(root: Path, n_good: int = 76) -> Built:
         caps.append([caption(i), caption(i, 1)])
     (data / "img" / "broken.png").write_bytes(CORRUPT)
     write_png(data / "img" / "quiet.png", 901)
-    bad = [("img/none.png", ["x"], "image not found: img/none.png"), ("img/broken.png", ["x"], "not a readable image"),
+    bad = [("img/none.png", ["x"], "image not found: img/none.png"), ("img/broken.png", ["x"], "not a readable image: img/broken.png ("),
            ("img/quiet.png", [], "empty caption"), (None, ["x"], "no image")]
     positions = [6 + min(12, n_good // 5) * k for k in range(len(bad))]
     for pos, (n, c, _) in zip(positions, bad):
@@ -244,4 +244,46 @@ def build_parquet(root: Path, n_good: int = 76) -> Built:
     built = Built(folder, "hf", rows=len(names), images=n_good)
     built.bad = [(f"train-00000-of-00001.parquet row {p}", why) for p, (*_, why) in zip(positions, bad)]
     built.captions = {f"img/{i:03d}.png": [caption(i), caption(i, 1)] for i in (0, 1)}
+    return built
+
+
+# ----------------------------------------------------------------------------- (f) ModelScope layouts
+def build_m3it(root: Path, n_good: int = 57) -> Built:
+    """m3it/data/captioning/coco-cn/train.jsonl as in AI-ModelScope/M3IT (base64 images, Chinese
+    `outputs`). Bad: image bytes that are no picture, an empty caption, a broken JSON line."""
+    folder = root / "m3it"
+    path = folder / "data" / "captioning" / "coco-cn" / "train.jsonl"
+    path.parent.mkdir(parents=True)
+
+    def line(image: bytes, text: str) -> str:
+        return json.dumps({"instruction": "用中文描述这张图片。", "inputs": "", "outputs": text,
+                           "image_base64_str": [base64.b64encode(image).decode()]}, ensure_ascii=False)
+
+    lines = [line(png_bytes(i), f"第{i}张图：一只猫") for i in range(n_good)]
+    bad = [(line(CORRUPT, "坏图"), "not a readable image"), (line(png_bytes(800), ""), "empty caption"),
+           ('{"outputs": "cut', "not valid JSON")]
+    positions = [5 + min(9, n_good // 4) * k for k in range(len(bad))]
+    for pos, (text, _) in zip(positions, bad):
+        lines.insert(pos, text)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    built = Built(folder, "m3it", rows=len(lines), images=n_good)
+    built.bad = [(f"train.jsonl:{p + 1}", why) for p, (_, why) in zip(positions, bad)]
+    return built
+
+
+def build_coco_csv(root: Path, n_good: int = 10) -> Built:
+    """cococsv/train2014.csv as in modelscope/coco_2014_caption, with local image paths instead of
+    URLs (the reader accepts both): uniq_id,image_id,caption,image; several rows per image, '&&'
+    joining captions. Bad: a missing image, a file that is no picture."""
+    folder = root / "cococsv"
+    rows = ["uniq_id,image_id,caption,image"]
+    for i in range(n_good):
+        write_png(folder / "imgs" / f"{i}.png", i)
+        rows.append(f'{2 * i},{i},"{caption(i)}&&{caption(i, 1)}",imgs/{i}.png')
+        rows.append(f'{2 * i + 1},{i},"{caption(i, 2)}",imgs/{i}.png')
+    (folder / "imgs" / "bad.png").write_bytes(CORRUPT)
+    rows += ["900,900,gone,imgs/gone.png", "901,901,broken,imgs/bad.png"]
+    (folder / "train2014.csv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    built = Built(folder, "coco_csv", rows=n_good + 2, images=n_good)
+    built.captions = {}
     return built

@@ -319,6 +319,14 @@ def test_helpers():
     assert sparkline([1, 2, 3, 4], 4) == "▁▃▆█" and sparkline([1] * 50, 10) == "▄" * 10
 
 
+def test_loss_png_with_one_point_and_a_nan(tmp_path):
+    from wizard.plot import save_loss_plot
+
+    path = save_loss_plot(tmp_path / "loss.png", [1, 2], [2.5, float("nan")], evals=[(2, 2.7)], title="t")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
+    assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
+
+
 # ---------------------------------------------------------------------------- plain lines
 def test_plain_lines_one_per_logged_step_without_escape_codes():
     events, _ = fresh_run()
@@ -373,15 +381,18 @@ def test_watch_plain_follows_a_growing_run(tmp_path):
         append(run_dir, {"t": time.time(), "type": "status", "status": "completed"})
         write_state(run_dir, status="completed", step=20)
 
+    proc = subprocess.Popen([CLI, "watch", str(run_dir), "--plain"], env=cli_env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, cwd=ROOT)
+    first = proc.stdout.readline()        # watch is following: now the run makes progress
+    assert "started: 20 steps" in first
     thread = threading.Thread(target=writer)
     thread.start()
     try:
-        proc = subprocess.run([CLI, "watch", str(run_dir), "--plain"], env=cli_env(), capture_output=True,
-                              text=True, timeout=60, cwd=ROOT)
+        rest, err = proc.communicate(timeout=60)
     finally:
         thread.join()
-    assert proc.returncode == 0, proc.stderr
-    out = proc.stdout
+    assert proc.returncode == 0, err
+    out = first + rest
     assert "\x1b" not in out
     steps = [line for line in out.splitlines() if line.startswith("step ")]
     assert [line.split()[1] for line in steps] == [f"{s}/20" for s in range(1, 21)]
@@ -520,10 +531,12 @@ sys.exit(attach(run_dir, proc=proc))
 
 def spawn_pty(args, **kw):
     pexpect = pytest.importorskip("pexpect")
-    env = cli_env(COLUMNS="100", LINES="30")
+    env = cli_env(COLUMNS="100", LINES="30", TERM="xterm-256color")
     env.pop("NO_COLOR", None)
+    kw.setdefault("timeout", 30)
+    # Ctrl-C makes the terminal drop queued output, which can cut a UTF-8 character: replace it
     return pexpect.spawn(args[0], args[1:], env=env, dimensions=(30, 100), encoding="utf-8",
-                         timeout=30, cwd=str(ROOT), **kw)
+                         codec_errors="replace", cwd=str(ROOT), **kw)
 
 
 def test_live_ctrl_c_detach_then_watch_shows_completed(tmp_path):
@@ -555,3 +568,69 @@ def pexpect_eof():
     import pexpect
 
     return pexpect.EOF
+
+
+# ---------------------------------------------------------------------------- the real demo, in a pty
+ANSI = r"\x1b\[[0-9;?]*[A-Za-z]|\x1b[()][A-Za-z0-9]|\x1b[=>]"
+
+
+def screen_text(raw: str) -> str:
+    """What was drawn, without escape codes (every redraw of the Live display is in there)."""
+    import re
+
+    return re.sub(ANSI, "", raw).replace("\r", "")
+
+
+def demo_run(tmp_path, *overrides: str):
+    return spawn_pty([CLI, "run", "recipes/demo-shapes.yaml", *overrides, "--runs-dir", str(tmp_path / "runs")],
+                     timeout=300)
+
+
+def the_run_dir(tmp_path) -> Path:
+    (run_dir,) = [p for p in (tmp_path / "runs").iterdir() if p.is_dir()]
+    return run_dir
+
+
+@pytest.mark.slow
+def test_demo_run_shows_live_chart_memory_and_reaches_the_last_step(tmp_path):
+    import re
+
+    steps = 6
+    child = demo_run(tmp_path, f"train.max_steps={steps}", "train.logging_steps=1", "train.save_steps=3")
+    raw = child.read()            # until the run ends
+    child.close()
+    text = screen_text(raw)
+    assert child.exitstatus == 0, text[-3000:]
+    assert re.search(r"\d\.\d+ ┤", text) and "└──" in text and "step" in text, "the loss chart"
+    sizes = [float(x) for x in re.findall(r"RSS (\d+(?:\.\d+)?) (?:MiB|GiB)", text)]
+    assert sizes and max(sizes) > 0, "the memory panel with a non-zero figure"
+    assert f"{steps}/{steps} steps" in text, "progress reaching the last step"
+    run_dir = the_run_dir(tmp_path)
+    assert (run_dir / "loss.png").exists()
+    assert f"{run_dir}/adapter" in text.replace("\n", "") or "adapter" in text
+
+
+@pytest.mark.slow
+def test_demo_ctrl_c_detach_training_completes_and_watch_shows_it(tmp_path):
+    import pexpect
+
+    child = demo_run(tmp_path, "train.max_steps=16", "train.logging_steps=1", "train.save_steps=8")
+    child.expect(r"[1-9]\d*/16 steps", timeout=240)     # the dashboard is up and training has begun
+    child.sendcontrol("c")
+    child.expect("What now")
+    child.send("\x1b[A")                                # from "Keep watching" up to "Detach"
+    child.send("\r")
+    child.expect("detached")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+    run_dir = the_run_dir(tmp_path)
+    deadline = time.time() + 240
+    while json.loads((run_dir / "state.json").read_text()).get("status") == "running":
+        assert time.time() < deadline, "training did not finish after detaching"
+        time.sleep(0.5)
+    assert json.loads((run_dir / "state.json").read_text())["status"] == "completed"
+    res = subprocess.run([CLI, "watch", str(run_dir)], env=cli_env(), capture_output=True, text=True,
+                         timeout=60, cwd=ROOT)
+    assert res.returncode == 0, res.stderr
+    assert "completed" in res.stdout and "16/16" in res.stdout

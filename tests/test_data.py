@@ -7,14 +7,13 @@ import random
 import shutil
 import subprocess
 import sys
-import time
 
 import pytest
 from PIL import Image
 
 from tests.conftest import ROOT
-from tests.fixtures_data import (CORRUPT, build_coco, build_hf_saved, build_imagefolder, build_messages,
-                                 build_parquet, caption, png_bytes, write_png)
+from tests.fixtures_data import (build_coco, build_coco_csv, build_hf_saved, build_imagefolder, build_m3it,
+                                 build_messages, build_parquet, caption, png_bytes, write_png)
 from wizard.data import BadImage, Example, load_caption_set, load_image
 from wizard.errors import UserError
 from wizard.recipe import DataSpec
@@ -29,10 +28,10 @@ def load(dataset, seed=7, **kw):
     return load_caption_set(spec(dataset, **kw), seed=seed)
 
 
-def check_report(cs, built):
+def check_report(cs, built, detected=True):
     """What every format must get right: counts, the named bad rows, the captions."""
     r = cs.report
-    assert r.format == built.format and r.detected
+    assert r.format == built.format and r.detected == detected
     assert r.rows_read == built.rows
     assert r.images == built.images == len(cs.train) + len(cs.eval)
     assert r.bad_rows == len(built.bad)
@@ -105,14 +104,14 @@ def test_hf_save_to_disk_picks_language_column(tmp_path):
     ex = next(e for e in cs.examples if e.id.endswith("-005.png"))
     assert ex.captions == ["第5张图"] and isinstance(ex.image, bytes)
     assert cs.report.language_guess == "zh"
-    assert any("'caption_zh'" in n for n in cs.report.notes)
+    assert any("'caption_zh'" in n for n in cs.report.info)
 
 
 def test_hf_parquet_reads_train_split_only(tmp_path):
     built = build_parquet(tmp_path)
     cs = load(built.path)
     check_report(cs, built)
-    assert any("train files (1 of 2" in n for n in cs.report.notes)
+    assert any("train files (1 of 2" in n for n in cs.report.info)
     single = load(built.path / "data" / "train-00000-of-00001.parquet")
     assert single.report.images == built.images
 
@@ -126,67 +125,31 @@ def test_shapes_builtin(tmp_path):
     assert load("shapes", language="en", max_samples=40).examples[0].captions[0].startswith("a ")
 
 
-@pytest.fixture
-def fake_hub(monkeypatch, tmp_path):
-    """wizard.hub.resolve_dataset and wizard.data.modelscope_sets readers replaced by fakes."""
-    import types
-
-    import wizard.data
-
+def test_m3it_local_folder_and_catalog_id(tmp_path, monkeypatch):
+    built = build_m3it(tmp_path)
+    cs = load(built.path, subset="coco-cn", language="zh")  # a local copy (layout detected): no download
+    check_report(cs, built)
+    assert load(built.path, format="m3it", language="zh").fingerprint == cs.fingerprint  # the one subset
+    assert cs.report.language_guess == "zh" and all(len(e.id) == 16 for e in cs.examples)
     calls = []
-    folder = tmp_path / "ms-cache"
-    folder.mkdir()
-
-    def module(name):
-        try:
-            return __import__(name, fromlist=["x"])
-        except ImportError:
-            mod = types.ModuleType(name)
-            monkeypatch.setitem(sys.modules, name, mod)
-            return mod
-
-    hub, sets = module("wizard.hub"), module("wizard.data.modelscope_sets")
-    monkeypatch.setattr(wizard.data, "modelscope_sets", sets, raising=False)
-    monkeypatch.setattr(hub, "resolve_dataset", lambda *a, **k: calls.append(a[:2]) or folder, raising=False)
-    import base64
-
-    def m3it(f, subset, split):
-        calls.append((f, subset, split))
-        recs = [{"image_base64_str": [base64.b64encode(png_bytes(i)).decode()], "outputs": f"第{i}张图"}
-                for i in range(40)]
-        recs[5] = {"image_base64_str": [base64.b64encode(CORRUPT).decode()], "outputs": "坏"}
-        recs[9]["outputs"] = ""
-        return recs
-
-    def coco_csv(f):
-        write_png(f / "1.png", 1)
-        return [{"image_id": 1, "image": str(f / "1.png"), "caption": "a cat"},
-                {"image_id": 1, "image": str(f / "1.png"), "caption": "a grey cat"},
-                {"image_id": 2, "image": str(f / "2.png"), "caption": "gone"}] + \
-               [{"image_id": 10 + i, "image": png_bytes(10 + i), "caption": f"c{i}"} for i in range(30)]
-
-    monkeypatch.setattr(sets, "read_m3it", m3it, raising=False)
-    monkeypatch.setattr(sets, "read_coco_2014_caption", coco_csv, raising=False)
-    return calls, folder
+    monkeypatch.setattr("wizard.hub.resolve_dataset", lambda *a, **k: calls.append(a[:2]) or built.path)
+    by_id = load("AI-ModelScope/M3IT", subset="coco-cn", language="zh")  # format from the catalog
+    assert calls == [("AI-ModelScope/M3IT", "coco-cn")] and by_id.report.format == "m3it"
+    assert by_id.fingerprint == cs.fingerprint
 
 
-def test_modelscope_m3it_dispatch(fake_hub):
-    calls, folder = fake_hub
-    cs = load("AI-ModelScope/M3IT", subset="coco-cn", language="zh")  # format from the catalog
-    assert cs.report.format == "m3it" and calls[0] == ("AI-ModelScope/M3IT", "coco-cn")
-    assert calls[1] == (folder, "coco-cn", "train")
-    assert cs.report.images == 38 and cs.report.bad_by_reason == {"not a readable image": 1, "empty caption": 1}
-    assert cs.report.first_bad[0].where == "m3it record 5"
-
-
-def test_modelscope_coco_csv_groups_captions_by_image_id(fake_hub):
+def test_coco_csv_groups_captions_and_tolerates_dead_images(tmp_path, monkeypatch):
+    built = build_coco_csv(tmp_path)
+    monkeypatch.setattr("wizard.hub.resolve_dataset", lambda *a, **k: built.path)
     cs = load("modelscope/coco_2014_caption")
-    assert cs.report.format == "coco_csv" and cs.report.bad_by_reason == {"image not found": 1}
-    assert {e.id: e.captions for e in cs.examples}["1"] == ["a cat", "a grey cat"]
+    assert cs.report.format == "coco_csv" and cs.report.images == 10 and cs.report.bad_rows == 2  # 17%: a note
+    assert any("2 of 12 images could not be used" in n for n in cs.report.notes)
+    assert {tuple(e.captions) for e in cs.examples} >= {(caption(3), caption(3, 1), caption(3, 2))}
+    assert {b.reason.split(":")[0] for b in cs.report.first_bad} == {"image not fetched", "not a readable image"}
 
 
 # ----------------------------------------------------------------------------- the 5% limit
-@pytest.mark.parametrize("builder", [build_imagefolder, build_coco, build_messages, build_parquet])
+@pytest.mark.parametrize("builder", [build_imagefolder, build_coco, build_messages, build_parquet, build_m3it])
 def test_more_than_5_percent_bad_is_an_error_naming_rows_and_file(tmp_path, builder):
     built = builder(tmp_path, 10)
     with pytest.raises(UserError) as e:
@@ -205,14 +168,16 @@ def test_exactly_5_percent_bad_is_accepted(tmp_path):
 
 def test_cli_run_exits_2_on_bad_data(tmp_path, cli):
     pytest.importorskip("wizard.runner")
+    if not (ROOT / "wizard" / "assets" / "demo-base").is_dir():
+        pytest.skip("the demo model is not built yet (the run loads it before the data)")
     built = build_imagefolder(tmp_path, 10)
     recipe = (ROOT / "recipes" / "demo-shapes.yaml").read_text(encoding="utf-8")
     path = tmp_path / "bad.yaml"
     path.write_text(recipe, encoding="utf-8")
     result = cli("run", str(path), f"data.dataset={built.path}", "data.format=auto", "train.max_steps=1",
                  "--plain", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
-    assert result.returncode == 2, result.stderr
-    assert "metadata.jsonl:3: image not found: missing.png" in result.stderr
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "metadata.jsonl:3: image not found: missing.png" in result.stdout + result.stderr
 
 
 # ----------------------------------------------------------------------------- detection and paths
@@ -343,7 +308,7 @@ def test_thousands_of_rows_load_fast_without_torch(tmp_path):
     assert out.returncode == 0, out.stderr
     seconds, images, n_eval = out.stdout.split()
     assert (images, n_eval) == ("3000", "60")
-    assert float(seconds) < 3.0  # includes checking 3000 images; about 0.4 s on an idle core
+    assert float(seconds) < 4.0  # includes checking 3000 images: about 0.3 s on an idle core
 
 
 def test_chinese_captions_round_trip_in_every_text_format(tmp_path):

@@ -48,25 +48,25 @@ def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=N
     """The run's held-out examples (CaptionSet.eval), first `limit` of them."""
     from wizard.data import load_caption_set
 
-    caption_set = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir),
-                                   console=console)
+    caption_set = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir))
     _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), console)
     examples = list(caption_set.eval)
+    if console is not None:
+        console.print(f"held-out split of {recipe.data.dataset}: {len(examples)} image(s) "
+                      f"(data.eval_fraction={recipe.data.eval_fraction}, seed {recipe.train.seed})"
+                      + (f"; scoring the first {limit}" if limit and limit < len(examples) else ""),
+                      soft_wrap=True, highlight=False)
     return examples[:limit] if limit else examples
 
 
-def data_base_dir(run_dir: Path) -> Path | None:
-    """Where relative dataset paths resolve: the folder lock.json recorded, else the current one."""
-    lock = _read_json(run_dir / "lock.json")
-    data = lock.get("data") if isinstance(lock.get("data"), dict) else {}
-    base = data.get("base_dir") or lock.get("base_dir")
-    return Path(base) if isinstance(base, str) and Path(base).is_dir() else None
+def data_base_dir(run_dir: Path) -> str | None:
+    """Where relative dataset paths resolve: the recipe's folder lock.json recorded (as training did)."""
+    return _read_json(run_dir / "lock.json").get("recipe_dir")
 
 
 def _check_fingerprint(run_dir: Path, fingerprint: str | None, console) -> None:
-    lock = _read_json(run_dir / "lock.json")
-    data = lock.get("data") if isinstance(lock.get("data"), dict) else {}
-    trained = data.get("fingerprint") or lock.get("dataset_fingerprint")
+    dataset = _read_json(run_dir / "lock.json").get("dataset")
+    trained = dataset.get("fingerprint") if isinstance(dataset, dict) else None
     if fingerprint and isinstance(trained, str) and trained != fingerprint and console is not None:
         console.print("[yellow]warning:[/] the dataset changed since this run trained (fingerprint "
                       f"{trained[:12]} -> {fingerprint[:12]}): the held-out images may differ", soft_wrap=True)
@@ -158,7 +158,7 @@ def render_eval(result: dict):
     from rich.table import Table
 
     base = result.get("base")
-    table = Table(title=f"{result['run']} · step {result.get('step')}", title_justify="left")
+    table = Table(title=f"step {result.get('step')}", title_justify="left")
     table.add_column("metric")
     if base:
         table.add_column("base", justify="right")
@@ -200,8 +200,9 @@ def cmd_eval(args) -> int:
     with console_err.status("captioning the held-out images...", spinner="dots"):
         result = evaluate_run(args.run_dir, limit=args.limit, base=not args.no_base, console=console_err)
     console.print(render_samples(result))
-    console.print(f"{result['n']} held-out image(s), references in {result['language']!r}; "
-                  "base and tuned captioned with the same prompt and generation settings", soft_wrap=True)
+    both = "; base and tuned captioned with the same prompt and settings" if result.get("base") else ""
+    console.print(f"{result['run']}: {result['n']} held-out image(s), references in "
+                  f"{result['language']!r}{both}", soft_wrap=True)
     console.print(render_eval(result))
     console.print(f"wrote {Path(args.run_dir) / 'eval.json'}", soft_wrap=True)
     return 0

@@ -19,6 +19,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 
 from wizard.errors import UserError
@@ -28,7 +29,7 @@ def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, c
     """Write the run's adapter (or, with `merge`, the merged model) to `out`; returns the folder."""
     from wizard.inference import EXPORT_RECIPE, has_adapter_files, run_adapter_dir
     from wizard.recipe import load_recipe
-    from wizard.runs import load_run
+    from wizard.runs import CHECKPOINT_MARKER, load_run
 
     run_dir = Path(run_dir)
     load_run(run_dir)  # UserError unless it is a run folder
@@ -43,7 +44,7 @@ def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, c
         if merge and has_adapter_files(adapter):
             _write_merged(recipe, run_dir, adapter, tmp, console)
         else:  # the adapter as it is (for a full fine-tune, adapter/ already is a full model folder)
-            shutil.copytree(adapter, tmp, dirs_exist_ok=True)
+            shutil.copytree(adapter, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(CHECKPOINT_MARKER))
             _ensure_processor(recipe, run_dir, tmp, console)
         shutil.copy2(run_dir / "recipe.yaml", tmp / EXPORT_RECIPE)
         _replace_dir(tmp, out)
@@ -103,7 +104,9 @@ def _write_merged(recipe, run_dir: Path, adapter: Path, folder: Path, console) -
     # On the CPU: merging needs no GPU, and a GPU busy training keeps its memory. PEFT computes the
     # LoRA delta in float32 for 16-bit weights on the CPU, then stores it in the weights' dtype.
     model = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype="auto", device_map={"": "cpu"})
-    model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()
     model.save_pretrained(str(folder))
     load_processor(adapter, base_path, data_spec=recipe.data).save_pretrained(str(folder))
     if not any(folder.glob("*.safetensors")):

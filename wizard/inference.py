@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -137,7 +138,7 @@ def pinned_revision(run_dir: Path) -> str | None:
     except (OSError, ValueError):
         return None
     model = lock.get("model") if isinstance(lock, dict) else None
-    rev = model.get("revision") if isinstance(model, dict) else lock.get("model_revision")
+    rev = model.get("revision") if isinstance(model, dict) else None
     return rev if isinstance(rev, str) and rev else None
 
 
@@ -229,7 +230,9 @@ def load_adapted(recipe, base_path: Path, adapter_dir: Path, *, device: str, qua
     from peft import PeftModel
 
     base = load_model(base_path, device, dtype, quantization_config(recipe, dtype) if quantize else None)
-    model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
     model.eval()
     return model, True
 

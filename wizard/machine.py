@@ -42,7 +42,7 @@ class Machine:
     cpu_count: int = 2
 
     def describe(self) -> str:
-        ram = f"{self.cpu_count} CPU cores, {self.ram_bytes / GiB:.0f} GB RAM"
+        ram = f"{self.cpu_count} CPU cores, {self.ram_bytes / GiB:.1f} GB RAM"
         if not self.gpus:
             return f"{ram}, no CUDA GPU"
         names = {g.name for g in self.gpus}

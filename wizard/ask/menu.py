@@ -72,8 +72,8 @@ def _runner(name: str):
 
 
 # ----------------------------------------------------------------------------- choosing things
-def _choose_run(message: str, *, only=lambda info: True, empty: str) -> Any:
-    """A run folder from ./runs (or typed); returns a path string or BACK."""
+def _choose_run(message: str, *, only=lambda info: True, empty: str, or_model: bool = False) -> Any:
+    """A run folder from ./runs (or typed: a folder, or a ModelScope id when `or_model`); a string or BACK."""
     from wizard.ask.prompting import BACK, ask_select, ask_text
     from wizard.ask.questions import Choice
 
@@ -89,21 +89,30 @@ def _choose_run(message: str, *, only=lambda info: True, empty: str) -> Any:
         choices.append(Choice(f"{r.name} · {r.status_text} · {step}{loss}", str(r.path)))
     if not choices:
         console.print(f"[dim]{empty}[/]")
-    choices.append(Choice("Type a folder", "type"))
+    choices.append(Choice("Type a model id or folder" if or_model else "Type a run folder", "type"))
     picked = ask_select(message, choices)
     if picked != "type":
         return picked
 
     def folder(text: str) -> str:
-        if not Path(text.strip()).expanduser().is_dir():
-            raise ValueError(f"no folder at {text.strip()}")
-        return str(Path(text.strip()).expanduser())
+        text = text.strip()
+        if Path(text).expanduser().is_dir():
+            return str(Path(text).expanduser())
+        if or_model and text.count("/") == 1 and not text.startswith((".", "/", "~")):
+            return text  # a ModelScope id
+        raise ValueError(f"no folder at {text}" if text else "type a folder")
 
-    return ask_text("Run folder:", parse=folder)
+    return ask_text("Model id or folder:" if or_model else "Run folder:", parse=folder)
 
 
 def _has_adapter(info) -> bool:
     return (Path(info.path) / "adapter").is_dir()
+
+
+def _existing_file(text: str) -> str:
+    if not Path(text.strip()).expanduser().is_file():
+        raise ValueError(f"no file at {text.strip()}" if text.strip() else "type the path of a recipe file")
+    return str(Path(text.strip()).expanduser())
 
 
 def _parse_images(text: str) -> list[str]:
@@ -148,7 +157,7 @@ def _replay(machine) -> int:
         console.print("[dim]No recipes in ./recipes yet: New run writes one.[/]")
     picked = ask_select("Which recipe?", choices)
     if picked == "type":
-        picked = ask_text("Recipe file:")
+        picked = ask_text("Recipe file:", parse=_existing_file)
     if picked is BACK:
         return 0
     recipe = load_recipe(picked)
@@ -165,8 +174,9 @@ def _runs(machine) -> int:
 def _caption(machine) -> int:
     from wizard.ask.prompting import BACK, ask_text
 
-    source = _choose_run("Caption with which run (its adapter) or model?", only=_has_adapter,
-                         empty="No finished runs with an adapter in ./runs: type a run folder or model folder.")
+    source = _choose_run("Caption with which run (its adapter) or model?", only=_has_adapter, or_model=True,
+                         empty="No finished runs with an adapter in ./runs: type a run folder, a model "
+                               "folder or a ModelScope id.")
     if source is BACK:
         return 0
     images = ask_text("Image file(s) or folder (separate several with spaces):", parse=_parse_images)

@@ -176,7 +176,7 @@ def recipe_table(recipe, path: Path | None = None):
     table.add_row("model", f"{recipe.model.id} ({recipe.model.source})")
     table.add_row("data", f"{d.dataset}" + (f" / {d.subset}" if d.subset else "") + f" · format {d.format}"
                   + f" · {d.language}" + (f" · at most {d.max_samples} examples" if d.max_samples else "")
-                  + f" · {d.eval_fraction:g} held out")
+                  + f" · {d.eval_fraction:.0%} held out for eval")
     table.add_row("prompt", resolve_prompt(recipe))
     table.add_row("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens")
     tuning = tu.strategy.value

@@ -437,8 +437,8 @@ QUESTIONS: list[Question] = [
              choices=_rank_choices),
     Question("max_pixels", "select", "Largest image size (caps image tokens: the usual cause of out-of-memory):",
              key="data.max_pixels", choices=_pixel_choices),
-    Question("advanced", "confirm", "Advanced settings? (LoRA alpha/modules, precision, save interval, "
-             "prompt, ...; No keeps the defaults)", default=lambda a, m: False),
+    Question("advanced", "confirm", "Advanced settings? (precision, checkpoints, prompt, LoRA alpha...)",
+             default=lambda a, m: False),
     Question("lora_alpha", "text", "LoRA alpha (usually 2 x rank):", key="tuning.lora.alpha", when=_lora,
              advanced=True, parse=lambda t: _number(t, int, "alpha"), default=_default_alpha),
     Question("lora_targets", "checkbox", "LoRA target modules (space toggles):", key="tuning.lora.target_modules",

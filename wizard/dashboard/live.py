@@ -20,6 +20,7 @@ from wizard.dashboard.state import TERMINAL, DashboardState, log_tail, read_even
 
 POLL_S = 0.25       # how often events.jsonl is read
 REDRAW_S = 1.0      # redraw at least this often (the clocks move) even without new events
+MIN_REDRAW_S = 0.5  # and at most this often however fast events come (a frame costs ~10 ms of CPU)
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 130}
 STOP, DETACH, KEEP = "stop", "detach", "keep"
 
@@ -185,7 +186,7 @@ def _write_loss_png(st: DashboardState, run_dir: Path) -> str | None:
         try:
             from wizard.plot import save_loss_plot
 
-            save_loss_plot(path, st.steps, st.losses, evals=st.evals, title=st.run)
+            save_loss_plot(path, st.steps, st.losses, evals=st.evals, title=st.name)
         except Exception as e:  # a missing plot must not hide the summary
             st.apply({"type": "warning", "t": time.time(), "message": f"could not write {path}: {e}"})
             return None
@@ -194,8 +195,18 @@ def _write_loss_png(st: DashboardState, run_dir: Path) -> str | None:
 
 def _out(console, line: str) -> None:
     """A plain line: no markup, wrapping or escape codes; flushed (piped output is block-buffered)."""
-    console.file.write(line + "\n")
+    try:
+        console.file.write(line + "\n")
+    except UnicodeEncodeError:   # a non-UTF-8 stdout: keep the line, lose the odd character
+        enc = getattr(console.file, "encoding", None) or "ascii"
+        console.file.write(line.encode(enc, "replace").decode(enc) + "\n")
     console.file.flush()
+
+
+def _print_plain(console, ev: dict, st: DashboardState) -> None:
+    line = plain_line(ev, st)
+    if line:
+        _out(console, line)
 
 
 def _follow_plain(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
@@ -204,19 +215,12 @@ def _follow_plain(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
     while True:
         try:
             how = f.ended()   # asked before reading: every event written before the end gets read
-            events = f.poll()
-            if how is not None:
-                events += f.conclude(how) if not events else []
-            for ev in events:
-                f.state.apply(ev) if ev.get("type") != "status" or ev not in f.conclude_events else None
-                line = plain_line(ev, f.state)
-                if line:
-                    _out(console, line)
+            for ev in f.poll():
+                f.state.apply(ev)
+                _print_plain(console, ev, f.state)
             if how is not None:
                 for ev in f.conclude(how):
-                    line = plain_line(ev, f.state)
-                    if line:
-                        _out(console, line)
+                    _print_plain(console, ev, f.state)
                 return True
             time.sleep(POLL_S)
         except KeyboardInterrupt:
@@ -242,7 +246,7 @@ def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
 
     live = Live(console=console, screen=False, auto_refresh=False)
     live.start()
-    last_draw = 0.0
+    last_draw, dirty = 0.0, False
     try:
         while True:
             try:
@@ -252,9 +256,11 @@ def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
                     f.state.apply(ev)
                 if how is not None:
                     f.conclude(how)
-                if events or how is not None or time.time() - last_draw >= REDRAW_S:
+                dirty = dirty or bool(events)
+                since = time.time() - last_draw
+                if how is not None or since >= REDRAW_S or (dirty and since >= MIN_REDRAW_S):
                     draw(live)
-                    last_draw = time.time()
+                    last_draw, dirty = time.time(), False
                 if how is not None:
                     return True
                 time.sleep(POLL_S)
@@ -329,21 +335,22 @@ def cmd_watch(args) -> int:
 
 
 def _show_finished(run_dir: Path, console, *, plain: bool) -> int:
+    """The final screen (or last plain line) and the summary of a run nobody is running."""
     f = _Follower(run_dir)
+    last_log = None
     for ev in f.poll():
         f.state.apply(ev)
-    how = f.ended() or f.state.status
-    code = f.finish(how) if how in TERMINAL or how == "gone" else EXIT_CODES.get(f.state.status, 0)
+        if ev.get("type") == "log":
+            last_log = ev
+    how = f.ended()
+    if how is not None:
+        f.conclude(how)
     st = f.state
     if plain:
-        last_log = None
-        for ev in read_events(run_dir / "events.jsonl")[0]:
-            if ev.get("type") == "log":
-                last_log = ev
         if last_log is not None:
-            _out(console, plain_line(last_log, st) or "")
+            _print_plain(console, last_log, st)
     else:
         w, h = console.size
         console.print(render(st, width=w, height=max(24, h - 12), now=st.last_t or time.time()))
     _print_end(st, run_dir, console, plain)
-    return 1 if code == 1 else 0
+    return 1 if st.status == "failed" else 0

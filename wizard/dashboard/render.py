@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from wizard.dashboard.chart import SMOOTH, STYLES, LossChart, sparkline
+from wizard.dashboard.chart import BAD, EVAL, RAW, SMOOTH, STYLES, LossChart, sparkline
 from wizard.dashboard.state import SMOOTHING, DashboardState, num
 
 WIDE = 120            # from this width memory and recent events sit side by side
@@ -115,7 +115,7 @@ def _header(st: DashboardState, width: int) -> list[Text]:
     if st.stop_requested and st.status == "running":
         badge, style = "◌ stopping (saving a checkpoint)", "bold yellow"
     right = (f"recipe {st.recipe_hash}  " if st.recipe_hash else "") + badge
-    name = st.run or "run"
+    name = st.name
     room = max(8, width - len(right) - 3)
     if len(name) > room:
         name = name[: room - 1] + "…"
@@ -152,9 +152,10 @@ def _progress(st: DashboardState, width: int, now: float) -> list[Text]:
         line.append(f"STALLED: no step for {fmt_duration(stalled)} (usually {fmt_duration(usual)})",
                     "bold yellow")
         return [_line(bar), _line(line)]
-    if not st.finished:
-        eta = st.eta(now)
-        parts.append(f"ETA {fmt_duration(eta)}")
+    if st.session_t is None and st.status_message and not st.finished:
+        parts.append(st.status_message)            # e.g. "loading the model", before the first step
+    elif not st.finished:
+        parts.append(f"ETA {fmt_duration(st.eta(now))}")
     sps = st.session_samples_per_s()
     if sps is not None:
         parts.append(f"{sps:.1f} samples/s")
@@ -183,8 +184,11 @@ def _chart_panel(st: DashboardState, rows: int, width: int) -> Panel:
         title += f" · best {fmt_loss(best[1])} (step {best[0]})"
     if st.evals and width >= 100:
         title += f" · eval {fmt_loss(st.evals[-1][1])} (step {st.evals[-1][0]})"
-    legend = Text.assemble(("⠂ raw", STYLES[1]), "  ", ("━ smoothed", STYLES[SMOOTH]),
-                           f" (EMA {SMOOTHING})", *((("  "), ("◆ eval", STYLES[3])) if st.evals else ()))
+    legend = Text.assemble(("⠂ raw", STYLES[RAW]), "  ", ("━ smoothed", STYLES[SMOOTH]), f" (EMA {SMOOTHING})")
+    if st.evals:
+        legend.append_text(Text.assemble("  ", ("◆ eval", STYLES[EVAL])))
+    if st.nan_step is not None:
+        legend.append_text(Text.assemble("  ", ("✖ NaN", STYLES[BAD])))
     chart = LossChart(st.steps, st.losses, st.smoothed, evals=st.evals, rows=rows)
     return Panel(chart, title=Text(title, style="bold"), title_align="left", subtitle=legend,
                  subtitle_align="right", border_style="blue", padding=(0, 1), width=width)
@@ -333,8 +337,9 @@ def summary_rows(st: DashboardState, *, loss_png: str | None = None) -> list[tup
     """(label, value) pairs for the end-of-run summary; the same facts in rich and plain output."""
     rows = []
     end = st.end or {}
-    final = end.get("final_loss", st.losses[-1] if st.losses else None)
-    rows.append(("final loss", f"{fmt_loss(final)} (step {end.get('step', st.step)})"))
+    final = num(end.get("final_loss")) if "final_loss" in end else (st.losses[-1] if st.losses else None)
+    if final is not None or st.losses:
+        rows.append(("final loss", f"{fmt_loss(final)} (step {end.get('step', st.step)})"))
     best = st.best_loss()
     if end.get("best_loss") is not None or best:
         rows.append(("best loss", fmt_loss(end.get("best_loss", best and best[1]))
@@ -356,7 +361,7 @@ def summary_rows(st: DashboardState, *, loss_png: str | None = None) -> list[tup
     if loss_png:
         rows.append(("loss curve", loss_png))
     if st.status == "completed":
-        rows.append(("next", f"caption-wizard caption {run_dir} IMAGE…  ·  caption-wizard eval {run_dir}"))
+        rows.append(("next", f"caption-wizard caption {run_dir} IMAGE...  ·  caption-wizard eval {run_dir}"))
     elif st.status == "stopped":
         if st.last_checkpoint:
             rows.append(("checkpoint", f"{run_dir}/{st.last_checkpoint}"))
@@ -373,15 +378,17 @@ def summary(st: DashboardState, *, loss_png: str | None = None) -> Panel:
     table.add_column()
     for label, value in summary_rows(st, loss_png=loss_png):
         table.add_row(label, Text(value, style="red" if label == "error" else ""))
+    if st.status == "failed" and st.log_tail:
+        table.add_row("train.log", Text("\n".join(st.log_tail.splitlines()[-10:]), style="dim"))
     badge, style = STATUS_BADGES.get(st.status, (st.status, "bold"))
-    return Panel(table, title=Text(f"{st.run or 'run'} {badge}", style=style), title_align="left",
+    return Panel(table, title=Text(f"{st.name} {badge}", style=style), title_align="left",
                  border_style=style.replace("bold ", "") or "blue", padding=(0, 1), expand=False)
 
 
 def plain_summary(st: DashboardState, *, loss_png: str | None = None) -> list[str]:
     rows = summary_rows(st, loss_png=loss_png)
     w = max(len(k) for k, _ in rows)
-    lines = [f"{st.status}: {st.run or 'run'}"] + [f"  {k.ljust(w)}  {v}" for k, v in rows]
+    lines = [f"{st.status}: {st.name}"] + [f"  {k.ljust(w)}  {v}" for k, v in rows]
     if st.status == "failed" and st.log_tail:
         lines += ["  train.log (last lines):"] + [f"  | {x}" for x in st.log_tail.splitlines()[-15:]]
     return lines
@@ -427,7 +434,7 @@ def plain_line(event: dict, state: DashboardState) -> str | None:
         what = f"resumed at step {state.session_start_step}/{state.total_steps}" if state.resumed \
             else f"started: {state.total_steps} steps"
         extra = ", ".join(p for p in (state.model, state.strategy, "+".join(state.devices)) if p)
-        return f"{state.run or 'run'} {what}" + (f" ({extra})" if extra else "")
+        return f"{state.name} {what}" + (f" ({extra})" if extra else "")
     if kind == "checkpoint":
         return f"checkpoint saved: {event.get('path')} (step {event.get('step')})"
     if kind == "eval":
@@ -436,8 +443,8 @@ def plain_line(event: dict, state: DashboardState) -> str | None:
         return f"warning: {event.get('message', '')}"
     if kind == "error":   # the tail of train.log comes with the summary at the end
         return f"error: {event.get('message', '')}"
-    if kind == "status" and event.get("status") != "running":
-        msg = event.get("message")
+    if kind == "status" and (event.get("status") != "running" or event.get("message")):
+        msg = event.get("message") if event.get("message") != state.error else None   # said already
         return f"status: {event.get('status')}" + (f" ({msg})" if msg else "")
     if kind == "end":
         return (f"finished at step {event.get('step')}: final loss {fmt_loss(num(event.get('final_loss')))}, "

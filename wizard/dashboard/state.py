@@ -297,6 +297,11 @@ class DashboardState:
 
     # ---- derived numbers (pure; `now` is the injected clock) ------------------
     @property
+    def name(self) -> str:
+        """The run's name: from the start event, else its folder's name."""
+        return self.run or Path(self.run_dir).name or "run"
+
+    @property
     def finished(self) -> bool:
         return self.status in TERMINAL
 
@@ -325,8 +330,8 @@ class DashboardState:
 
     def stalled_for(self, now: float) -> float | None:
         """Seconds without progress if that is several times the usual interval, else None."""
-        if self.status != "running" or self.last_activity_t is None:
-            return None
+        if self.status != "running" or self.last_activity_t is None or self.stop_requested:
+            return None   # (a stop is saving a checkpoint: quiet is expected)
         usual = self.usual_interval()
         if usual is None or not self.session_logs:
             return None

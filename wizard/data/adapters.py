@@ -39,7 +39,7 @@ class ReadResult:
     rows: list[Row]
     file: Path  # named in messages about bad rows
     root: Path | None  # image ids are paths relative to this folder
-    notes: list[str] = field(default_factory=list)
+    info: list[str] = field(default_factory=list)  # what was read how (columns, folders)
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -48,10 +48,13 @@ def caption_keys(language: str) -> list[str]:
 
 
 def pick_caption_key(keys, language: str) -> str | None:
-    for k in caption_keys(language):
+    for k in _CAPTION_KEYS.get(language) or caption_keys(language):
         if k in keys:
             return k
     return None
+
+
+_CAPTION_KEYS = {lang: caption_keys(lang) for lang in ("en", "zh")}
 
 
 def caption_values(value: Any, *, parse_json_list: bool = False) -> list[str]:
@@ -155,7 +158,7 @@ def read_imagefolder(meta: Path, language: str) -> ReadResult:
     if rows and not used and seen_columns:
         raise UserError(f"{meta}: no caption column; found columns: {', '.join(sorted(seen_columns))}",
                         hint=f"name the caption column one of: {', '.join(CAPTION_COLUMNS)}")
-    return ReadResult(rows, meta, folder, _note_columns(used, "captions"))
+    return ReadResult(rows, meta, folder, info=_note_columns(used, "captions"))
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, Any]]:
@@ -199,12 +202,11 @@ def read_coco(path: Path, subset: str | None, base_dirs: list[Path]) -> ReadResu
             continue
         file_name = files.get(str(ann.get("image_id")))
         if file_name is None:
-            row.problem = f"image_id {ann.get('image_id')!r} is not in the file's images list"
+            row.problem = f"unknown image_id: {ann.get('image_id')!r} (not in the file's images list)"
             continue
         row.captions = caption_values(ann.get("caption"))
         row.image = image_dir / file_name
-    notes = [f"images in {image_dir}"] if image_dir != path.parent else []
-    return ReadResult(rows, path, image_dir, notes)
+    return ReadResult(rows, path, image_dir, info=[f"images in {image_dir}"])
 
 
 def check_coco(doc: Any, path: Path) -> None:

@@ -13,8 +13,10 @@ from wizard.data.adapters import ReadResult, Row, caption_values
 from wizard.data.examples import RowProblem, image_from_string
 
 SHAPES_COUNT = 512  # images when data.max_samples is not set
-# The set is a fixed thing, like any dataset: train.seed picks the split, not the pictures.
-SHAPES_SEED = 0
+# The set is a fixed thing, like any dataset: train.seed picks the split, not the pictures. The
+# demo base model trained on seed 0 and held out seed 1 (wizard/demo/build_base.py), so these
+# pictures are new to it.
+SHAPES_SEED = 2
 
 
 def read_shapes(n: int | None, language: str) -> ReadResult:
@@ -24,26 +26,69 @@ def read_shapes(n: int | None, language: str) -> ReadResult:
     rows = [Row(f"shapes #{i}", image=s.image, captions=list(s.captions(language)), id=f"shape-{i:05d}")
             for i, s in enumerate(make_shapes(n, seed=SHAPES_SEED))]
     return ReadResult(rows, Path("shapes"), None,
-                      [f"synthetic shapes: {n} images drawn with seed {SHAPES_SEED}, {language} captions"])
+                      info=[f"synthetic shapes: {n} images drawn with seed {SHAPES_SEED}, {language} captions"])
 
 
-def read_modelscope(fmt: str, dataset: str, subset: str | None, local: Path | None, console=None) -> ReadResult:
-    """m3it / coco_csv: download (or reuse) the files with wizard.hub, parse them with
-    wizard.data.modelscope_sets. `local`: an existing folder, used as is (no download)."""
+def read_modelscope(fmt: str, spec, local: Path | None, console=None) -> ReadResult:
+    """m3it / coco_csv: download (or reuse) the files with wizard.hub, read them with
+    wizard.data.modelscope_sets. `local`: an existing folder, read as is (no download).
+
+    The readers merge the rows of one image, skip bad ones (counted in `.skipped`, the first few
+    named in `.problems`) and stop after max_samples images in file order (so a capped COCO
+    download fetches only what it needs). For coco_csv, data.subset picks the split (train or
+    validation)."""
     from wizard.data import modelscope_sets
 
-    if local is not None:
-        folder = local
-    else:
+    folder = local
+    if folder is None:
         from wizard.hub import resolve_dataset
 
-        folder = Path(resolve_dataset(dataset, subset, None, console))
+        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None, console))
     if fmt == "m3it":
-        records = modelscope_sets.read_m3it(folder, subset, "train")
+        split, subset = "train", spec.subset or _only_subset(folder)
+        records = modelscope_sets.read_m3it(folder, subset, split, max_samples=spec.max_samples)
+        file = modelscope_sets.m3it_file(folder, subset, split)
     else:
-        records = modelscope_sets.read_coco_2014_caption(folder)
-    rows = [_adapt(rec, i, fmt, folder) for i, rec in enumerate(records)]
-    return ReadResult(rows, folder, folder, [])
+        split = spec.subset or "train"
+        records = modelscope_sets.read_coco_2014_caption(folder, split, max_samples=spec.max_samples)
+        file = modelscope_sets.coco_csv_file(folder, split)
+    rows = [_adapt(rec, f"{file.name} image {i}", folder) for i, rec in enumerate(records)]
+    problems = list(getattr(records, "problems", []))
+    skipped = max(int(getattr(records, "skipped", 0) or 0), len(problems))
+    rows[:0] = [_problem_row(p, file.name) for p in problems]  # the readers only name the first few
+    rows[len(problems):len(problems)] = [Row(file.name, problem="skipped by the reader")] * (skipped - len(problems))
+    return ReadResult(rows, file, folder, info=[f"read {file.relative_to(folder)} with modelscope_sets"])
+
+
+def _only_subset(folder: Path) -> str:
+    """data.subset left empty: the one subset in a local M3IT copy."""
+    from wizard.errors import UserError
+
+    root = folder / "data" / "captioning"
+    found = sorted(d.name for d in root.iterdir() if d.is_dir()) if root.is_dir() else []
+    if len(found) != 1:
+        raise UserError(f"data.subset is needed for the M3IT copy in {folder}"
+                        + (f" (it holds {', '.join(found)})" if found else ""),
+                        hint="e.g. data.subset=coco-cn (Chinese) or flickr8k-cn")
+    return found[0]
+
+
+# The readers' words for a skipped row -> the loader's (so reports count them together).
+_REASONS = {"bad JSON": "not valid JSON", "no caption": "empty caption", "no usable image": "not a readable image",
+            "image bytes do not decode": "not a readable image", "not an image": "not a readable image"}
+
+
+def _problem_row(problem: str, file_name: str) -> Row:
+    """"line 7: bad JSON" -> Row("train.jsonl:7", problem="not valid JSON");
+    "URL_OR_PATH: error" (coco_csv) -> Row("train2014.csv", problem="image not fetched: URL_OR_PATH (error)")."""
+    where, sep, why = str(problem).partition(": ")
+    if where.startswith("line ") and where[5:].isdigit():
+        return Row(f"{file_name}:{where[5:]}", problem=_REASONS.get(why, why))
+    if not sep:
+        return Row(file_name, problem=str(problem))
+    if why in _REASONS:
+        return Row(file_name, problem=f"{_REASONS[why]}: {where}")
+    return Row(file_name, problem=f"image not fetched: {where} ({why})")
 
 
 def _field(rec: Any, *names: str) -> Any:
@@ -54,19 +99,10 @@ def _field(rec: Any, *names: str) -> Any:
     return None
 
 
-def _adapt(rec: Any, i: int, fmt: str, folder: Path) -> Row:
-    """One record of modelscope_sets (a dict, or an object with attributes) as a Row."""
-    where = _field(rec, "where") or f"{fmt} record {i}"
-    row = Row(str(where), name=_field(rec, "name", "file_name"))
-    problem = _field(rec, "problem", "error", "reason")
-    if problem:
-        row.problem = str(problem)
-        return row
-    # Only an image id is a stable id (several captions of one image share it); without one the
-    # loader names the image by its content digest.
-    ident = _field(rec, "image_id")
-    row.id = str(ident) if ident is not None else None
-    row.captions = caption_values(_field(rec, "captions", "caption", "outputs", "text"))
+def _adapt(rec: Any, where: str, folder: Path) -> Row:
+    """One record (a CaptionRecord(image, captions), a dict or an object) as a Row. No id: the
+    loader names embedded images by their content digest, the same on every machine."""
+    row = Row(where, captions=caption_values(_field(rec, "captions", "caption", "outputs", "text")))
     image = _field(rec, "image", "image_bytes", "image_base64_str", "images", "image_path", "path")
     try:
         if isinstance(image, (list, tuple)):

@@ -12,6 +12,8 @@ Rules (data.format=auto), first match wins:
   a folder with dataset_dict.json, or state.json + dataset_info.json (save_to_disk) -> hf
   a folder with metadata.jsonl / metadata.csv (also in SUBSET/ or train/)          -> imagefolder
   a folder with .parquet files (up to 3 levels down)                               -> hf
+  a folder with data/captioning/ (a copy of AI-ModelScope/M3IT)                    -> m3it
+  a folder with *.csv.zip or a CSV with uniq_id,image_id,caption,image columns     -> coco_csv
   a folder with one kind of caption file (.json/.jsonl, also under annotations/)   -> that kind
   not a local path: a ModelScope id from the catalog                               -> its format (m3it, coco_csv)
 """
@@ -22,7 +24,7 @@ import difflib
 import json
 import os
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from wizard.errors import UserError
@@ -41,7 +43,6 @@ class Located:
     format: str
     path: Path | None  # the file (or folder, for hf) to read; None: built in / to download
     detected: bool  # found by auto-detection (not set in data.format)
-    notes: list[str] = field(default_factory=list)
 
 
 def search_dirs(base_dir: str | Path | None) -> list[Path]:
@@ -91,7 +92,10 @@ def _not_found(dataset: str, base_dir) -> UserError:
         near = difflib.get_close_matches(p.name, [c.name for c in parent.iterdir()], n=1)
         if near:
             hint = f"did you mean {(p.parent / near[0]).as_posix()}? ({FORMATS_HINT})"
-    return UserError(f"dataset not found: data.dataset={dataset!r} (no file or folder {where})", hint=hint)
+    also = "; nor a ModelScope dataset in the catalog" if re.fullmatch(r"[\w.-]+/[\w.-]+", dataset) else ""
+    if also:
+        hint += "; for another ModelScope dataset set data.format to m3it or coco_csv (the layouts read)"
+    return UserError(f"dataset not found: data.dataset={dataset!r} (no file or folder {where}{also})", hint=hint)
 
 
 # ----------------------------------------------------------------------------- detection
@@ -125,6 +129,14 @@ def sniff(path: Path) -> str | None:
     return None
 
 
+def sniff_coco_csv(path: Path) -> bool:
+    """modelscope/coco_2014_caption's CSV: columns uniq_id, image_id, caption, image."""
+    if path.suffix.lower() != ".csv":
+        return False
+    header = _head(path, 4096).split("\n")[0]
+    return all(c in header for c in ("uniq_id", "image_id", "caption", "image"))
+
+
 def _head(path: Path, n: int) -> str:
     with open(path, "rb") as f:
         return f.read(n).decode("utf-8-sig", errors="replace")
@@ -146,6 +158,10 @@ def detect(path: Path, subset: str | None) -> tuple[str, Path]:
         return "imagefolder", path
     if any(_parquet_files(path)):
         return "hf", path
+    if (path / "data" / "captioning").is_dir():  # a local copy of AI-ModelScope/M3IT
+        return "m3it", path
+    if any(f.name.lower().endswith(".csv.zip") or sniff_coco_csv(f) for f in path.iterdir()):
+        return "coco_csv", path  # a local copy of modelscope/coco_2014_caption
     found = {f: sniff(f) for f in _caption_files(path)}
     kinds = sorted({k for k in found.values() if k})
     if len(kinds) == 1:
@@ -192,7 +208,7 @@ def _caption_files(folder: Path) -> list[Path]:
 # ----------------------------------------------------------------------------- the one file to read
 def pick_file(fmt: str, path: Path, subset: str | None) -> Path:
     """For a folder: the metadata / COCO JSON / messages file inside it (hf reads the folder)."""
-    if fmt == "hf" or path.is_file():
+    if fmt in ("hf", "m3it", "coco_csv") or path.is_file():
         if fmt == "imagefolder" and path.suffix.lower() not in (".jsonl", ".csv", ".json"):
             raise UserError(f"{path}: imagefolder metadata is a .jsonl or .csv file")
         return path

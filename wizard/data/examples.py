@@ -60,7 +60,8 @@ class DataReport:
     num_train: int = 0
     num_eval: int = 0
     capped_from: int | None = None  # images before data.max_samples cut them down
-    notes: list[str] = field(default_factory=list)  # what a user may want to know (warnings)
+    notes: list[str] = field(default_factory=list)  # worth a warning: the data may not be what was meant
+    info: list[str] = field(default_factory=list)  # how it was read: columns, folders, splits
 
     def lines(self) -> list[str]:
         """A short human summary, one line per item (printed by the runner / the wizard)."""
@@ -74,6 +75,7 @@ class DataReport:
             why = ", ".join(f"{k}: {v}" for k, v in sorted(self.bad_by_reason.items(), key=lambda kv: -kv[1]))
             out.append(f"  skipped {self.bad_rows:,} bad rows ({why}), e.g.:")
             out.extend(f"    {b}" for b in self.first_bad)
+        out.extend(f"  {i}" for i in self.info)
         out.extend(f"  note: {n}" for n in self.notes)
         return out
 
@@ -175,8 +177,7 @@ def check_image_file(path: Path) -> tuple[str | None, str | None]:
 
 
 def _short(e: Exception) -> str:
-    text = str(e).replace("<_io.BytesIO object at ", "<").strip() or e.__class__.__name__
-    text = re.sub(r"<[^>]*>", "data", text)
+    text = re.sub(r"\s*<[^>]*>", "", str(e)).strip() or e.__class__.__name__  # drop "<_io.BytesIO ...>"
     return text if len(text) < 80 else text[:77] + "..."
 
 

@@ -65,11 +65,13 @@ def _read(located: Located, spec, base_dir, console) -> ReadResult:
 
     if fmt == "shapes":
         return builtin.read_shapes(spec.max_samples, spec.language)
-    return builtin.read_modelscope(fmt, spec.dataset, spec.subset, path, console)
+    return builtin.read_modelscope(fmt, spec, path, console)
 
 
 # ----------------------------------------------------------------------------- checking rows
-_checked: dict[tuple[str, int, int], tuple[str | None, str | None]] = {}  # (path, size, mtime) -> result
+# (path, size, mtime) -> result: a second load in the same process (eval after training) is cheap
+_checked: dict[tuple[str, int, int], tuple[str | None, str | None]] = {}
+_CHECKED_MAX = 500_000  # entries kept (about 100 MB); beyond that, start over
 
 
 def _check_path(path: Path) -> tuple[str | None, str | None]:
@@ -82,6 +84,8 @@ def _check_path(path: Path) -> tuple[str | None, str | None]:
         return None, f"image cannot be read ({e.strerror or e})"
     key = (str(path), st.st_size, st.st_mtime_ns)
     if key not in _checked:
+        if len(_checked) >= _CHECKED_MAX:
+            _checked.clear()
         _checked[key] = check_image_file(path)
     return _checked[key]
 
@@ -96,29 +100,32 @@ def _check_source(image) -> tuple[str | None, str | None]:
     return None, f"unsupported image value ({type(image).__name__})"
 
 
+def _check_chunk(images: list) -> list[tuple[str | None, str | None]]:
+    return [_check_source(im) for im in images]
+
+
 def _check_all(rows: list[Row], console) -> list[tuple[str | None, str | None]]:
-    """Check the image of every usable row (threads: reading and hashing release the GIL)."""
+    """Check the image of every usable row, in file order. Threads help with real photos (reading
+    and hashing release the GIL); chunks keep the overhead low for tiny ones."""
     todo = [r.image for r in rows if r.problem is None and r.captions and r.image is not None]
-    if len(todo) < 64:
-        results = [_check_source(im) for im in todo]
-    else:
-        status = console.status(f"checking {len(todo):,} images…") if console is not None and len(todo) > 2000 \
-            else None
+    if len(todo) < 512:
+        return _check_chunk(todo)
+    status = console.status(f"checking {len(todo):,} images…") if console is not None else None
+    if status:
+        status.start()
+    try:
+        chunks = [todo[i:i + 256] for i in range(0, len(todo), 256)]
+        with ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1)) as pool:
+            return [r for chunk in pool.map(_check_chunk, chunks) for r in chunk]
+    finally:
         if status:
-            status.start()
-        try:
-            with ThreadPoolExecutor(max_workers=min(8, 2 * (os.cpu_count() or 1))) as pool:
-                results = list(pool.map(_check_source, todo, chunksize=32))
-        finally:
-            if status:
-                status.stop()
-    return results
+            status.stop()
 
 
-def _display(image, root: Path | None) -> str:
-    if isinstance(image, Path):
-        return _relative(image, root) or str(image)
-    return "embedded image"
+def _display(row: Row, root: Path | None) -> str:
+    if isinstance(row.image, Path):
+        return _relative(row.image, root) or str(row.image)
+    return f"embedded image {row.name}" if row.name else "embedded image"
 
 
 def _relative(path: Path, root: Path | None) -> str | None:
@@ -143,14 +150,15 @@ def _collect(result: ReadResult, located: Located, spec, console):
     checks = iter(_check_all(rows, console))
     report = DataReport(source=str(located.path or spec.dataset), format=located.format,
                         file=str(result.file), detected=located.detected, rows_read=len(rows),
-                        notes=located.notes + result.notes)
+                        info=list(result.info))
     bad: list[BadRow] = []
     reasons: Counter = Counter()
     by_id: dict[str, Example] = {}
     digests: dict[str, str] = {}
 
     def skip(row: Row, reason: str) -> None:
-        reasons[_KIND.match(reason).group().strip()] += 1  # "image not found: a.png" counts as "image not found"
+        kind = _KIND.match(reason)  # "image not found: a.png" counts as "image not found"
+        reasons[kind.group().strip() if kind else reason] += 1
         if len(bad) < SHOW_BAD:
             bad.append(BadRow(row.where, reason))
 
@@ -165,8 +173,9 @@ def _collect(result: ReadResult, located: Located, spec, console):
             skip(row, "no image")
             continue
         digest, reason = next(checks)
-        if reason:
-            skip(row, f"{reason}: {_display(row.image, result.root)}")
+        if reason:  # "not a readable image (why)" -> "not a readable image: a.png (why)"
+            kind, sep, why = reason.partition(" (")
+            skip(row, f"{kind}: {_display(row, result.root)}{' (' + why if sep else ''}")
             continue
         ex_id = _example_id(row, digest, result.root)
         ex = by_id.get(ex_id)
@@ -188,6 +197,10 @@ def _collect(result: ReadResult, located: Located, spec, console):
 
 def _check_bad_fraction(report: DataReport, result: ReadResult, located: Located) -> None:
     if not report.rows_read or report.bad_rows / report.rows_read <= MAX_BAD_FRACTION:
+        return
+    if located.format == "coco_csv":  # images fetched by URL: dead links are not the user's to fix
+        report.notes.append(f"{report.bad_rows:,} of {report.rows_read:,} images could not be used "
+                            f"(mostly dead image links); training on the rest")
         return
     pct = 100 * report.bad_rows / report.rows_read
     lines = [f"{report.bad_rows:,} of {report.rows_read:,} rows of {result.file} are bad ({pct:.0f}%; "

@@ -83,7 +83,7 @@ def read_hf(path: Path, subset: str | None, language: str) -> ReadResult:
         notes.append(f"images from column {image_col!r}, captions from column {caption_col!r}")
     # ids and messages show image paths as written in the table: relative to the table's folder
     root = path if path.is_dir() and is_saved_dataset(path) else Path(os.path.commonpath([b[3] for b in batches]))
-    return ReadResult(rows, file, root, notes)
+    return ReadResult(rows, file, root, info=notes)
 
 
 def _lazy_batches(pf) -> Iterator:

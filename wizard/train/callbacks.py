@@ -208,6 +208,7 @@ class EventsCallback(TrainerCallback):
         print(f"training: steps {state.global_step + 1}..{state.max_steps}", flush=True)
 
     def on_step_end(self, args, state, control, **kw):
+        self._step_ended = time.perf_counter()
         self.losses.end_step()
         if self.stop.requested and self.stopped_at is None:
             self.stopped_at = state.global_step
@@ -246,6 +247,7 @@ class EventsCallback(TrainerCallback):
     def on_save(self, args, state, control, **kw):
         if not state.is_world_process_zero:
             return
+        saving_started = time.perf_counter()
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
         runs.mark_checkpoint_complete(
             path, state.global_step, pending_losses=self.losses.pending, last_loss=self.losses.last,
@@ -256,3 +258,7 @@ class EventsCallback(TrainerCallback):
         self.rec.event("checkpoint", sync=True, step=state.global_step, path=rel)
         self.rec.state(step=state.global_step, last_checkpoint=rel)
         print(f"checkpoint: {rel}", flush=True)
+        # samples/s measures training, not saving: move the window start past the time the save took
+        t0, step0, tokens0 = self._window
+        self._window = (t0 + time.perf_counter() - min(saving_started, getattr(self, "_step_ended", saving_started)),
+                        step0, tokens0)

@@ -1,0 +1,106 @@
+"""Does watching cost training anything? Training samples/s with the live dashboard attached vs not.
+
+    .venv/bin/python bench/dashboard_overhead.py                       # demo recipe, 2 x 2 trials
+    .venv/bin/python bench/dashboard_overhead.py --steps 60 --repeats 3 --size 200x60
+
+Each trial runs `caption-wizard run RECIPE train.max_steps=N` in a pseudo-terminal:
+  attached  the live dashboard draws the whole run (redraws on every event, at least 1/s);
+  detached  Ctrl-C -> "Detach" as soon as the dashboard is up: the backend trains alone.
+Throughput is the backend's own samples/s (log events) after the first logged step
+(warm-up) and, for detached trials, after the moment of detaching: total samples / total
+seconds over those windows. Trials alternate (attached, detached, attached, ...) so drift on a
+shared machine hits both. The target (issue 4) is attached/detached >= 0.97.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+CLI = str(Path(sys.executable).parent / "caption-wizard")
+
+
+def throughput(run_dir: Path, since: float) -> tuple[float, int]:
+    """Samples/s over the log windows that end after `since`, skipping the first (warm-up) one."""
+    from wizard.dashboard import read_events
+
+    logs = [e for e in read_events(run_dir / "events.jsonl")[0] if e["type"] == "log" and e.get("samples_per_s")]
+    samples = seconds = 0.0
+    counted = 0
+    for prev, cur in zip(logs, logs[1:]):
+        if prev["t"] < since:
+            continue
+        dt = cur["t"] - prev["t"]
+        samples += cur["samples_per_s"] * dt
+        seconds += dt
+        counted += 1
+    return (samples / seconds if seconds else float("nan")), counted
+
+
+def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdir: Path) -> tuple[float, int]:
+    import pexpect
+
+    runs_dir = workdir / ("attached" if attached else "detached") / str(time.time_ns())
+    env = dict(os.environ, COLUMNS=str(size[0]), LINES=str(size[1]), TERM="xterm-256color", TQDM_DISABLE="1")
+    env.pop("NO_COLOR", None)
+    child = pexpect.spawn(CLI, ["run", recipe, f"train.max_steps={steps}", "--runs-dir", str(runs_dir)],
+                          env=env, dimensions=(size[1], size[0]), encoding="utf-8", codec_errors="replace",
+                          timeout=600, cwd=str(ROOT))
+    since = 0.0
+    if attached:
+        child.expect(pexpect.EOF)
+    else:
+        child.expect(r"[1-9]\d*/\d+ steps")   # the dashboard is up and training has begun
+        child.sendcontrol("c")
+        child.expect("What now")
+        child.send("\x1b[A")                 # from "Keep watching" up to "Detach"
+        child.send("\r")
+        child.expect("detached")
+        since = time.time()
+        child.expect(pexpect.EOF)
+    child.close()
+    (run_dir,) = [p for p in runs_dir.iterdir() if p.is_dir()]
+    deadline = time.time() + 600
+    while json.loads((run_dir / "state.json").read_text()).get("status") == "running":
+        if time.time() > deadline:
+            raise TimeoutError(f"{run_dir} still running")
+        time.sleep(0.5)
+    return throughput(run_dir, since)
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--recipe", default="recipes/demo-shapes.yaml")
+    p.add_argument("--steps", type=int, default=40)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--size", default="120x40", help="terminal COLUMNSxLINES")
+    p.add_argument("--keep", action="store_true", help="keep the run directories")
+    args = p.parse_args()
+    size = tuple(int(x) for x in args.size.split("x"))
+    workdir = Path(tempfile.mkdtemp(prefix="dashboard-overhead-"))
+    results: dict[str, list[float]] = {"attached": [], "detached": []}
+    try:
+        for i in range(args.repeats):
+            for mode in ("attached", "detached"):
+                sps, windows = trial(args.recipe, args.steps, mode == "attached", size, workdir)
+                results[mode].append(sps)
+                print(f"trial {i + 1} {mode:9s} {sps:8.2f} samples/s  ({windows} log windows)", flush=True)
+    finally:
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
+    att, det = statistics.mean(results["attached"]), statistics.mean(results["detached"])
+    print(f"\nattached {att:.2f} samples/s · detached {det:.2f} samples/s · ratio {att / det:.3f} "
+          f"(target >= 0.97) · terminal {args.size} · {args.steps} steps x {args.repeats}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,292 @@
+"""Starting, resuming and listing runs: `caption-wizard run | resume | runs`.
+
+    caption-wizard run recipes/demo-shapes.yaml train.max_steps=20   # new run folder, then train
+    caption-wizard run recipes/demo-shapes.yaml --dry-run           # recipe, hash, memory estimate
+    caption-wizard resume runs/demo-shapes-20250101-120000          # from its last complete checkpoint
+    caption-wizard resume                                           # choose from the resumable runs
+    caption-wizard runs                                             # table of runs
+
+This process prepares the run folder (wizard.runs), resolves the model (download if needed:
+progress shows here), then starts the training process (wizard.train.backend) in its own
+session and attaches the dashboard to it. Ctrl-C in the terminal reaches only this process;
+the dashboard asks, and a "stop" is forwarded as SIGINT. The exit status is the training
+process's: 0 completed, 1 failed, 130 stopped (2: bad input, found before or during start-up).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from wizard import runs
+from wizard.console import console, console_err
+from wizard.errors import UserError
+from wizard.fsutil import atomic_write_text
+from wizard.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict, recipe_hash, recipe_to_yaml
+
+
+# ----------------------------------------------------------------------------- run
+def cmd_run(args) -> int:
+    recipe = apply_overrides(load_recipe(args.recipe), list(args.overrides or []))
+    if args.dry_run:
+        return dry_run(recipe, args.recipe)
+    return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=True if args.plain else None)
+
+
+def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
+    """What would run: the resolved recipe (overrides applied), its hash and the memory estimate."""
+    from wizard.estimate import estimate_memory, render_estimate
+
+    console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
+    console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
+    console.print(render_estimate(estimate_memory(recipe)))
+    console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
+    return 0
+
+
+def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
+              runs_dir: str | os.PathLike | None = None, plain: bool | None = None) -> int:
+    """Create the run folder, start the training process, follow it; returns its exit status."""
+    from wizard.hub import resolve_model
+
+    resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
+    run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
+    console.print(f"run folder: {run_dir}", markup=False)
+    proc = launch_backend(run_dir, recipe)
+    return follow(run_dir, proc, plain)
+
+
+def create_run(recipe: Recipe, resolved: Any, *, runs_dir=None, recipe_path=None) -> Path:
+    """runs/<name>-<stamp>/ with recipe.yaml, lock.json, state.json, events.jsonl, train.log, checkpoints/."""
+    from wizard.train.lock import make_lock, write_lock
+
+    run_dir = runs.new_run_dir(runs_dir, recipe.name)
+    atomic_write_text(run_dir / runs.RECIPE_FILE, recipe_to_yaml(recipe, run_dir / runs.RECIPE_FILE))
+    recipe_dir = Path(recipe_path).parent if recipe_path else None
+    write_lock(run_dir, make_lock(recipe, resolved, recipe_dir=recipe_dir))
+    now = runs.now_iso()
+    runs.write_state(run_dir, name=run_dir.name, status="running", pid=None, step=0, total_steps=None,
+                     last_checkpoint=None, started=now, recipe_hash=recipe_hash(recipe), model=recipe.model.id,
+                     strategy=recipe.tuning.strategy.value, last_loss=None)
+    (run_dir / runs.EVENTS_FILE).touch()
+    (run_dir / runs.LOG_FILE).touch()
+    return run_dir
+
+
+def launch_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False) -> subprocess.Popen:
+    """python -m wizard.train.backend RUN_DIR in its own session (terminal Ctrl-C stays with us)."""
+    devices = recipe.launch.devices
+    env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false",
+               HF_HUB_OFFLINE="1")  # the model is already local: no network call from the trainer
+    backend = ["-m", "wizard.train.backend", str(run_dir)] + (["--resume"] if resume else [])
+    cmd = [sys.executable, *backend]
+    if isinstance(devices, list):
+        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
+        if len(devices) > 1:  # one process per GPU; torchrun forwards SIGINT/SIGTERM to them
+            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+                   f"--nproc_per_node={len(devices)}", *backend]
+    with open(run_dir / runs.LOG_FILE, "ab") as log:
+        what = "resume" if resume else "run"
+        log.write(f"=== caption-wizard {what} {runs.now_iso()}: {' '.join(cmd)}\n".encode())
+        log.flush()
+        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True)
+
+
+def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
+    """The dashboard (or plain lines) until the run ends or the user detaches."""
+    from wizard.dashboard import attach
+
+    return attach(run_dir, plain=plain, proc=proc)
+
+
+# ----------------------------------------------------------------------------- resume
+# What an edited recipe.yaml may change on resume. Anything not listed: the checkpoint's value wins.
+REFUSED = ("model.", "tuning.strategy", "data.")  # other weights or other data: not this run any more
+APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.devices")
+FREE = ("train.save_steps", "train.save_total_limit", "train.logging_steps", "train.eval_steps",
+        "train.eval_metrics", "generation.")  # bookkeeping and captioning: take the new value quietly
+
+
+def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
+    out = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _set(d: dict, dotted: str, value: Any) -> None:
+    *parents, last = dotted.split(".")
+    for p in parents:
+        d = d.setdefault(p, {})
+    d[last] = value
+
+
+def _matches(key: str, patterns: tuple[str, ...]) -> bool:
+    return any(key == p or (p.endswith(".") and key.startswith(p)) for p in patterns)
+
+
+@dataclass
+class ResumePlan:
+    recipe: Recipe  # what the resumed run uses
+    refused: list[str] = field(default_factory=list)  # "model.id: X -> Y"
+    applied: list[str] = field(default_factory=list)  # announced and used
+    kept: list[str] = field(default_factory=list)  # "train.seed in checkpoint 42, recipe says 7: using 42"
+
+
+def plan_resume(original: Recipe, edited: Recipe) -> ResumePlan:
+    """Compare the recipe the run started with against recipe.yaml as it is now (pure: tested alone)."""
+    before, after = _flat(original.to_dict()), _flat(edited.to_dict())
+    effective = original.to_dict()
+    plan = ResumePlan(original)
+    for key in sorted(set(before) | set(after)):
+        old, new = before.get(key), after.get(key)
+        if old == new or key == "schema_version":
+            continue
+        if _matches(key, REFUSED):
+            plan.refused.append(f"{key}: {old!r} -> {new!r}")
+        elif _matches(key, APPLIED):
+            plan.applied.append(f"{key}: {old!r} -> {new!r}")
+            _set(effective, key, new)
+        elif _matches(key, FREE):
+            _set(effective, key, new)
+        else:
+            plan.kept.append(f"{key} in checkpoint {old!r}, recipe says {new!r}: using {old!r}")
+    plan.recipe = recipe_from_dict(effective, "resumed recipe")
+    return plan
+
+
+def cmd_resume(args) -> int:
+    if args.run_dir:
+        return resume_run(args.run_dir, plain=True if args.plain else None)
+    choice = choose_run(args.runs_dir)
+    return resume_run(choice, plain=True if args.plain else None)
+
+
+def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
+    """Continue a stopped, interrupted or failed run from its last complete checkpoint."""
+    from wizard.train.lock import read_lock, write_lock
+
+    info = runs.load_run(run_dir)
+    run_dir = info.path
+    if info.status == "completed":
+        console.print(f"{run_dir} already completed ({info.step} steps); its adapter is in {run_dir / 'adapter'}",
+                      markup=False)
+        return 0
+    if info.status == "running":
+        raise UserError(f"{run_dir} is still running (pid {info.state.get('pid')})",
+                        hint=f"watch it with: caption-wizard watch {run_dir}")
+    lock = read_lock(run_dir)
+    edited = info.recipe()
+    original = recipe_from_dict(lock["recipe"], f"{run_dir}/lock.json") if lock.get("recipe") else edited
+    plan = plan_resume(original, edited)
+    if plan.refused:
+        raise UserError(f"{run_dir / runs.RECIPE_FILE} was edited after the run started, and a resumed run "
+                        f"cannot change this:\n  " + "\n  ".join(plan.refused),
+                        hint=f"undo the edit to resume, or start a new run with: caption-wizard run "
+                             f"{run_dir / runs.RECIPE_FILE}")
+    checkpoint = info.last_checkpoint()
+    where = f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]})" if checkpoint else "the start (no checkpoint yet)"
+    console.print(f"resuming {run_dir.name} from {where}", markup=False)
+    for line in plan.applied:
+        console.print(f"  changed: {line}", markup=False)
+    for line in plan.kept:
+        console.print(f"  {line}", markup=False)
+    if plan.applied or plan.kept or plan.recipe != edited:
+        atomic_write_text(run_dir / runs.RECIPE_FILE, recipe_to_yaml(plan.recipe, run_dir / runs.RECIPE_FILE))
+    lock.setdefault("resumes", []).append({"at": runs.now_iso(), "checkpoint": checkpoint.name if checkpoint else None,
+                                           "changed": plan.applied, "kept": plan.kept})
+    _check_model_folder(lock, plan.recipe)
+    write_lock(run_dir, lock)
+    runs.write_state(run_dir, status="running", pid=None, recipe_hash=recipe_hash(plan.recipe))
+    proc = launch_backend(run_dir, plan.recipe, resume=True)
+    return follow(run_dir, proc, plain)
+
+
+def _check_model_folder(lock: dict, recipe: Recipe) -> None:
+    """The model folder of the first session must still be there (re-fetch the pinned revision if not)."""
+    model = lock.get("model") or {}
+    if model.get("path") and Path(model["path"]).is_dir():
+        return
+    from wizard.hub import resolve_model
+
+    resolved = resolve_model(recipe.model, revision=model.get("revision"), console=console_err)
+    if model.get("files") and resolved.files and resolved.files != model["files"]:
+        changed = sorted(k for k in set(model["files"]) | set(resolved.files)
+                         if model["files"].get(k) != resolved.files.get(k))
+        raise UserError(f"the model files of {recipe.model.id} changed since the run started: {', '.join(changed[:5])}",
+                        hint="resume needs the same weights; start a new run instead")
+    model["path"] = str(resolved.path)
+    lock["model"] = model
+
+
+def _when(iso: str | None) -> str:
+    if not iso:
+        return "-"
+    try:
+        return datetime.fromisoformat(iso).strftime("%Y-%m-%d %H:%M")
+    except ValueError:
+        return iso
+
+
+def _steps(info: runs.RunInfo) -> str:
+    return f"{info.step}/{info.total_steps}" if info.total_steps else f"{info.step}/?"
+
+
+def _loss(info: runs.RunInfo) -> str:
+    return "-" if info.last_loss is None else f"{info.last_loss:.4f}"
+
+
+def choose_run(runs_dir: str | os.PathLike | None) -> Path:
+    """Pick a resumable run: a menu on a terminal; elsewhere the table and a request for RUN_DIR."""
+    candidates = [r for r in reversed(runs.list_runs(runs_dir)) if r.resumable]  # newest first
+    where = runs_dir or runs.default_runs_dir()
+    if not candidates:
+        raise UserError(f"no run to resume in {where}/ (none is stopped, interrupted or failed)",
+                        hint="start one with: caption-wizard run recipes/demo-shapes.yaml")
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        console.print(_runs_table(candidates, title="Resumable runs"))
+        raise UserError("which run? pass its folder", hint=f"caption-wizard resume {candidates[0].path}")
+    import questionary
+
+    width = max(len(r.name) for r in candidates)
+    choices = [questionary.Choice(f"{r.name:<{width}}  {r.status_text:<22} step {_steps(r):<10} "
+                                  f"loss {_loss(r):<8} {_when(r.updated)}", value=str(r.path))
+               for r in candidates]
+    return Path(questionary.select("Resume which run?", choices=choices).unsafe_ask())
+
+
+# ----------------------------------------------------------------------------- runs
+def _runs_table(infos: list[runs.RunInfo], title: str = "Runs"):
+    from rich.table import Table
+
+    colors = {"completed": "green", "running": "cyan", "failed": "red", "stopped": "yellow", "interrupted": "yellow"}
+    table = Table(title=title, title_justify="left")
+    for col, justify in (("name", "left"), ("status", "left"), ("step/total", "right"), ("last loss", "right"),
+                         ("started", "left")):
+        table.add_column(col, justify=justify, no_wrap=col != "name")
+    for r in infos:
+        table.add_row(r.name, f"[{colors.get(r.status, 'white')}]{r.status_text}[/]", _steps(r), _loss(r),
+                      _when(r.started))
+    return table
+
+
+def cmd_runs(args) -> int:
+    infos = runs.list_runs(args.runs_dir)
+    where = args.runs_dir or runs.default_runs_dir()
+    if not infos:
+        console.print(f"no runs in {where}/ yet. Start one with: caption-wizard run recipes/demo-shapes.yaml",
+                      markup=False)
+        return 0
+    console.print(_runs_table(infos))
+    if any(r.resumable for r in infos):
+        console.print("resume one with: caption-wizard resume RUN_DIR (or just caption-wizard resume)", markup=False)
+    return 0

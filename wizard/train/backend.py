@@ -1,0 +1,318 @@
+"""The training process of one run.
+
+    python -m wizard.train.backend RUN_DIR [--resume]
+
+Started by `caption-wizard run` / `resume` (wizard.runner) in its own session, with stdout and
+stderr going to RUN_DIR/train.log. It reads RUN_DIR/recipe.yaml and lock.json, and reports
+only through files: events.jsonl, state.json, checkpoints/, adapter/ (it never draws).
+
+Reads top to bottom: setup (determinism, model, data, trainer) -> train -> save -> cleanup.
+Exit status: 0 completed, 1 failed (NaN loss, crash), 2 bad input (data), 130 stopped by a
+signal (SIGINT/SIGTERM: the step in progress finishes and a checkpoint is saved first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from wizard import runs
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    run_dir = Path(args.run_dir)
+    runs.write_state(run_dir, pid=os.getpid(), status="running")  # first thing: `runs` sees us alive
+    from wizard.train.callbacks import RunRecorder, StopFlag  # imports transformers (seconds)
+
+    stop = StopFlag.install()
+    recorder = RunRecorder(run_dir)
+    try:
+        return train(run_dir, recorder, stop, resume=args.resume)
+    except KeyboardInterrupt:
+        recorder.status("stopped", f"{stop.requested or 'SIGINT'} before training started; nothing to save")
+        return 130
+    except Exception as e:  # every failure ends as an error event + a failed state, never silently
+        return _fail(recorder, e)
+
+
+# ----------------------------------------------------------------------------- the recipe
+def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
+    from wizard.recipe import load_recipe
+    from wizard.train.lock import read_lock
+
+    recipe, lock = load_recipe(run_dir / runs.RECIPE_FILE), read_lock(run_dir)
+    checkpoint = _resume_point(run_dir, recorder) if resume else None
+    recorder.status("running", f"resuming from {checkpoint.name}" if checkpoint else "loading the model")
+
+    device, threads = _setup_determinism(recipe, lock, recorder)
+    # the model first: the processor it comes with is what the data is tokenized with
+    model, processor = _load_model(recipe, lock, device)
+    data = _load_data(run_dir, recipe, lock, processor, recorder, resume=resume)
+    _record_device(run_dir, device, threads, data, resume=resume)
+    trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
+
+    stop.phase = "train"
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    stop.phase = "finish"
+
+    if events.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
+        recorder.status("stopped", f"stopped at step {trainer.state.global_step}; resume with: "
+                        f"caption-wizard resume {run_dir}")
+        return 130
+    _final_eval(trainer, data)
+    adapter = _save_adapter(run_dir, trainer, processor, recipe)
+    _finish(run_dir, recipe, recorder, events, trainer, adapter)
+    return 0
+
+
+# ----------------------------------------------------------------------------- setup
+def _resume_point(run_dir: Path, recorder) -> Path | None:
+    """The last complete checkpoint; half-written ones (killed mid-save) are removed first."""
+    for bad in runs.remove_incomplete_checkpoints(run_dir):
+        recorder.warning(f"removed the incomplete checkpoint {bad.name} (the process died while saving it)")
+    checkpoint = runs.last_good_checkpoint(run_dir)
+    if checkpoint is None:
+        recorder.warning("no complete checkpoint yet: starting again from step 0")
+    return checkpoint
+
+
+def _setup_determinism(recipe, lock: dict, recorder) -> tuple[str, int]:
+    """Seeds, and the CPU thread count of the first session: same threads -> same float sums."""
+    import torch
+    from transformers import set_seed
+
+    from wizard.train.load import pick_device
+
+    device = pick_device(recipe)
+    first = (lock.get("device") or {}).get("threads")
+    threads = int(first or torch.get_num_threads())
+    available = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    if first and threads > (available or threads):
+        recorder.warning(f"this run started with {threads} CPU threads; this machine offers {available}. "
+                         f"Using {threads} (same float sums), which is slower here")
+    torch.set_num_threads(threads)
+    set_seed(recipe.train.seed)  # python, numpy, torch (CPU and CUDA) before LoRA weights are drawn
+    return device, threads
+
+
+def _load_model(recipe, lock: dict, device: str):
+    from wizard.train.load import load_model
+
+    path = (lock.get("model") or {}).get("path")
+    if not path:
+        from wizard.hub import resolve_model
+
+        path = resolve_model(recipe.model).path
+    return load_model(recipe, path, for_training=True, device=device)
+
+
+@dataclass
+class Data:
+    train: object  # CaptionDataset
+    eval: object | None
+    collator: object
+    fingerprint: str
+
+
+def _load_data(run_dir: Path, recipe, lock: dict, processor, recorder, *, resume: bool) -> Data:
+    from wizard.chat import resolve_prompt
+    from wizard.data import load_caption_set
+    from wizard.errors import UserError
+    from wizard.train.collate import CaptionCollator, build_dataset
+
+    captions = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir"))
+    print("\n".join(captions.report.lines()), flush=True)
+    for note in captions.report.notes:
+        recorder.warning(note)
+    if captions.report.bad_rows:
+        recorder.warning(f"skipped {captions.report.bad_rows} bad rows in {captions.report.file}, e.g. "
+                         + "; ".join(str(b) for b in captions.report.first_bad[:3]))
+    before = (lock.get("dataset") or {}).get("fingerprint")
+    if resume and before and before != captions.fingerprint:
+        raise UserError(f"the data of {recipe.data.dataset} changed since this run started "
+                        f"(fingerprint {before[:12]} -> {captions.fingerprint[:12]}); resuming would train on other data",
+                        hint="restore the original data, or start a new run: caption-wizard run "
+                             f"{run_dir / runs.RECIPE_FILE}")
+    if not captions.train:
+        raise UserError(f"data.dataset = {recipe.data.dataset!r}: no training examples left after the split")
+    prompt = resolve_prompt(recipe)
+    t = time.perf_counter()
+    train = build_dataset(captions.train, processor, prompt, max_target_length=recipe.train.max_target_length)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=recipe.train.max_target_length) \
+        if captions.eval else None
+    print(f"data: {len(train)} training targets from {len(captions.train)} images "
+          f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
+          flush=True)
+    if train.truncated:
+        recorder.warning(f"{train.truncated} captions are longer than train.max_target_length="
+                         f"{recipe.train.max_target_length} tokens and were cut")
+    return Data(train, evals, CaptionCollator(processor, train), captions.fingerprint)
+
+
+def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resume: bool) -> None:
+    from wizard.train.lock import update_lock
+
+    if resume:
+        return
+    import torch
+
+    names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if device != "cpu" else []
+    update_lock(run_dir, device={"kind": "cpu" if device == "cpu" else "cuda", "threads": threads, "gpus": names},
+                dataset={"fingerprint": data.fingerprint, "num_train": len(data.train),
+                         "num_eval": len(data.eval) if data.eval else 0})
+
+
+def _training_args(run_dir: Path, recipe, device: str, has_eval: bool):
+    from transformers import TrainingArguments
+
+    from wizard.train.load import resolve_precision
+
+    t = recipe.train
+    precision = resolve_precision(t.precision, device)
+    evaluate = has_eval and t.eval_steps is not None
+    return TrainingArguments(
+        output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
+        num_train_epochs=t.epochs,
+        max_steps=t.max_steps or -1,
+        per_device_train_batch_size=t.batch_size,
+        per_device_eval_batch_size=t.batch_size,
+        gradient_accumulation_steps=t.grad_accum,
+        learning_rate=t.learning_rate,
+        lr_scheduler_type=t.scheduler,
+        warmup_steps=t.warmup_ratio,  # below 1: a fraction of the total steps
+        weight_decay=t.weight_decay,
+        bf16=precision == "bf16",
+        fp16=precision == "fp16",
+        logging_steps=t.logging_steps,
+        logging_nan_inf_filter=False,  # a NaN must stop the run, not be averaged away
+        save_strategy="steps",
+        save_steps=t.save_steps,
+        save_total_limit=None,  # rotated by EventsCallback, and only after the new checkpoint is complete
+        eval_strategy="steps" if evaluate else "no",
+        eval_steps=t.eval_steps if evaluate else None,
+        seed=t.seed,
+        data_seed=t.seed,  # the shuffle order: seeded per epoch, independent of the model's RNG use
+        report_to="none",  # TensorBoard is added by hand, to write into RUN/tensorboard
+        disable_tqdm=True,  # train.log gets one line per logged step, not progress-bar spam
+        dataloader_num_workers=0,
+        remove_unused_columns=False,
+        label_names=["labels"],
+        use_cpu=device == "cpu",
+        save_only_model=False,
+    )
+
+
+def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: str, recorder, stop, checkpoint):
+    from transformers import PrinterCallback
+
+    from wizard.recipe import recipe_hash
+    from wizard.train.callbacks import EventsCallback, LossTracker
+    from wizard.train.load import count_parameters
+    from wizard.train.trainer import CaptionTrainer
+
+    args = _training_args(run_dir, recipe, device, data.eval is not None)
+    losses = LossTracker()
+    seconds_before = 0.0
+    if checkpoint is not None:  # the losses not yet logged when the checkpoint was written
+        marker = runs.read_checkpoint_marker(checkpoint)
+        losses.pending = list(marker.get("pending_losses") or [])
+        losses.last, losses.best = marker.get("last_loss"), marker.get("best_loss")
+        seconds_before = float(marker.get("seconds") or 0.0)
+    trainable, total = count_parameters(model)
+    start = {"run": run_dir.name, "model": recipe.model.id, "strategy": recipe.tuning.strategy.value,
+             "devices": [device], "recipe_hash": recipe_hash(recipe), "trainable_params": trainable,
+             "total_params": total, "num_train": len(data.train), "num_eval": len(data.eval) if data.eval else 0,
+             "batch_size": recipe.train.batch_size}
+    events = EventsCallback(recorder, losses, stop, device=device, start_fields=start,
+                            samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * args.world_size,
+                            token_counter=data.collator, save_total_limit=recipe.train.save_total_limit,
+                            seconds_before=seconds_before)
+    trainer = CaptionTrainer(
+        model=model, args=args, train_dataset=data.train, eval_dataset=data.eval, data_collator=data.collator,
+        processing_class=processor, callbacks=[events, _tensorboard(run_dir)], losses=losses,
+    )
+    trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; EventsCallback prints readable lines
+    return trainer, events
+
+
+def _tensorboard(run_dir: Path):
+    """TensorBoard scalars in RUN/tensorboard (the env var also covers the writer reopened for the final eval)."""
+    from transformers.integrations import TensorBoardCallback
+
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / runs.TENSORBOARD_DIR)
+    return TensorBoardCallback()
+
+
+# ----------------------------------------------------------------------------- after training
+def _final_eval(trainer, data: Data) -> None:
+    """Eval loss on the held-out split at the end (unless the last step just did it)."""
+    if data.eval is None:
+        return
+    already = trainer.args.eval_strategy != "no" and trainer.state.global_step % trainer.args.eval_steps == 0
+    if not already:
+        trainer.evaluate()
+
+
+def _save_adapter(run_dir: Path, trainer, processor, recipe) -> Path:
+    """adapter/: the PEFT adapter + processor (full: the whole model), written to a temp dir then renamed."""
+    final = run_dir / runs.ADAPTER_DIR
+    tmp = run_dir / f".{runs.ADAPTER_DIR}.tmp"
+    shutil.rmtree(tmp, ignore_errors=True)
+    trainer.model.save_pretrained(str(tmp))
+    processor.save_pretrained(str(tmp))
+    runs.mark_checkpoint_complete(tmp, trainer.state.global_step, strategy=recipe.tuning.strategy.value)
+    old = run_dir / f".{runs.ADAPTER_DIR}.old"
+    if final.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        final.rename(old)
+    tmp.rename(final)
+    shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _finish(run_dir: Path, recipe, recorder, events, trainer, adapter: Path) -> None:
+    losses = events.losses
+    recorder.event("end", sync=True, step=trainer.state.global_step, adapter=adapter.name,
+                   final_loss=losses.last, best_loss=losses.best, seconds=round(events.seconds(), 3))
+    recorder.status("completed", f"adapter saved to {adapter}", step=trainer.state.global_step,
+                    last_loss=losses.last)
+    print(f"completed: {adapter}", flush=True)
+
+
+def _fail(recorder, error: Exception) -> int:
+    from wizard.errors import UserError
+    from wizard.train.trainer import NonFiniteLoss
+
+    if isinstance(error, NonFiniteLoss):
+        message = (f"{error}: training stopped before that step changed the weights; the last checkpoint "
+                   f"is intact. Lower train.learning_rate, or use train.precision=fp32")
+        code = 1
+    elif isinstance(error, UserError):
+        message = error.message + (f"\n  hint: {error.hint}" if error.hint else "")
+        code = 2
+    else:
+        message = f"{type(error).__name__}: {error}"
+        code = 1
+    tail = traceback.format_exc()
+    print(tail if code != 2 else message, file=sys.stderr, flush=True)
+    recorder.event("error", sync=True, message=message, log_tail=tail[-4000:] if code != 2 else None)
+    recorder.status("failed", message)
+    return code
+
+
+def _parse_args(argv):
+    p = argparse.ArgumentParser(prog="python -m wizard.train.backend", description=__doc__.split("\n")[0])
+    p.add_argument("run_dir")
+    p.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint")
+    return p.parse_args(argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
