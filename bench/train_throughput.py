@@ -74,7 +74,7 @@ def dataset(recipe, processor):
 
 
 def bare_loop(recipe, model_path, steps: int) -> float:
-    """samples/s of forward + backward + AdamW over pre-built batches."""
+    """(samples per wall second, per CPU second) of forward + backward + AdamW over pre-built batches."""
     import torch
 
     torch.manual_seed(recipe.train.seed)
@@ -88,15 +88,16 @@ def bare_loop(recipe, model_path, steps: int) -> float:
     model.train()
     for i, batch in enumerate(batches):
         if i == WARMUP:
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.process_time()
         model(**batch).loss.backward()
         opt.step()
         opt.zero_grad()
-    return (steps - WARMUP) * bs / (time.perf_counter() - t0)
+    n = (steps - WARMUP) * bs
+    return n / (time.perf_counter() - t0), n / (time.process_time() - c0)
 
 
 def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
-    """samples/s of the project's Trainer set-up (wizard.train.backend) over the same kind of batches."""
+    """(samples per wall second, per CPU second) of the project's Trainer set-up (wizard.train.backend)."""
     import torch
     from transformers import TrainerCallback
 
@@ -107,8 +108,8 @@ def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == WARMUP:
-                self.t0 = time.perf_counter()
-            self.t1 = time.perf_counter()
+                self.t0, self.c0 = time.perf_counter(), time.process_time()
+            self.t1, self.c1 = time.perf_counter(), time.process_time()
 
     torch.manual_seed(recipe.train.seed)
     recipe = recipe.model_copy(deep=True)
@@ -126,7 +127,8 @@ def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
     clock = Clock()
     trainer.add_callback(clock)
     trainer.train()
-    return (steps - WARMUP) * recipe.train.batch_size / (clock.t1 - clock.t0)
+    n = (steps - WARMUP) * recipe.train.batch_size
+    return n / (clock.t1 - clock.t0), n / (clock.c1 - clock.c0)
 
 
 def whole_process(model_path, overrides: list[str], tmp: Path) -> dict:
@@ -170,13 +172,13 @@ def main() -> None:
     for r in range(args.rounds):
         bare.append(bare_loop(recipe, model_path or recipe.model.id, args.steps))
         project.append(project_loop(recipe, model_path or _demo_path(), args.steps, tmp / f"r{r}"))
-        print(f"round {r + 1}: bare {bare[-1]:.1f} samples/s, project {project[-1]:.1f} samples/s "
-              f"(ratio {project[-1] / bare[-1]:.2f})", flush=True)
-    b, pj = statistics.median(bare), statistics.median(project)
-    print(f"threads {torch.get_num_threads()}, batch {recipe.train.batch_size}, {args.steps} steps x {args.rounds} rounds")
-    print(f"bare loop   {b:.1f} samples/s (median)")
-    print(f"caption-wizard {pj:.1f} samples/s (median)")
-    print(f"ratio       {pj / b:.2f}")
+        print(f"round {r + 1}: bare {bare[-1][0]:.1f} samples/s ({bare[-1][1]:.1f} per CPU s), "
+              f"project {project[-1][0]:.1f} samples/s ({project[-1][1]:.1f} per CPU s)", flush=True)
+    print(f"threads {torch.get_num_threads()}, batch {recipe.train.batch_size}, {args.steps} steps "
+          f"({WARMUP} untimed) x {args.rounds} rounds, medians:")
+    for k, what in ((0, "samples/s (wall)"), (1, "samples per CPU second")):
+        b, pj = statistics.median(x[k] for x in bare), statistics.median(x[k] for x in project)
+        print(f"  {what:<22} bare {b:7.1f}   caption-wizard {pj:7.1f}   ratio {pj / b:.2f}")
     if not args.no_process:
         w = whole_process(model_path, args.process_overrides, tmp)
         print(f"whole `caption-wizard run` ({w['steps']} steps): {w['wall_s']:.1f} s wall, {w['train_s']:.1f} s "

@@ -260,16 +260,64 @@ def test_back_then_same_answer_keeps_later_answers():
     assert walk.current.name == "strategy" and walk.default() == "qlora"
 
 
-def test_back_then_changed_answer_drops_answers_that_depended_on_it():
+def test_back_then_changed_answer_resets_accepted_defaults_but_keeps_typed_answers():
     walk = Walk(NO_GPU)
-    for value in [DEMO_MODEL_ID, DEMO_DATASET_ID, "zh", "lora", 5.0]:
+    for value in [DEMO_MODEL_ID, DEMO_DATASET_ID, "zh", "lora", 5.0]:  # 5 epochs: typed (default 2)
         walk.answer(value)
-    for _ in range(5):
+    walk.answer(walk.default())  # batch size: the demo's default, accepted
+    for _ in range(6):
         walk.back()
     assert walk.current.name == "model"
-    walk.answer(QWEN2B)  # changed: the demo's epochs/strategy answers no longer apply
-    assert "epochs" not in walk.answers and "strategy" not in walk.answers
+    walk.answer(QWEN2B)  # changed: the demo's accepted defaults no longer apply
+    assert walk.answers == {"model": QWEN2B, "epochs": 5.0}
     assert walk.current.name == "dataset" and walk.default() == "modelscope/coco_2014_caption"
+    while walk.current.name != "max_pixels":
+        walk.answer(walk.default())
+    assert walk.default() == 401408  # the 2B model's recommended size, not the demo's
+    recipe = walk.recipe()
+    assert recipe.train.epochs == 5.0 and recipe.train.batch_size == 8
+
+
+def test_a_kept_choice_no_longer_offered_falls_back_to_the_new_default():
+    walk = Walk(NO_GPU)
+    for value in [DEMO_MODEL_ID, DEMO_DATASET_ID, "zh", "lora", 2.0, 16, 0.002, 16, 25088]:
+        walk.answer(value)  # max_pixels 25088: typed (not the default 12544)
+    while walk.current.name != "model":
+        walk.back()
+    walk.answer(QWEN2B)
+    while walk.current.name != "max_pixels":
+        walk.answer(walk.default())
+    assert walk.default() == 401408  # 25088 is not among the 2B model's sizes
+
+
+def test_applying_a_memory_suggestion_is_like_answering_it():
+    machine = gpus(24)
+    walk = Walk(machine)
+    for name, value in [("model", QWEN7B), ("dataset", "AI-ModelScope/M3IT:coco-cn"), ("strategy", "full"),
+                        ("epochs", 1.0)]:
+        assert walk.current.name == name
+        walk.answer(value)
+    while not walk.done:
+        walk.answer(walk.default())
+    before = walk.recipe()
+    est = estimate_memory(before, list(machine.gpus))
+    assert est.fits is False and est.suggested_overrides
+    walk.apply(est.suggested_overrides)
+    after = walk.recipe()
+    assert after.tuning.strategy.value != "full"
+    assert after.train.learning_rate == pytest.approx(1e-4)  # accepted default follows the strategy
+    assert after.name.endswith(after.tuning.strategy.value)
+    assert after.train.epochs == 1.0  # typed: kept
+    assert estimate_memory(after, list(machine.gpus)).fits
+
+
+def test_applying_an_advanced_suggestion_turns_advanced_settings_on():
+    walk = Walk(NO_GPU)
+    while not walk.done:
+        walk.answer(walk.default())
+    walk.apply(["train.gradient_checkpointing=true", "train.batch_size=4", "train.grad_accum=4"])
+    recipe = walk.recipe()
+    assert recipe.train.gradient_checkpointing and (recipe.train.batch_size, recipe.train.grad_accum) == (4, 4)
 
 
 def test_back_over_a_question_that_appeared_only_because_of_an_answer():

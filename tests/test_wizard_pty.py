@@ -116,7 +116,7 @@ def test_quit_without_saving_from_the_summary(tmp_path):
               "LoRA rank", "Largest image size", "Advanced settings?", "Recipe name"]:
         s.at(q, ENTER)
     s.at("Save this recipe?")
-    s.at("Save to mine.yaml", UP, ENTER)  # up from the first entry wraps to the last: Quit without saving
+    s.at("Save to mine.yaml", DOWN, ENTER)  # Quit without saving
     s.at("Nothing saved.")
     child.expect(pexpect.EOF)
     child.close()

@@ -162,7 +162,7 @@ def _replay(machine) -> int:
         return 0
     recipe = load_recipe(picked)
     show_summary(recipe, Path(picked), machine)
-    if not ask_confirm("Start training with this recipe?", default=True):
+    if ask_confirm("Start training with this recipe?", default=True) is not True:  # no, or back
         return 0
     return int(start_run(recipe, recipe_path=Path(picked)) or 0)
 

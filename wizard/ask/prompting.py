@@ -54,6 +54,17 @@ def require_terminal() -> None:
 
 
 # ----------------------------------------------------------------------------- one prompt
+def _wrap(description: str | None) -> str | None:
+    """questionary shows a description on one line after "  Description: ": wrap it to the terminal."""
+    if not description:
+        return None
+    import shutil
+    import textwrap
+
+    width = max(40, shutil.get_terminal_size().columns - 16)
+    return ("\n" + " " * 15).join(textwrap.wrap(description, width))
+
+
 def _with_back(question: questionary.Question, enabled: Callable[[], bool] = lambda: True):
     """Add the "<" key (go back) to a questionary prompt."""
     kb = KeyBindings()
@@ -70,7 +81,7 @@ def _with_back(question: questionary.Question, enabled: Callable[[], bool] = lam
 def ask_select(message: str, choices: list[Choice], default: Any = None, *, can_go_back: bool = True,
                back_title: str = BACK_TITLE) -> Any:
     """A list; returns the chosen value, or BACK."""
-    items: list[Any] = [questionary.Choice(c.title, value=i, description=c.description)
+    items: list[Any] = [questionary.Choice(c.title, value=i, description=_wrap(c.description))
                         for i, c in enumerate(choices)]
     start = next((i for i, c in enumerate(choices) if c.value == default), None)
     if can_go_back:
@@ -116,7 +127,7 @@ def ask_confirm(message: str, default: bool = True, *, can_go_back: bool = True)
 
 
 def ask_checkbox(message: str, choices: list[Choice], checked: list[Any], *, can_go_back: bool = True) -> Any:
-    items = [questionary.Choice(c.title, value=i, checked=c.value in checked, description=c.description)
+    items = [questionary.Choice(c.title, value=i, checked=c.value in checked, description=_wrap(c.description))
              for i, c in enumerate(choices)]
     q = questionary.checkbox(message, items, style=STYLE, instruction=CHECKBOX_HELP,
                              validate=lambda picked: bool(picked) or "pick at least one")
@@ -189,7 +200,8 @@ def recipe_table(recipe, path: Path | None = None):
     table.add_row("training", f"{t.epochs:g} epochs · batch {t.batch_size} x grad_accum {t.grad_accum} · "
                   f"lr {t.learning_rate:g} {t.scheduler} · {t.precision.value} · checkpointing "
                   f"{'on' if t.gradient_checkpointing else 'off'} · captions up to {t.max_target_length} tokens")
-    table.add_row("saving", f"checkpoint every {t.save_steps} steps, keep {t.save_total_limit} · seed {t.seed}")
+    keep = "all" if t.save_total_limit is None else f"the last {t.save_total_limit}"
+    table.add_row("saving", f"checkpoint every {t.save_steps} steps, keep {keep} · seed {t.seed}")
     devices = recipe.launch.devices
     table.add_row("devices", devices if isinstance(devices, str) else "GPUs " + ", ".join(map(str, devices)))
     table.add_row("hash", recipe_hash(recipe))
@@ -268,21 +280,16 @@ def start_training(recipe, path: Path, machine: Machine) -> int:
     return int(start_run(recipe, recipe_path=path) or 0)
 
 
-def review(recipe, path: Path, machine: Machine) -> tuple[str, Any]:
-    """Summary, then "Save this recipe?": returns save | back | quit (suggestions are applied here)."""
-    while True:
-        est = show_summary(recipe, path, machine)
-        choices = [Choice(f"Save to {path}", "save")]
-        if est.suggested_overrides:
-            choices.append(Choice(f"Apply the suggestion ({', '.join(est.suggested_overrides)}) and review again",
-                                  "apply"))
-        choices += [Choice("← Back: change the answers", "back"), Choice("Quit without saving", "quit")]
-        what = ask_select("Save this recipe?", choices, "save", can_go_back=False)
-        if what != "apply":
-            return what, recipe
-        from wizard.recipe import apply_overrides
-
-        recipe = apply_overrides(recipe, est.suggested_overrides, source="memory suggestion")
+def review(recipe, path: Path, machine: Machine) -> tuple[str, list[str]]:
+    """Summary, then "Save this recipe?": save | apply (the memory suggestion's overrides) | back | quit."""
+    est = show_summary(recipe, path, machine)
+    choices = [Choice(f"Save to {path}", "save")]
+    if est.suggested_overrides:
+        choices.append(Choice(f"Apply the suggestion ({' '.join(est.suggested_overrides)}) and review again",
+                              "apply"))
+    choices.append(Choice("Quit without saving", "quit"))
+    what = ask_select("Save this recipe?", choices, "save", back_title="← Back: change the answers")
+    return ("back" if what is BACK else what), est.suggested_overrides
 
 
 def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False, from_menu: bool = False) -> int:
@@ -295,19 +302,22 @@ def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False,
     while True:
         if not run_questions(walk, from_menu=from_menu):
             return 0
-        recipe = walk.recipe()
-        path = default_path(recipe, out)
-        what, recipe = review(recipe, path, machine)
-        if what == "quit":
-            console.print("Nothing saved.")
-            return 0
-        if what == "back":
-            walk.back()
-            continue
-        saved = save_interactively(recipe, path, overwrite=force)
-        if saved is None:
-            walk.back()
-            continue
-        recipe, path = saved
-        console.print(f"[green]Saved {path}[/] · replay it any time with: caption-wizard run {path}")
-        return start_training(recipe, path, machine)
+        while True:  # summary -> save, until saved, quit, or back to the questions
+            recipe = walk.recipe()
+            path = default_path(recipe, out)
+            what, overrides = review(recipe, path, machine)
+            if what == "apply":  # as if those answers had been given: defaults that depend on them follow
+                walk.apply(overrides)
+                continue
+            if what == "quit":
+                console.print("Nothing saved.")
+                return 0
+            if what == "back":
+                break
+            saved = save_interactively(recipe, path, overwrite=force)
+            if saved is not None:
+                recipe, path = saved
+                console.print(f"[green]Saved {path}[/]")
+                console.print(f"Replay it any time with: caption-wizard run {path}")
+                return start_training(recipe, path, machine)
+        walk.back()

@@ -14,7 +14,8 @@ Defaults come from a base recipe: recipes/demo-shapes.yaml for the demo model
 (so the demo answers reproduce that file exactly), otherwise the Recipe schema's
 defaults with the model's recommended max_pixels, and the machine: no GPU ->
 the demo model and data; with GPUs -> the largest catalog model whose default
-recipe fits, LoRA when it fits else QLoRA, the largest batch size that fits.
+recipe fits (with 10% to spare), LoRA when it fits at the usual batch size else
+QLoRA, then the largest batch size that fits.
 """
 
 from __future__ import annotations
@@ -200,12 +201,15 @@ def _set(d: dict, key: str, value: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- machine-aware defaults
+HEADROOM = 0.9  # a default must fit in 90% of the memory: the estimate is only an estimate
+
+
 def _fits(answers: Answers, machine: Machine) -> bool:
     from wizard.estimate import estimate_memory
 
     recipe = answers_to_recipe(answers, machine)
     est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes, suggest=False)
-    return est.fits is not False
+    return est.capacity_bytes is None or est.per_device_bytes <= HEADROOM * est.capacity_bytes
 
 
 def _default_model(answers: Answers, machine: Machine) -> str:
@@ -228,7 +232,8 @@ def _default_strategy(answers: Answers, machine: Machine) -> str:
     base = base_recipe({k: v for k, v in answers.items() if k != "strategy"})["tuning"]["strategy"]
     if _is_demo(answers) or not machine.gpus:
         return base
-    return "lora" if _fits({**answers, "strategy": "lora"}, machine) else "qlora"
+    batch = base_recipe(answers)["train"]["batch_size"]  # LoRA only if it fits without shrinking the batch
+    return "lora" if _fits({**answers, "strategy": "lora", "batch_size": batch}, machine) else "qlora"
 
 
 def _default_batch(answers: Answers, machine: Machine) -> int:
@@ -236,9 +241,11 @@ def _default_batch(answers: Answers, machine: Machine) -> int:
     if _is_demo(answers) or not machine.gpus:
         return base
     b = base
-    while b > 1 and not _fits({**answers, "batch_size": b}, machine):
+    while b >= 1:
+        if _fits({**answers, "batch_size": b}, machine):
+            return b
         b //= 2
-    return b
+    return base  # nothing fits: a smaller batch will not fix it (the summary suggests what will)
 
 
 def _default_accum(answers: Answers, machine: Machine) -> int:
@@ -272,28 +279,33 @@ def _slug(text: str) -> str:
     return text or "run"
 
 
-def _default_name(answers: Answers, machine: Machine) -> str:
-    model_id, source = model_ref(answers)
-    base = base_recipe(answers)
-    strategy = answers.get("strategy", base["tuning"]["strategy"])
-    if source == "demo":
-        demo = _demo_recipe()
-        if base["data"]["dataset"] != demo["data"]["dataset"]:
-            name = f"demo-{_slug(Path(base['data']['dataset']).stem)}"
-        elif base["data"]["language"] != demo["data"]["language"]:
-            name = f"{demo['name']}-{base['data']['language']}"
-        else:
-            name = demo["name"]
-        return name if strategy == demo["tuning"]["strategy"] else f"{name}-{strategy}"
-    model = re.sub(r"-instruct$", "", _slug(Path(model_id).name))
-    data = base["data"]
+def _data_slug(answers: Answers, data: dict) -> str:
+    """coco-en, coco-cn, shapes, or the folder/file name of your own data."""
     if answers.get("dataset") == OWN_DATA:
         what = Path(data["dataset"]).stem
     elif data["subset"] or data["format"] == "shapes":
         what = data["subset"] or data["dataset"]
     else:  # modelscope/coco_2014_caption -> coco-en
         what = f"{re.split(r'[_-]', data['dataset'].split('/')[-1])[0]}-{data['language']}"
-    return f"{model}-{_slug(what).replace('_', '-')}-{strategy}"[:80].rstrip("-._")
+    return _slug(what).replace("_", "-")
+
+
+def _default_name(answers: Answers, machine: Machine) -> str:
+    model_id, source = model_ref(answers)
+    base = base_recipe(answers)
+    strategy = answers.get("strategy", base["tuning"]["strategy"])
+    data = _data_slug(answers, base["data"])
+    if source == "demo":
+        demo = _demo_recipe()
+        if base["data"]["dataset"] != demo["data"]["dataset"]:
+            name = f"demo-{data}"
+        elif base["data"]["language"] != demo["data"]["language"]:
+            name = f"{demo['name']}-{base['data']['language']}"
+        else:
+            name = demo["name"]
+        return name if strategy == demo["tuning"]["strategy"] else f"{name}-{strategy}"
+    model = re.sub(r"-instruct$", "", _slug(Path(model_id).name))
+    return f"{model}-{data}-{strategy}"[:80].rstrip("-._")
 
 
 def _default_devices(answers: Answers, machine: Machine) -> Any:
@@ -337,6 +349,8 @@ def _strategy_choices(answers: Answers, machine: Machine) -> list[Choice]:
         est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes, suggest=False)
         where = "RAM" if est.devices == ["cpu"] else ("per GPU" if machine.gpus else "GPU")
         size = f"~{gb(est.per_device_bytes)} {where}"
+        if recipe.train.batch_size != base_recipe(answers)["train"]["batch_size"]:
+            size += f" at batch {recipe.train.batch_size}"
         if est.fits is False:
             size += f", more than the {gb(est.capacity_bytes)} here"
         out.append(Choice(f"{s.title} · {size}", name, f"needs: {s.needs}; costs: {s.cost}"))
@@ -435,7 +449,7 @@ QUESTIONS: list[Question] = [
              parse=lambda t: _number(t, float, "learning rate", 0, 1), show=_fmt),
     Question("lora_rank", "select", "LoRA rank (adapter size):", key="tuning.lora.rank", when=_lora,
              choices=_rank_choices),
-    Question("max_pixels", "select", "Largest image size (caps image tokens: the usual cause of out-of-memory):",
+    Question("max_pixels", "select", "Largest image size (caps image tokens, the usual cause of OOM):",
              key="data.max_pixels", choices=_pixel_choices),
     Question("advanced", "confirm", "Advanced settings? (precision, checkpoints, prompt, LoRA alpha...)",
              default=lambda a, m: False),
@@ -544,14 +558,16 @@ class Walk:
             q, default = walk.current, walk.default()
             walk.answer(value)   # or walk.back()
 
-    Going back re-asks the previous question with the earlier answer as its default. An answer
-    that changes drops the answers after it (their defaults may depend on it); an unchanged one
-    keeps them, so the next questions again show what was typed before.
+    Going back re-asks the previous question with the earlier answer as its default. When an
+    answer changes, the later answers that were accepted defaults are forgotten, so they follow
+    the new choice (demo -> 7B model: 2 epochs -> 3); answers the user changed are kept, and a
+    kept choice that is no longer offered falls back to the new default.
     """
 
     def __init__(self, machine: Machine, answers: Answers | None = None):
         self.machine = machine
         self.answers: Answers = dict(answers or {})
+        self.defaulted: set[str] = set()  # answers that were the default when given
         self.history: list[str] = []  # names of the questions answered, in order
         self.current: Question | None = self._next(0)
 
@@ -578,9 +594,12 @@ class Walk:
         return complete(self.answers, self.machine, upto=self.current.name if self.current else None)
 
     def default(self) -> Any:
+        """The previous answer to the current question if any (and still offered), else its default."""
         q = self.current
         if q.name in self.answers:
-            return self.answers[q.name]
+            value = self.answers[q.name]
+            if q.kind != "select" or value in [c.value for c in self.choices()]:
+                return value
         return default_for(q, self.context(), self.machine)
 
     def choices(self) -> list[Choice]:
@@ -589,12 +608,36 @@ class Walk:
 
     def answer(self, value: Any) -> None:
         q = self.current
-        if q.name in self.answers and self.answers[q.name] != value:
-            later = {x.name for x in QUESTIONS[self._index(q) + 1:]}
-            self.answers = {k: v for k, v in self.answers.items() if k not in later}
-        self.answers[q.name] = value
+        if value == default_for(q, self.context(), self.machine):
+            self.defaulted.add(q.name)
+        else:
+            self.defaulted.discard(q.name)
+        self._set({q.name: value})
         self.history.append(q.name)
         self.current = self._next(self._index(q) + 1)
+
+    def _set(self, changes: Answers) -> None:
+        """Record answers; if one changed, later accepted defaults are forgotten."""
+        changed = [self._index(BY_NAME[k]) for k, v in changes.items()
+                   if k in self.answers and self.answers[k] != v]
+        self.answers.update(changes)
+        if changed:
+            later = {x.name for x in QUESTIONS[min(changed) + 1:]} - set(changes)
+            self.answers = {k: v for k, v in self.answers.items() if not (k in later and k in self.defaulted)}
+
+    def apply(self, overrides: list[str]) -> None:
+        """Take `KEY=VALUE` overrides (a memory suggestion) as answers to the questions that set them."""
+        import yaml
+
+        by_key = {q.key: q for q in QUESTIONS if q.key}
+        changes: Answers = {}
+        for item in overrides:
+            key, _, raw = item.partition("=")
+            changes[by_key[key].name] = yaml.safe_load(raw)
+        if any(BY_NAME[n].advanced for n in changes):
+            changes["advanced"] = True  # the change is an advanced setting: it counts only with them on
+        self.defaulted -= set(changes)
+        self._set(changes)
 
     def back(self) -> bool:
         """Return to the previous question; False when there is none (the caller leaves)."""

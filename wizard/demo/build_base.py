@@ -206,7 +206,8 @@ def train(out: Path, steps: int = STEPS, batch: int = BATCH, lr: float = LR, n_t
         if eval_every and step % eval_every == 0 and step != steps:
             model.eval()
             acc, parts, _ = accuracy(model, processor, heldout)
-            print(f"  held-out exact {acc:.3f} {parts}", flush=True)
+            seen, _, _ = accuracy(model, processor, train_set[:N_HELDOUT])
+            print(f"  held-out exact {acc:.3f} {parts}; training shapes {seen:.3f}", flush=True)
             model.train()
 
     model.eval()

@@ -86,8 +86,9 @@ def _mem_total() -> int:
 def memory_snapshot(device: str) -> dict[str, Any]:
     """CPU: this process's RSS and peak RSS. CUDA: allocated/reserved/peak per device + NVML used/total."""
     if not device.startswith("cuda"):
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
-        return {"kind": "cpu", "rss": _proc_rss(), "peak_rss": peak, "total": _mem_total()}
+        rss = _proc_rss()
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; updated lazily
+        return {"kind": "cpu", "rss": rss, "peak_rss": max(peak, rss), "total": _mem_total()}
     import torch
 
     handles = _nvml_handles()
