@@ -9,7 +9,9 @@ Each trial runs `caption-wizard run RECIPE train.max_steps=N` in a pseudo-termin
 Throughput is the backend's own samples/s (log events) after the first logged step
 (warm-up) and, for detached trials, after the moment of detaching: total samples / total
 seconds over those windows. Trials alternate (attached, detached, attached, ...) so drift on a
-shared machine hits both. The target (issue 4) is attached/detached >= 0.97.
+shared machine hits both. The target (issue 4) is attached/detached >= 0.97. On a busy
+machine throughput swings more than that between runs; the dashboard process's own CPU
+time per second of training (read from /proc in attached trials) is the steadier figure.
 """
 
 from __future__ import annotations
@@ -45,6 +47,18 @@ def throughput(run_dir: Path, since: float) -> tuple[float, int]:
     return (samples / seconds if seconds else float("nan")), counted
 
 
+CPU_SHARE: list[float] = []   # dashboard CPU seconds per wall second, attached trials
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process `pid` (not its children), from /proc."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
+
+
 def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdir: Path) -> tuple[float, int]:
     import pexpect
 
@@ -55,8 +69,12 @@ def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdi
                           env=env, dimensions=(size[1], size[0]), encoding="utf-8", codec_errors="replace",
                           timeout=600, cwd=str(ROOT))
     since = 0.0
-    if attached:
-        child.expect(pexpect.EOF)
+    if attached:   # also sample the dashboard process's own CPU time while training runs
+        child.expect(r"[1-9]\d*/\d+ steps")
+        first = last = (time.time(), cpu_seconds(child.pid))
+        while child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=1) == 1:
+            last = (time.time(), cpu_seconds(child.pid) or last[1])
+        CPU_SHARE.append((last[1] - first[1]) / max(1e-9, last[0] - first[0]))
     else:
         child.expect(r"[1-9]\d*/\d+ steps")   # the dashboard is up and training has begun
         child.sendcontrol("c")
@@ -99,6 +117,9 @@ def main() -> int:
     att, det = statistics.mean(results["attached"]), statistics.mean(results["detached"])
     print(f"\nattached {att:.2f} samples/s · detached {det:.2f} samples/s · ratio {att / det:.3f} "
           f"(target >= 0.97) · terminal {args.size} · {args.steps} steps x {args.repeats}")
+    if CPU_SHARE:
+        print(f"the dashboard process used {100 * statistics.mean(CPU_SHARE):.1f}% of one core while "
+              f"training ran ({os.cpu_count()} cores on this machine)")
     return 0
 
 

@@ -121,7 +121,7 @@ def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp / "bench-runs")
     model, processor = load(recipe, model_path)
     data, collator = dataset(recipe, processor)
-    data = backend.Data(data, None, collator, "bench")
+    data = backend.Data(data, None, collator, "bench", [])
     trainer, _ = backend._build_trainer(run_dir, recipe, model, processor, data, "cpu", RunRecorder(run_dir),
                                         StopFlag(), None)
     clock = Clock()
@@ -134,10 +134,10 @@ def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
 def whole_process(model_path, overrides: list[str], tmp: Path) -> dict:
     """`caption-wizard run recipes/demo-shapes.yaml --plain` as a user runs it: wall time, peak RSS."""
     cli = str(Path(sys.executable).parent / "caption-wizard")
-    args = [cli, "run", str(ROOT / "recipes" / "demo-shapes.yaml"), "--plain", "--runs-dir", str(tmp / "cli-runs")]
+    args = [cli, "run", str(ROOT / "recipes" / "demo-shapes.yaml")]
     if model_path is not None:
         args += [f"model.id={model_path}", "model.source=local"]
-    args += overrides
+    args += [*overrides, "--plain", "--runs-dir", str(tmp / "cli-runs")]
     t = time.perf_counter()
     proc = subprocess.run(args, capture_output=True, text=True)
     wall = time.perf_counter() - t

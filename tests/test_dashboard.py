@@ -595,8 +595,8 @@ def the_run_dir(tmp_path) -> Path:
 def test_demo_run_shows_live_chart_memory_and_reaches_the_last_step(tmp_path):
     import re
 
-    steps = 6
-    child = demo_run(tmp_path, f"train.max_steps={steps}", "train.logging_steps=1", "train.save_steps=3")
+    steps = 4
+    child = demo_run(tmp_path, f"train.max_steps={steps}", "train.logging_steps=1", "train.save_steps=2")
     raw = child.read()            # until the run ends
     child.close()
     text = screen_text(raw)
@@ -614,8 +614,8 @@ def test_demo_run_shows_live_chart_memory_and_reaches_the_last_step(tmp_path):
 def test_demo_ctrl_c_detach_training_completes_and_watch_shows_it(tmp_path):
     import pexpect
 
-    child = demo_run(tmp_path, "train.max_steps=16", "train.logging_steps=1", "train.save_steps=8")
-    child.expect(r"[1-9]\d*/16 steps", timeout=240)     # the dashboard is up and training has begun
+    child = demo_run(tmp_path, "train.max_steps=10", "train.logging_steps=1", "train.save_steps=5")
+    child.expect(r"[1-9]\d*/10 steps", timeout=240)     # the dashboard is up and training has begun
     child.sendcontrol("c")
     child.expect("What now")
     child.send("\x1b[A")                                # from "Keep watching" up to "Detach"
@@ -633,4 +633,4 @@ def test_demo_ctrl_c_detach_training_completes_and_watch_shows_it(tmp_path):
     res = subprocess.run([CLI, "watch", str(run_dir)], env=cli_env(), capture_output=True, text=True,
                          timeout=60, cwd=ROOT)
     assert res.returncode == 0, res.stderr
-    assert "completed" in res.stdout and "16/16" in res.stdout
+    assert "completed" in res.stdout and "10/10" in res.stdout

@@ -161,3 +161,33 @@ def test_resume_without_a_run_on_a_pipe_lists_the_resumable_runs(tmp_path, recip
 def test_resume_of_something_that_is_not_a_run(tmp_path):
     out = run_cli("resume", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2 and "not a caption-wizard run folder" in out.stderr
+
+
+def test_resume_without_a_run_in_a_terminal_offers_a_menu_of_resumable_runs(tmp_path, recipe):
+    pexpect = pytest.importorskip("pexpect")
+    from tests.conftest import CLI, cli_env
+
+    older = create_run(apply_overrides(recipe, ["name=alpha"]), Resolved(), runs_dir=tmp_path)
+    newer = create_run(apply_overrides(recipe, ["name=beta"]), Resolved(), runs_dir=tmp_path)
+    done = create_run(apply_overrides(recipe, ["name=gamma"]), Resolved(), runs_dir=tmp_path)
+    runs.write_state(older, status="stopped", step=3, total_steps=10, last_loss=1.5)
+    runs.write_state(newer, status="failed", step=7, total_steps=10, last_loss=0.75)
+    runs.write_state(done, status="completed", step=10, total_steps=10)
+    # the chosen run's recipe was edited: resume refuses at once, naming it (no training needed here)
+    text = (newer / "recipe.yaml").read_text()
+    (newer / "recipe.yaml").write_text(text.replace("strategy: lora", "strategy: qlora"))
+    child = pexpect.spawn(CLI, ["resume", "--runs-dir", str(tmp_path)], cwd=str(tmp_path), env=cli_env(),
+                          encoding="utf-8", timeout=30, dimensions=(30, 160))
+    try:
+        child.expect("Resume which run")
+        child.expect("beta")
+        child.expect("alpha")
+        assert "gamma" not in child.before
+        child.send("\r")  # the newest run is first
+        child.expect(pexpect.EOF)
+        output = child.before
+    finally:
+        child.close()
+    assert child.exitstatus == 2
+    flat = " ".join(output.split())
+    assert "tuning.strategy: 'lora' -> 'qlora'" in flat and newer.name in flat

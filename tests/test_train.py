@@ -186,5 +186,20 @@ def test_bad_recipes_exit_2_without_a_traceback(tmp_path, content, args, message
         args = [str(path), *args]
     out = run("run", *args, "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert out.returncode == 2
-    assert message in out.stderr and "Traceback" not in out.stderr
+    stderr = " ".join(out.stderr.split())  # rich wraps long lines
+    assert message in stderr and "Traceback" not in stderr
     assert not (tmp_path / "runs").exists()
+
+
+@pytest.mark.slow
+def test_bad_data_found_by_the_training_process_exits_2_and_names_the_rows(tmp_path, tiny_model):
+    from tests.fixtures_data import build_imagefolder
+
+    built = build_imagefolder(tmp_path, 10)  # 4 bad rows of 15: over the 5% limit
+    recipe = write_recipe(tmp_path, tiny_model, data={"dataset": str(built.path), "format": "auto"})
+    out = run("run", str(recipe), "--plain", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "metadata.jsonl:3: image not found: missing.png" in out.stdout + out.stderr
+    run_dir = only_run(tmp_path / "runs")
+    assert state(run_dir)["status"] == "failed"
+    assert "Traceback" not in (run_dir / "train.log").read_text()

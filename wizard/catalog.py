@@ -116,7 +116,7 @@ class StrategyInfo:
 STRATEGIES: dict[str, StrategyInfo] = {s.name: s for s in [
     StrategyInfo("qlora", "QLoRA: 4-bit base + LoRA adapter",
                  "bitsandbytes (CUDA GPU; the CPU backend works for the demo)",
-                 "least memory: a 7B model fits in ~16 GB; a little slower per step than LoRA"),
+                 "least memory: a 7B model fits a 24 GB GPU; a little slower per step than LoRA"),
     StrategyInfo("lora", "LoRA: 16-bit base + LoRA adapter",
                  "a GPU with room for the 16-bit weights (or the CPU for the demo)",
                  "2 bytes per parameter for the frozen base; fastest steps"),

@@ -13,7 +13,7 @@
 
 Start-up must stay instant: this module imports only the standard library at
 import time; each command imports what it needs (torch only where it trains or
-generates). tests/test_startup.py checks sys.modules.
+generates). tests/test_wizard_pty.py checks sys.modules.
 """
 
 from __future__ import annotations

@@ -102,7 +102,10 @@ def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
     """The dashboard (or plain lines) until the run ends or the user detaches."""
     from wizard.dashboard import attach
 
-    return attach(run_dir, plain=plain, proc=proc)
+    shown = attach(run_dir, plain=plain, proc=proc)
+    if proc.poll() is not None and proc.returncode in (0, 1, 2, 130):
+        return proc.returncode  # the training process's own verdict (2: bad data it found)
+    return shown  # detached (training goes on), or killed by a signal
 
 
 # ----------------------------------------------------------------------------- resume
@@ -166,7 +169,11 @@ def plan_resume(original: Recipe, edited: Recipe) -> ResumePlan:
 
 def cmd_resume(args) -> int:
     if args.run_dir:
-        return resume_run(args.run_dir, plain=True if args.plain else None)
+        run_dir = Path(args.run_dir)
+        by_name = Path(args.runs_dir or runs.default_runs_dir()) / args.run_dir
+        if not run_dir.is_dir() and by_name.is_dir():  # `resume NAME` works as well as `resume runs/NAME`
+            run_dir = by_name
+        return resume_run(run_dir, plain=True if args.plain else None)
     choice = choose_run(args.runs_dir)
     return resume_run(choice, plain=True if args.plain else None)
 

@@ -84,12 +84,22 @@ def read_state(run_dir: str | os.PathLike) -> dict[str, Any]:
         return {}
 
 
-def write_state(run_dir: str | os.PathLike, **changes: Any) -> dict[str, Any]:
-    """Merge `changes` into state.json (atomic rewrite) and stamp "updated"."""
+def write_state(run_dir: str | os.PathLike, *, durable: bool = True, **changes: Any) -> dict[str, Any]:
+    """Merge `changes` into state.json (atomic rewrite) and stamp "updated".
+
+    durable=False skips the fsync: for the step/loss updates at each logged step, where losing the
+    latest one to a power cut costs nothing (status changes and checkpoints are always durable).
+    """
     state = read_state(run_dir)
     state.update(changes)
     state["updated"] = now_iso()
-    atomic_write_json(Path(run_dir) / STATE_FILE, state)
+    path = Path(run_dir) / STATE_FILE
+    if durable:
+        atomic_write_json(path, state)
+    else:
+        tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+        os.replace(tmp, path)
     return state
 
 

@@ -156,11 +156,14 @@ class LossChart:
     def _x_labels(self, x_lo: int, x_hi: int, indent: int, cols: int) -> Text:
         chars = [" "] * (indent + cols)
         n = max(1, cols // 16)
-        placed_end = -1
+        placed_end, last_label = -1, None
         for i in range(n + 1):
             step = round(x_lo + (x_hi - x_lo) * i / n)
             label = str(step)
-            pos = indent + round(i * (cols - 1) / n)
+            if label == last_label:   # few steps, many ticks: each step once
+                continue
+            last_label = label
+            pos = indent + round((step - x_lo) / (x_hi - x_lo) * (cols - 1))   # where that step is drawn
             start = min(max(pos - len(label) // 2, indent), indent + cols - len(label))
             if i == n:
                 start = indent + cols - len(label)

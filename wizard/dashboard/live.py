@@ -118,6 +118,8 @@ class _Follower:
 
     @property
     def exit_code(self) -> int:
+        if self.rc == 2:   # the backend found bad input (data): the CLI's "fix your input" status
+            return 2
         return EXIT_CODES.get(self.state.status, 1)
 
 
@@ -291,8 +293,9 @@ def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
 def attach(run_dir, *, plain: bool | None = None, proc=None, console=None) -> int:
     """Show run `run_dir` until it ends; write loss.png and print the summary. Returns the exit status.
 
-    0 completed (or detached: training goes on), 1 failed, 130 stopped. With `proc`
-    (the backend's Popen) its exit code decides; else state.json and its pid do.
+    0 completed (or detached: training goes on), 1 failed (2 if the backend exited 2: bad
+    input), 130 stopped. With `proc` (the backend's Popen) its exit code decides; else
+    state.json and its pid do. Plain lines when `plain` or the console is not a terminal.
     """
     if console is None:
         from wizard.console import console

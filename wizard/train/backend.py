@@ -14,6 +14,7 @@ signal (SIGINT/SIGTERM: the step in progress finishes and a checkpoint is saved 
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import shutil
 import sys
@@ -28,11 +29,13 @@ from wizard import runs
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     run_dir = Path(args.run_dir)
-    runs.write_state(run_dir, pid=os.getpid(), status="running")  # first thing: `runs` sees us alive
+    rank0 = int(os.environ.get("RANK", "0")) == 0  # several GPUs (torchrun): only rank 0 writes the run
+    if rank0:  # first thing: `runs` sees us alive. Under torchrun its agent, our parent, gets the signals
+        runs.write_state(run_dir, pid=os.getppid() if "LOCAL_RANK" in os.environ else os.getpid(), status="running")
     from wizard.train.callbacks import RunRecorder, StopFlag  # imports transformers (seconds)
 
     stop = StopFlag.install()
-    recorder = RunRecorder(run_dir)
+    recorder = RunRecorder(run_dir, writes=rank0)
     try:
         return train(run_dir, recorder, stop, resume=args.resume)
     except KeyboardInterrupt:
@@ -49,16 +52,19 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
 
     recipe, lock = load_recipe(run_dir / runs.RECIPE_FILE), read_lock(run_dir)
     checkpoint = _resume_point(run_dir, recorder) if resume else None
-    recorder.status("running", f"resuming from {checkpoint.name}" if checkpoint else "loading the model")
+    recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
+                    "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
+                    else "reading the data and the model")
 
-    device, threads = _setup_determinism(recipe, lock, recorder)
-    # the model first: the processor it comes with is what the data is tokenized with
+    captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
+    device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
-    data = _load_data(run_dir, recipe, lock, processor, recorder, resume=resume)
+    data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
 
     stop.phase = "train"
+    gc.freeze()  # the imports' millions of objects: out of every later collection (Trainer's start runs one)
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     stop.phase = "finish"
 
@@ -119,13 +125,13 @@ class Data:
     eval: object | None
     collator: object
     fingerprint: str
+    eval_examples: list  # the held-out Examples (captioned for train.eval_metrics)
 
 
-def _load_data(run_dir: Path, recipe, lock: dict, processor, recorder, *, resume: bool) -> Data:
-    from wizard.chat import resolve_prompt
+def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
+    """The CaptionSet (checked rows, seeded split); on resume it must be the data the run started with."""
     from wizard.data import load_caption_set
     from wizard.errors import UserError
-    from wizard.train.collate import CaptionCollator, build_dataset
 
     captions = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir"))
     print("\n".join(captions.report.lines()), flush=True)
@@ -142,18 +148,25 @@ def _load_data(run_dir: Path, recipe, lock: dict, processor, recorder, *, resume
                              f"{run_dir / runs.RECIPE_FILE}")
     if not captions.train:
         raise UserError(f"data.dataset = {recipe.data.dataset!r}: no training examples left after the split")
-    prompt = resolve_prompt(recipe)
+    return captions
+
+
+def _build_data(captions, recipe, processor, recorder) -> Data:
+    """Tokenize every caption and process every image once (wizard.train.collate)."""
+    from wizard.chat import resolve_prompt
+    from wizard.train.collate import CaptionCollator, build_dataset
+
+    prompt, longest = resolve_prompt(recipe), recipe.train.max_target_length
     t = time.perf_counter()
-    train = build_dataset(captions.train, processor, prompt, max_target_length=recipe.train.max_target_length)
-    evals = build_dataset(captions.eval, processor, prompt, max_target_length=recipe.train.max_target_length) \
-        if captions.eval else None
+    train = build_dataset(captions.train, processor, prompt, max_target_length=longest)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest) if captions.eval else None
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
           flush=True)
     if train.truncated:
-        recorder.warning(f"{train.truncated} captions are longer than train.max_target_length="
-                         f"{recipe.train.max_target_length} tokens and were cut")
-    return Data(train, evals, CaptionCollator(processor, train), captions.fingerprint)
+        recorder.warning(f"{train.truncated} captions are longer than train.max_target_length={longest} tokens "
+                         "and were cut")
+    return Data(train, evals, CaptionCollator(processor, train), captions.fingerprint, list(captions.eval))
 
 
 def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resume: bool) -> None:
@@ -226,14 +239,16 @@ def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: 
         losses.last, losses.best = marker.get("last_loss"), marker.get("best_loss")
         seconds_before = float(marker.get("seconds") or 0.0)
     trainable, total = count_parameters(model)
+    devices = [device] if args.world_size <= 1 else [f"cuda:{i}" for i in range(args.world_size)]
     start = {"run": run_dir.name, "model": recipe.model.id, "strategy": recipe.tuning.strategy.value,
-             "devices": [device], "recipe_hash": recipe_hash(recipe), "trainable_params": trainable,
+             "devices": devices, "recipe_hash": recipe_hash(recipe), "trainable_params": trainable,
              "total_params": total, "num_train": len(data.train), "num_eval": len(data.eval) if data.eval else 0,
              "batch_size": recipe.train.batch_size}
     events = EventsCallback(recorder, losses, stop, device=device, start_fields=start,
                             samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * args.world_size,
                             token_counter=data.collator, save_total_limit=recipe.train.save_total_limit,
-                            seconds_before=seconds_before)
+                            seconds_before=seconds_before,
+                            caption_sample=(recipe, data.eval_examples) if recipe.train.eval_metrics else None)
     trainer = CaptionTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval, data_collator=data.collator,
         processing_class=processor, callbacks=[events, _tensorboard(run_dir)], losses=losses,

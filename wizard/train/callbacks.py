@@ -36,9 +36,9 @@ class RunRecorder:
         if self._events is not None:
             self._events.emit(type, sync=sync, **fields)
 
-    def state(self, **changes: Any) -> None:
+    def state(self, *, durable: bool = True, **changes: Any) -> None:
         if self.writes:
-            runs.write_state(self.dir, **changes)
+            runs.write_state(self.dir, durable=durable, **changes)
 
     def status(self, status: str, message: str | None = None, **state: Any) -> None:
         fields = {"status": status} if message is None else {"status": status, "message": message}
@@ -180,7 +180,7 @@ class EventsCallback(TrainerCallback):
 
     def __init__(self, recorder: RunRecorder, losses: LossTracker, stop: StopFlag, *, device: str,
                  start_fields: dict[str, Any], samples_per_step: int, token_counter, save_total_limit: int | None,
-                 seconds_before: float = 0.0):
+                 seconds_before: float = 0.0, caption_sample: tuple | None = None):
         self.rec = recorder
         self.losses = losses
         self.stop = stop
@@ -190,6 +190,7 @@ class EventsCallback(TrainerCallback):
         self.token_counter = token_counter  # the collator: .tokens grows as batches are built
         self.save_total_limit = save_total_limit
         self.seconds_before = seconds_before  # training time of earlier sessions of this run
+        self.caption_sample = caption_sample  # (recipe, held-out examples) when train.eval_metrics is on
         self.stopped_at: int | None = None
 
     # timing window between two log events
@@ -211,11 +212,12 @@ class EventsCallback(TrainerCallback):
     def on_step_end(self, args, state, control, **kw):
         self._step_ended = time.perf_counter()
         self.losses.end_step()
-        if self.stop.requested and self.stopped_at is None:
+        if self.stopped_at is None and _any_rank(self.stop.requested is not None, self.device):
             self.stopped_at = state.global_step
             control.should_save = True  # checkpoint at exactly this step...
             control.should_training_stop = True  # ...then leave the loop
-            self.rec.warning(f"{self.stop.requested}: stopping at step {state.global_step}; saving a checkpoint")
+            self.rec.warning(f"{self.stop.requested or 'stop'}: stopping at step {state.global_step}; "
+                             "saving a checkpoint")
         return control
 
     def on_log(self, args, state, control, logs=None, **kw):
@@ -234,18 +236,39 @@ class EventsCallback(TrainerCallback):
                        samples_per_s=steps * self.samples_per_step / dt,
                        tokens_per_s=(self.token_counter.tokens - tokens0) / dt,
                        memory=memory_snapshot(self.device))
-        self.rec.state(step=state.global_step, last_loss=loss)
+        self.rec.state(durable=False, step=state.global_step, last_loss=loss)
         print(f"step {state.global_step}/{state.max_steps} loss {loss:.4f} lr {logs.get('learning_rate', 0):.3g}",
               flush=True)
         self._reset_window(state.global_step)
 
-    def on_evaluate(self, args, state, control, metrics=None, **kw):
+    def on_evaluate(self, args, state, control, metrics=None, model=None, processing_class=None, **kw):
         metrics = metrics or {}
-        if "eval_loss" in metrics:
-            self.rec.event("eval", step=state.global_step, eval_loss=float(metrics["eval_loss"]), which="tuned")
-            print(f"eval at step {state.global_step}: eval_loss {metrics['eval_loss']:.4f}", flush=True)
+        if "eval_loss" not in metrics:
+            return
+        fields = {"eval_loss": float(metrics["eval_loss"])}
+        scores = self._caption_metrics(model, processing_class) if self.caption_sample else None
+        if scores:
+            fields["metrics"] = scores
+        self.rec.event("eval", step=state.global_step, which="tuned", **fields)
+        print(f"eval at step {state.global_step}: eval_loss {fields['eval_loss']:.4f}"
+              + (f" {scores}" if scores else ""), flush=True)
+
+    def _caption_metrics(self, model, processor) -> dict | None:
+        """Caption a few held-out images and score them; the RNG is left exactly as it was."""
+        from wizard.evaluate import sample_metrics
+
+        recipe, examples = self.caption_sample
+        saved = _rng_state()
+        try:
+            return sample_metrics(model, processor, examples, recipe)
+        except Exception as e:  # noqa: BLE001 - scores are a bonus; training goes on without them
+            self.rec.warning(f"caption metrics skipped: {type(e).__name__}: {e}")
+            return None
+        finally:
+            _set_rng_state(saved)
 
     def on_save(self, args, state, control, **kw):
+        _barrier()  # every rank has written its part of the checkpoint before rank 0 marks it complete
         if not state.is_world_process_zero:
             return
         saving_started = time.perf_counter()
@@ -263,3 +286,53 @@ class EventsCallback(TrainerCallback):
         t0, step0, tokens0 = self._window
         self._window = (t0 + time.perf_counter() - min(saving_started, getattr(self, "_step_ended", saving_started)),
                         step0, tokens0)
+
+
+# ----------------------------------------------------------------------------- helpers
+def _distributed() -> bool:
+    import torch.distributed as dist
+
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def _any_rank(flag: bool, device: str) -> bool:
+    """With several processes, all stop at the same step when any of them got the signal."""
+    if not _distributed():
+        return flag
+    import torch
+    import torch.distributed as dist
+
+    t = torch.tensor([1 if flag else 0], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return bool(t.item())
+
+
+def _barrier() -> None:
+    if _distributed():
+        import torch.distributed as dist
+
+        dist.barrier()
+
+
+def _rng_state():
+    import random
+
+    import numpy as np
+    import torch
+
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    return random.getstate(), np.random.get_state(), torch.get_rng_state(), cuda
+
+
+def _set_rng_state(saved) -> None:
+    import random
+
+    import numpy as np
+    import torch
+
+    py, npy, cpu, cuda = saved
+    random.setstate(py)
+    np.random.set_state(npy)
+    torch.set_rng_state(cpu)
+    if cuda is not None:
+        torch.cuda.set_rng_state_all(cuda)

@@ -4,6 +4,10 @@
 2. A NaN/inf loss stops training before the optimizer step: nothing bad reaches a checkpoint.
 3. On resume, an edited learning rate is applied (the scheduler state in the checkpoint would
    otherwise silently keep the old one).
+
+And less per-step Python: the base class walks every module and parameter of the model three
+times a step (train mode, gradient clipping, zero_grad) although only the adapter trains. On
+the demo model that was ~15% of a step; here each walk covers the trainable parameters only.
 """
 
 from __future__ import annotations
@@ -27,6 +31,14 @@ class CaptionTrainer(Trainer):
         super().__init__(*args, **kwargs)
         self.losses = losses
         self.lr_changed: tuple[float, float] | None = None  # (checkpoint's, recipe's) when they differ
+        self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        _lean_mode_and_zero_grad(self.model, self._trainable)
+
+    def _clip_grad_norm(self, model):
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.args.world_size > 1:
+            return super()._clip_grad_norm(model)
+        # the same gradients in the same order as model.parameters() (frozen ones have none): same norm
+        return self.accelerator.clip_grad_norm_(self._trainable, self.args.max_grad_norm)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
         loss = super().training_step(model, inputs, num_items_in_batch)
@@ -54,3 +66,21 @@ class CaptionTrainer(Trainer):
             group["lr"] = lr
         sched._last_lr = lrs
         self.lr_changed = (saved, wanted)
+
+
+def _lean_mode_and_zero_grad(model, trainable: list) -> None:
+    """model.train() when already training and model.zero_grad() cost a walk over every module or
+    parameter; make them touch only what changes. eval()/train(False) still reach every module."""
+    full_train = model.train
+
+    def train(mode: bool = True):
+        return model if mode and model.training else full_train(mode)
+
+    def zero_grad(set_to_none: bool = True):
+        for p in trainable:
+            if set_to_none:
+                p.grad = None
+            elif p.grad is not None:
+                p.grad.zero_()
+
+    model.train, model.zero_grad = train, zero_grad
