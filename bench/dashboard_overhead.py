@@ -72,9 +72,11 @@ def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdi
     if attached:   # also sample the dashboard process's own CPU time while training runs
         child.expect(r"[1-9]\d*/\d+ steps")
         first = last = (time.time(), cpu_seconds(child.pid))
-        while child.expect([pexpect.EOF, pexpect.TIMEOUT], timeout=1) == 1:
+        # until the final frame says completed (loss.png is drawn after training, not during it)
+        while child.expect([pexpect.EOF, "✔ completed", pexpect.TIMEOUT], timeout=1) == 2:
             last = (time.time(), cpu_seconds(child.pid) or last[1])
         CPU_SHARE.append((last[1] - first[1]) / max(1e-9, last[0] - first[0]))
+        child.expect(pexpect.EOF)
     else:
         child.expect(r"[1-9]\d*/\d+ steps")   # the dashboard is up and training has begun
         child.sendcontrol("c")

@@ -32,6 +32,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as `caption-wizard run` starts training (wizard.runner)
 
 WARMUP = 5
 
@@ -103,7 +104,8 @@ def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
 
     from wizard.runner import create_run
     from wizard.train import backend
-    from wizard.train.callbacks import RunRecorder, StopFlag
+    from wizard.events import RunRecorder
+    from wizard.train.callbacks import StopFlag
 
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):

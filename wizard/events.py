@@ -6,6 +6,7 @@
     for event in read_events(run_dir / "events.jsonl"):   # tolerant of a half-written last line
         ...
     reader = EventReader(path); reader.poll()              # only the events appended since the last poll
+    recorder = RunRecorder(run_dir); recorder.status("running")   # an event + state.json in step
 
 The training process writes; the dashboard, `caption-wizard runs` and the plain
 follower read. Every event has "t" (unix time) and "type"; the types and their
@@ -107,3 +108,34 @@ class EventReader:
             if event is not None:
                 events.append(event)
         return events
+
+
+class RunRecorder:
+    """The training process's voice: appends events and keeps state.json in step with them.
+
+    `writes=False` (ranks other than 0 under torchrun) makes every call a no-op.
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, writes: bool = True):
+        self.dir = Path(run_dir)
+        self.writes = writes
+        self._events = EventWriter(self.dir / EVENTS_FILE) if writes else None
+
+    def event(self, type: str, *, sync: bool = False, **fields: Any) -> None:
+        if self._events is not None:
+            self._events.emit(type, sync=sync, **fields)
+
+    def state(self, *, durable: bool = True, **changes: Any) -> None:
+        if self.writes:
+            from wizard.runs import write_state
+
+            write_state(self.dir, durable=durable, **changes)
+
+    def status(self, status: str, message: str | None = None, **state: Any) -> None:
+        fields = {"status": status} if message is None else {"status": status, "message": message}
+        self.event("status", sync=True, **fields)
+        self.state(status=status, **state)
+
+    def warning(self, message: str) -> None:
+        print(f"warning: {message}", flush=True)
+        self.event("warning", message=message)

@@ -54,37 +54,41 @@ class BrailleCanvas:
 
     def row_text(self, r: int) -> Text:
         """Row `r` as Text, one span per run of same-coloured cells."""
+        chars = [chr(BRAILLE + b) if b else " " for b in self.bits[r]]
+        layers = list(self.layer[r])
+        for (mr, mc), (char, layer) in self.marks.items():
+            if mr == r:
+                chars[mc], layers[mc] = char, layer
         text = Text(no_wrap=True, overflow="crop")
-        bits, layers = self.bits[r], self.layer[r]
-        run, run_style = [], None
-        for c in range(self.cols):
-            if (r, c) in self.marks:
-                char, layer = self.marks[(r, c)]
-            else:
-                char, layer = (chr(BRAILLE + bits[c]), layers[c]) if bits[c] else (" ", 0)
-            style = STYLES.get(layer, "")
-            if style != run_style and run:
-                text.append("".join(run), run_style)
-                run = []
-            run_style = style
-            run.append(char)
-        if run:
-            text.append("".join(run), run_style)
+        start = 0
+        for c in range(1, self.cols + 1):
+            if c == self.cols or layers[c] != layers[start]:
+                text.append("".join(chars[start:c]), STYLES.get(layers[start]))
+                start = c
         return text
 
 
 class LossChart:
     """Raw + smoothed loss over steps with labelled axes, `rows` plot rows + 2 axis rows."""
 
+    _memo: tuple = (None, None)   # (key, lines) of the last chart drawn: a redraw for the clock reuses it
+
     def __init__(self, steps, losses, smoothed, *, evals=(), rows: int = 8, x_max: int | None = None):
-        self.steps, self.losses, self.smoothed = list(steps), list(losses), list(smoothed)
+        # the caller's lists, not copies: rendering happens at once, and runs can log many steps
+        self.steps, self.losses, self.smoothed = steps, losses, smoothed
         self.evals, self.rows, self.x_max = list(evals), max(2, rows), x_max
 
     def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
         return Measurement(20, options.max_width)
 
     def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        yield from self.lines(options.max_width)
+        key = (options.max_width, self.rows, self.x_max, len(self.steps), len(self.evals),
+               repr(self.steps[-1:]), repr(self.losses[-1:]), repr(self.smoothed[-1:]), repr(self.evals[-1:]))
+        memo_key, lines = LossChart._memo
+        if memo_key != key:
+            lines = self.lines(options.max_width)
+            LossChart._memo = (key, lines)
+        yield from lines
 
     def lines(self, width: int) -> list[Text]:
         if not self.steps:

@@ -182,7 +182,8 @@ def _ask(run_dir: Path) -> str:
         return DETACH
 
 
-def _write_loss_png(st: DashboardState, run_dir: Path) -> str | None:
+def _write_loss_png(st: DashboardState, run_dir: Path, console) -> str | None:
+    """RUN/loss.png unless it is there already; its path, or None."""
     path = run_dir / "loss.png"
     if not path.exists() and st.steps:
         try:
@@ -190,7 +191,7 @@ def _write_loss_png(st: DashboardState, run_dir: Path) -> str | None:
 
             save_loss_plot(path, st.steps, st.losses, evals=st.evals, title=st.name)
         except Exception as e:  # a missing plot must not hide the summary
-            st.apply({"type": "warning", "t": time.time(), "message": f"could not write {path}: {e}"})
+            _out(console, f"warning: could not write {path}: {e}")
             return None
     return str(path) if path.exists() else None
 
@@ -311,7 +312,7 @@ def attach(run_dir, *, plain: bool | None = None, proc=None, console=None) -> in
 
 
 def _print_end(st: DashboardState, run_dir: Path, console, plain: bool) -> None:
-    png = _write_loss_png(st, run_dir)
+    png = _write_loss_png(st, run_dir, console)
     if plain:
         for line in plain_summary(st, loss_png=png):
             _out(console, line)

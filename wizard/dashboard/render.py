@@ -288,7 +288,7 @@ def _failure(st: DashboardState, width: int, rows: int) -> tuple[list, int]:
     room = max(0, rows - 2 - len(body) - 1)
     if tail and room > 0:
         body.append(_line(Text("train.log (last lines):", style="dim")))
-        body += [_line(Text(x, style="dim")) for x in tail[-room:]] if room else []
+        body += [_line(Text(x, style="dim")) for x in tail[-room:]]
     panel = Panel(Group(*body), title=Text("run failed", style="bold red"), title_align="left",
                   border_style="red", padding=(0, 1), width=width)
     return [panel], 2 + len(body)

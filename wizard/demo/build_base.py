@@ -18,8 +18,8 @@ import time
 from pathlib import Path
 
 # Defaults in one place. Data: fresh random shapes drawn from a fixed pool (seed 0); held-out: seed 1.
-STEPS = 3000
-BATCH = 32
+STEPS = 2400
+BATCH = 16
 LR = 2e-3
 WARMUP = 100
 WEIGHT_DECAY = 0.0       # no decay: the untrained (Chinese) rows stay exactly as initialised

@@ -40,7 +40,7 @@ def main(argv=None) -> int:
     ap.add_argument("--batch", type=int, default=BATCH)
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--n-train", type=int, default=N_TRAIN)
-    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--seed", type=int, default=2, help="picture seed (the recipe's data uses 2)")
     ap.add_argument("--log-every", type=int, default=10)
     a = ap.parse_args(argv)
 

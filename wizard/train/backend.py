@@ -32,14 +32,17 @@ def main(argv: list[str] | None = None) -> int:
     rank0 = int(os.environ.get("RANK", "0")) == 0  # several GPUs (torchrun): only rank 0 writes the run
     if rank0:  # first thing: `runs` sees us alive. Under torchrun its agent, our parent, gets the signals
         runs.write_state(run_dir, pid=os.getppid() if "LOCAL_RANK" in os.environ else os.getpid(), status="running")
-    from wizard.train.callbacks import RunRecorder, StopFlag  # imports transformers (seconds)
+    from wizard.events import RunRecorder
 
-    stop = StopFlag.install()
-    recorder = RunRecorder(run_dir, writes=rank0)
+    recorder, stop = RunRecorder(run_dir, writes=rank0), None
     try:
+        from wizard.train.callbacks import StopFlag  # imports transformers: seconds, Ctrl-C may come meanwhile
+
+        stop = StopFlag.install()
         return train(run_dir, recorder, stop, resume=args.resume)
     except KeyboardInterrupt:
-        recorder.status("stopped", f"{stop.requested or 'SIGINT'} before training started; nothing to save")
+        why = (stop and stop.requested) or "SIGINT"
+        recorder.status("stopped", f"{why} before training started; nothing to save")
         return 130
     except Exception as e:  # every failure ends as an error event + a failed state, never silently
         return _fail(recorder, e)

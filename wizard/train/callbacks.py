@@ -1,6 +1,6 @@
 """What the training process tells the world: events, state.json, checkpoints, signals.
 
-    recorder = RunRecorder(run_dir)             # events.jsonl writer + state.json updates
+    recorder = RunRecorder(run_dir)             # wizard.events: events.jsonl + state.json
     stop = StopFlag.install()                   # SIGINT/SIGTERM: finish the step, save, stop
     trainer.add_callback(EventsCallback(recorder, losses, stop, ...))
 
@@ -20,34 +20,7 @@ from typing import Any
 from transformers import TrainerCallback
 
 from wizard import runs
-from wizard.events import EventWriter
-
-
-# ----------------------------------------------------------------------------- run recorder
-class RunRecorder:
-    """Appends events and keeps state.json in step with them (rank 0 only writes)."""
-
-    def __init__(self, run_dir: str | os.PathLike, *, writes: bool = True):
-        self.dir = Path(run_dir)
-        self.writes = writes
-        self._events = EventWriter(self.dir / runs.EVENTS_FILE) if writes else None
-
-    def event(self, type: str, *, sync: bool = False, **fields: Any) -> None:
-        if self._events is not None:
-            self._events.emit(type, sync=sync, **fields)
-
-    def state(self, *, durable: bool = True, **changes: Any) -> None:
-        if self.writes:
-            runs.write_state(self.dir, durable=durable, **changes)
-
-    def status(self, status: str, message: str | None = None, **state: Any) -> None:
-        fields = {"status": status} if message is None else {"status": status, "message": message}
-        self.event("status", sync=True, **fields)
-        self.state(status=status, **state)
-
-    def warning(self, message: str) -> None:
-        print(f"warning: {message}", flush=True)
-        self.event("warning", message=message)
+from wizard.events import RunRecorder
 
 
 # ----------------------------------------------------------------------------- memory

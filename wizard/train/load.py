@@ -146,7 +146,7 @@ def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
     """A peft target_modules regex: the named linear layers anywhere except under the vision tower."""
     names = "|".join(re.escape(t) for t in targets)
     vision = "|".join(re.escape(v) for v in vision_leaf_names) or "(?!)"
-    return rf"^(?!(?:.*\.)?(?:{vision})\.).*\.(?:{names})$"
+    return rf"^(?!(?:.*\.)?(?:{vision})\.)(?:.*\.)?(?:{names})$"  # "lm_head" has no parent prefix
 
 
 def add_lora(model, recipe: Recipe, info):
