@@ -6,9 +6,9 @@
 Each trial runs `caption-wizard run RECIPE train.max_steps=N` in a pseudo-terminal:
   attached  the live dashboard draws the whole run (redraws on every event, at least 1/s);
   detached  Ctrl-C -> "Detach" as soon as the dashboard is up: the backend trains alone.
-Throughput is the backend's own samples/s (log events) after the first logged step
-(warm-up) and, for detached trials, after the moment of detaching: total samples / total
-seconds over those windows. Trials alternate (attached, detached, attached, ...) so drift on a
+Throughput is the backend's own samples/s (log events): total samples / total seconds over
+the log windows from the same step on in every trial (after the first logged step, and
+after the moment of detaching). Trials alternate (attached, detached, attached, ...) so drift on a
 shared machine hits both. The target (issue 4) is attached/detached >= 0.97. On a busy
 machine throughput swings more than that between runs; the dashboard process's own CPU
 time per second of training (read from /proc in attached trials) is the steadier figure.
@@ -30,21 +30,21 @@ ROOT = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).parent / "caption-wizard")
 
 
-def throughput(run_dir: Path, since: float) -> tuple[float, int]:
-    """Samples/s over the log windows that end after `since`, skipping the first (warm-up) one."""
+def windows(run_dir: Path, since: float) -> list[tuple[int, float, float]]:
+    """(step the window starts at, seconds, samples) of each log window that starts after `since`;
+    the first window (start-up, warm-up) never counts."""
     from wizard.dashboard import read_events
 
     logs = [e for e in read_events(run_dir / "events.jsonl")[0] if e["type"] == "log" and e.get("samples_per_s")]
-    samples = seconds = 0.0
-    counted = 0
-    for prev, cur in zip(logs, logs[1:]):
-        if prev["t"] < since:
-            continue
-        dt = cur["t"] - prev["t"]
-        samples += cur["samples_per_s"] * dt
-        seconds += dt
-        counted += 1
-    return (samples / seconds if seconds else float("nan")), counted
+    return [(prev["step"], cur["t"] - prev["t"], cur["samples_per_s"] * (cur["t"] - prev["t"]))
+            for prev, cur in zip(logs, logs[1:]) if prev["t"] >= since]
+
+
+def rate(wins, from_step: int) -> float:
+    """Samples/s over the windows starting at `from_step` or later."""
+    picked = [(sec, n) for step, sec, n in wins if step >= from_step]
+    seconds = sum(sec for sec, _ in picked)
+    return sum(n for _, n in picked) / seconds if seconds else float("nan")
 
 
 CPU_SHARE: list[float] = []   # dashboard CPU seconds per wall second, attached trials
@@ -59,7 +59,7 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
-def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdir: Path) -> tuple[float, int]:
+def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdir: Path) -> list:
     import pexpect
 
     runs_dir = workdir / ("attached" if attached else "detached") / str(time.time_ns())
@@ -93,7 +93,7 @@ def trial(recipe: str, steps: int, attached: bool, size: tuple[int, int], workdi
         if time.time() > deadline:
             raise TimeoutError(f"{run_dir} still running")
         time.sleep(0.5)
-    return throughput(run_dir, since)
+    return windows(run_dir, since)
 
 
 def main() -> int:
@@ -106,19 +106,23 @@ def main() -> int:
     args = p.parse_args()
     size = tuple(int(x) for x in args.size.split("x"))
     workdir = Path(tempfile.mkdtemp(prefix="dashboard-overhead-"))
-    results: dict[str, list[float]] = {"attached": [], "detached": []}
+    trials: list[tuple[str, list]] = []
     try:
         for i in range(args.repeats):
             for mode in ("attached", "detached"):
-                sps, windows = trial(args.recipe, args.steps, mode == "attached", size, workdir)
-                results[mode].append(sps)
-                print(f"trial {i + 1} {mode:9s} {sps:8.2f} samples/s  ({windows} log windows)", flush=True)
+                wins = trial(args.recipe, args.steps, mode == "attached", size, workdir)
+                trials.append((mode, wins))
+                print(f"trial {i + 1} {mode:9s} {rate(wins, 0):8.2f} samples/s  (steps {wins[0][0]}-{args.steps})",
+                      flush=True)
     finally:
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
-    att, det = statistics.mean(results["attached"]), statistics.mean(results["detached"])
-    print(f"\nattached {att:.2f} samples/s · detached {det:.2f} samples/s · ratio {att / det:.3f} "
-          f"(target >= 0.97) · terminal {args.size} · {args.steps} steps x {args.repeats}")
+    # compare the same stretch of training: from the latest step any detached trial started measuring
+    common = max(wins[0][0] for _, wins in trials)
+    mean = {m: statistics.mean(rate(w, common) for mode, w in trials if mode == m) for m in ("attached", "detached")}
+    att, det = mean["attached"], mean["detached"]
+    print(f"\nsteps {common}-{args.steps}: attached {att:.2f} samples/s · detached {det:.2f} samples/s · "
+          f"ratio {att / det:.3f} (target >= 0.97) · terminal {args.size} · {args.repeats} x each")
     if CPU_SHARE:
         print(f"the dashboard process used {100 * statistics.mean(CPU_SHARE):.1f}% of one core while "
               f"training ran ({os.cpu_count()} cores on this machine)")

@@ -170,10 +170,12 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="cw-bench-"))
     model_path = model_folder(tmp)
     recipe = demo_recipe(model_path, [])
+    weights = model_path or _demo_path()  # the shipped English base when it is there
+    print(f"model: {weights}", flush=True)
     bare, project = [], []
     for r in range(args.rounds):
-        bare.append(bare_loop(recipe, model_path or recipe.model.id, args.steps))
-        project.append(project_loop(recipe, model_path or _demo_path(), args.steps, tmp / f"r{r}"))
+        bare.append(bare_loop(recipe, weights, args.steps))
+        project.append(project_loop(recipe, weights, args.steps, tmp / f"r{r}"))
         print(f"round {r + 1}: bare {bare[-1][0]:.1f} samples/s ({bare[-1][1]:.1f} per CPU s), "
               f"project {project[-1][0]:.1f} samples/s ({project[-1][1]:.1f} per CPU s)", flush=True)
     print(f"threads {torch.get_num_threads()}, batch {recipe.train.batch_size}, {args.steps} steps "

@@ -51,11 +51,11 @@ def run_without_adapter(tmp_path) -> Path:
 
 @pytest.fixture(scope="session")
 def shape_images(tmp_path_factory):
-    """Four demo shapes saved as PNG (fresh seed: none of them was trained on), with their samples."""
+    """Eight demo shapes saved as PNG (fresh seed: none of them was trained on), with their samples."""
     from wizard.demo.shapes import make_shapes
 
     folder = tmp_path_factory.mktemp("shapes")
-    samples = make_shapes(4, seed=777)
+    samples = make_shapes(8, seed=777)
     paths = []
     for i, s in enumerate(samples):
         paths.append(folder / f"{i}-{s.color}-{s.shape}.png")

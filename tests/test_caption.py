@@ -18,15 +18,14 @@ def test_demo_base_names_colour_and_shape_and_skips_unreadable(cli, shape_images
     paths, samples = shape_images
     broken = tmp_path / "holiday.jpg"
     broken.write_bytes(b"this is not a JPEG")
-    # greedy, like the recipe: the bare-model defaults (3 beams, repetition penalty 1.2) are for real models
-    proc = cli("caption", DEMO, *map(str, paths), str(broken), "--json", "--num-beams", "1",
-               "--repetition-penalty", "1.0", "--max-new-tokens", "16")
+    proc = cli("caption", DEMO, *map(str, paths[:4]), str(broken), str(paths[4]), str(paths[5].parent / "none.png"),
+               *map(str, paths[5:]), "--json")  # a bare model: default generation settings
     assert proc.returncode == 0, proc.stderr
     lines = [json.loads(line) for line in proc.stdout.splitlines() if line.strip()]
-    assert [line["image"] for line in lines] == [str(p) for p in paths]  # the broken one is skipped
+    assert [line["image"] for line in lines] == [str(p) for p in paths]  # unreadable ones skipped, order kept
     right = [f"{s.color} {s.shape}" in line["caption"] for s, line in zip(samples, lines)]
-    assert sum(right) >= 3, lines
-    assert "holiday.jpg" in proc.stderr and "skipped" in proc.stderr
+    assert sum(right) >= 0.75 * len(samples), lines  # the English base names colour + shape
+    assert "skipped" in proc.stderr and "holiday.jpg" in proc.stderr and "none.png" in proc.stderr
 
 
 def test_nothing_readable_exits_2_naming_each_image(cli, tmp_path):

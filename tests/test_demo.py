@@ -7,7 +7,7 @@ import math
 
 import pytest
 
-from wizard.demo.shapes import COLORS, SHAPES, SHAPES_LANGUAGES, make_shapes
+from wizard.demo.shapes import COLORS, SHAPES, SHAPES_LANGUAGES, make_shapes, parse_caption
 
 
 def _pixels(samples) -> bytes:
@@ -37,14 +37,18 @@ def test_images_and_captions_in_both_languages():
         assert s.image.mode == "RGB" and s.image.size == (112, 112)
         assert s.color != s.background and s.shape in SHAPES
         assert s.caption_en == f"a {s.color} {s.shape} on a {s.background} background"
-        assert s.caption_zh == f"{COLORS[s.background][1]}背景上的{COLORS[s.color][1]}{SHAPES[s.shape]}"
+        assert s.caption_zh == f"一个{COLORS[s.color][1]}{SHAPES[s.shape]}，背景是{COLORS[s.background][1]}"
         for lang in SHAPES_LANGUAGES:
             assert 1 <= len(s.captions(lang)) <= 2 and s.captions(lang)[0] == s.caption(lang)
+            assert all(parse_caption(c, lang) == (s.color, s.shape, s.background) for c in s.captions(lang))
         # the shape really is drawn: the centre pixel has the shape's colour, a corner the background's
         assert s.image.getpixel((56, 56)) == COLORS[s.color][0]
         assert s.image.getpixel((1, 1)) == COLORS[s.background][0]
     assert {s.shape for s in samples} == set(SHAPES)
     assert make_shapes(1, size=56)[0].image.size == (56, 56)
+    assert parse_caption("a red red on a blue background") is None
+
+
 
 
 @pytest.fixture(scope="module")
@@ -112,4 +116,4 @@ def test_shipped_base_matches_a_fresh_build(base, processor):
     assert model.generation_config.bos_token_id is None
 
 
-PINNED_DIGEST = "TBD"
+PINNED_DIGEST = "db13009b6699c0d8"  # sha256 of make_shapes(8, seed=0) pixels, first 16 hex digits

@@ -42,6 +42,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=N_TRAIN)
     ap.add_argument("--seed", type=int, default=2, help="picture seed (the recipe's data uses 2)")
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     a = ap.parse_args(argv)
 
     t0 = time.time()
@@ -53,7 +54,7 @@ def main(argv=None) -> int:
     from wizard.demo.model import demo_base_path
     from wizard.demo.shapes import make_shapes
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     base = a.base or demo_base_path()
     processor = AutoProcessor.from_pretrained(base)

@@ -2,7 +2,7 @@
 
     >>> from wizard.demo.shapes import make_shapes
     >>> s = make_shapes(1, seed=0)[0]
-    >>> s.caption_en, s.caption_zh          # e.g. ('a red circle on a blue background', '蓝色背景上的红色圆形')
+    >>> s.caption_en, s.caption_zh          # e.g. ('a red circle on a blue background', '一个红色圆形，背景是蓝色')
 
 The vocabulary is small on purpose (4 shapes, 6 colours) so a ~1 M parameter model can learn it on
 a CPU in minutes. Everything comes from `random.Random` (the same on every platform) and integer
@@ -57,16 +57,47 @@ class ShapeSample:
         return self.captions(lang)[0]
 
     def captions(self, lang: str = "en") -> list[str]:
-        """All reference captions in `lang`, the main one first (extra ones help CIDEr/BLEU)."""
-        if lang == "en":
-            return [
-                f"a {self.color} {self.shape} on a {self.background} background",
-                f"a {self.background} background with a {self.color} {self.shape}",
-            ]
-        if lang == "zh":
-            color, shape, bg = COLORS[self.color][1], SHAPES[self.shape], COLORS[self.background][1]
-            return [f"{bg}背景上的{color}{shape}", f"一个{color}{shape}，背景是{bg}"]
-        raise ValueError(f"unknown language {lang!r}; expected one of {SHAPES_LANGUAGES}")
+        """All reference captions in `lang`, the main one first (the second helps CIDEr/BLEU)."""
+        if lang not in TEMPLATES:
+            raise ValueError(f"unknown language {lang!r}; expected one of {SHAPES_LANGUAGES}")
+        names = {"color": _name(self.color, lang), "shape": _name(self.shape, lang),
+                 "background": _name(self.background, lang)}
+        return [t.format(**names) for t in TEMPLATES[lang]]
+
+
+# The main caption first. The main Chinese one keeps the English word order (colour, shape, then
+# background), so adapting the English base to Chinese is mostly a change of words.
+TEMPLATES = {
+    "en": ["a {color} {shape} on a {background} background", "a {background} background with a {color} {shape}"],
+    "zh": ["一个{color}{shape}，背景是{background}", "{background}背景上的{color}{shape}"],
+}
+
+
+def _name(word: str, lang: str) -> str:
+    if lang == "en":
+        return word
+    return COLORS[word][1] if word in COLORS else SHAPES[word]
+
+
+def parse_caption(text: str, lang: str = "en") -> tuple[str, str, str] | None:
+    """(color, shape, background) in English words, read from any phrasing in `captions(lang)`;
+    None if `text` is not one of them. For scoring generated captions part by part."""
+    import re
+
+    def alt(words):
+        return "(" + "|".join(sorted((re.escape(_name(w, lang)) for w in words), key=len, reverse=True)) + ")"
+
+    back = {_name(w, lang): w for w in [*COLORS, *SHAPES]}
+    for template in TEMPLATES[lang]:
+        order = re.findall(r"{(\w+)}", template)
+        pattern = re.escape(template)
+        for key, words in (("color", COLORS), ("shape", SHAPES), ("background", COLORS)):
+            pattern = pattern.replace(re.escape("{" + key + "}"), alt(words))
+        m = re.fullmatch(pattern, text.strip())
+        if m:
+            got = dict(zip(order, (back[g] for g in m.groups())))
+            return got["color"], got["shape"], got["background"]
+    return None
 
 
 def _polygon(shape: str, cx: float, cy: float, r: float, angle: float) -> list[tuple[int, int]]:
