@@ -114,7 +114,15 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     from wizard.errors import RunFailed, UserError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # Overrides may come after flags (`run R --plain train.epochs=1`): argparse stops the
+    # KEY=VALUE list at the first flag, so collect the rest here.
+    if args.command == "run":
+        args.overrides += [e for e in extra if "=" in e and not e.startswith("-")]
+        extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
+    if extra:
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         return _dispatch(args.command or "menu", args)
     except UserError as e:
