@@ -16,17 +16,22 @@ import math
 import time
 from pathlib import Path
 
-# The winning settings (see the report in the module's git history / the recipe comments).
+# The winning settings, as in recipes/demo-shapes.yaml. Data like the recipe's: 512 shapes of seed 2,
+# 10% held out -> 461 training images, each caption phrasing a separate example (922 examples).
 RANK = 16
 ALPHA = 32
-TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj,lm_head"
-MODULES_TO_SAVE = ""
-LR = 2e-3
-BATCH = 8
-STEPS = 150
-N_TRAIN = 512
-WARMUP_RATIO = 0.03
-N_HELDOUT = 32
+TARGETS = "q_proj,k_proj,v_proj,o_proj,gate_proj,up_proj,down_proj"
+# The base never produced a Chinese token: their lm_head rows were pushed down (first loss ~17) and
+# their embeddings are random. LoRA alone left the loss at 5 (captions "色色色..."); training
+# these two small matrices (424 x 128 each) fully fixes it.
+MODULES_TO_SAVE = "lm_head,embed_tokens"
+LR = 4e-3
+BATCH = 16
+EPOCHS = 5
+PHRASINGS = 2
+N_TRAIN = 461
+WARMUP_RATIO = 0.05
+N_HELDOUT = 64
 
 
 def main(argv=None) -> int:
@@ -38,10 +43,14 @@ def main(argv=None) -> int:
     ap.add_argument("--modules-to-save", default=MODULES_TO_SAVE, help="comma-separated, e.g. lm_head")
     ap.add_argument("--lr", type=float, default=LR)
     ap.add_argument("--batch", type=int, default=BATCH)
-    ap.add_argument("--steps", type=int, default=STEPS)
+    ap.add_argument("--epochs", type=float, default=EPOCHS)
+    ap.add_argument("--steps", type=int, default=None, help="overrides --epochs")
+    ap.add_argument("--phrasings", type=int, default=PHRASINGS, choices=(1, 2),
+                    help="train on the main caption only (1) or on every phrasing (2, like the recipe)")
     ap.add_argument("--n-train", type=int, default=N_TRAIN)
     ap.add_argument("--seed", type=int, default=2, help="picture seed (the recipe's data uses 2)")
     ap.add_argument("--log-every", type=int, default=10)
+    ap.add_argument("--heldout", type=int, default=N_HELDOUT, help="held-out shapes to caption")
     ap.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
     a = ap.parse_args(argv)
 
@@ -59,8 +68,11 @@ def main(argv=None) -> int:
     base = a.base or demo_base_path()
     processor = AutoProcessor.from_pretrained(base)
     model = AutoModelForImageTextToText.from_pretrained(base, dtype=torch.float32)
-    train_set = make_shapes(a.n_train, seed=a.seed)
-    heldout = make_shapes(N_HELDOUT, seed=12345)
+    # (image, caption) examples: every phrasing of every picture, like wizard.data does
+    train_set = [(s, c) for s in make_shapes(a.n_train, seed=a.seed) for c in s.captions("zh")[:a.phrasings]]
+    n_examples = len(train_set)
+    steps = a.steps or math.ceil(a.epochs * n_examples / a.batch)
+    heldout = make_shapes(a.heldout, seed=12345)
 
     model.eval()
     acc0, parts0, preds0 = accuracy(model, processor, heldout[:8], "zh")
@@ -68,28 +80,29 @@ def main(argv=None) -> int:
     t_loaded = time.time()
 
     targets = [t for t in a.targets.split(",") if t]
-    config = LoraConfig(
-        r=a.rank, lora_alpha=a.alpha, lora_dropout=0.0,
-        # the language model only: the vision tower's qkv/proj/fc names differ, lm_head sits outside
-        target_modules=rf".*(language_model.*\.({'|'.join(t for t in targets if t != 'lm_head')})|{'lm_head' if 'lm_head' in targets else '^$'})$",
-        modules_to_save=[m for m in a.modules_to_save.split(",") if m] or None,
-    )
+    # the language model's layers only (the vision tower is frozen, like the recipe's freeze_vision)
+    pattern = rf".*language_model\..*\.({'|'.join(t for t in targets if t != 'lm_head')})"
+    if "lm_head" in targets:
+        pattern = rf"(?:{pattern}|lm_head)"
+    config = LoraConfig(r=a.rank, lora_alpha=a.alpha, lora_dropout=0.0, target_modules=pattern,
+                        modules_to_save=[m for m in a.modules_to_save.split(",") if m] or None)
     model = get_peft_model(model, config)
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    print(f"trainable {trainable:,} of {sum(p.numel() for p in model.parameters()):,}")
+    print(f"{n_examples} examples, {steps} steps of {a.batch}; trainable {trainable:,} of {sum(p.numel() for p in model.parameters()):,}")
 
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=a.lr, weight_decay=0.0)
-    warm = max(1, int(WARMUP_RATIO * a.steps))
+    warm = max(1, int(WARMUP_RATIO * steps))
     sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, a.steps) / a.steps)))
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, steps) / steps)))
     gen = torch.Generator().manual_seed(a.seed)
-    order, pos, losses = torch.randperm(a.n_train, generator=gen).tolist(), 0, []
+    order, pos, losses = torch.randperm(n_examples, generator=gen).tolist(), 0, []
     model.train()
     t_train = time.time()
-    for step in range(1, a.steps + 1):
-        if pos + a.batch > a.n_train:
-            order, pos = torch.randperm(a.n_train, generator=gen).tolist(), 0
-        b = encode(processor, [train_set[i] for i in order[pos:pos + a.batch]], "zh")
+    for step in range(1, steps + 1):
+        if pos + a.batch > n_examples:
+            order, pos = torch.randperm(n_examples, generator=gen).tolist(), 0
+        chosen = [train_set[i] for i in order[pos:pos + a.batch]]
+        b = encode(processor, [s for s, _ in chosen], "zh", answers=[c for _, c in chosen])
         pos += a.batch
         loss = model(**b).loss
         loss.backward()
@@ -105,11 +118,11 @@ def main(argv=None) -> int:
     model.eval()
     acc, parts, preds = accuracy(model, processor, heldout, "zh")
     for p, s in list(zip(preds, heldout))[:6]:
-        print(f"  {'ok ' if p == s.caption_zh else 'BAD'} {p!r}  (want {s.caption_zh!r})")
+        print(f"  {'ok ' if p in s.captions('zh') else 'BAD'} {p!r}  (want {s.caption_zh!r})")
     first, last = sum(losses[:5]) / 5, sum(losses[-5:]) / 5
     print(f"loss {first:.3f} -> {last:.3f} ({last / first:.0%}); train {t_done - t_train:.0f}s "
-          f"({a.steps * a.batch / (t_done - t_train):.0f} samples/s), load {t_loaded - t0:.0f}s, total {time.time() - t0:.0f}s")
-    print(f"held-out Chinese exact {acc:.3f} ({round(acc * N_HELDOUT)}/{N_HELDOUT}) parts {parts} (of {N_HELDOUT})")
+          f"({steps * a.batch / (t_done - t_train):.0f} samples/s), load + base check {t_loaded - t0:.0f}s, total {time.time() - t0:.0f}s")
+    print(f"held-out Chinese exact {acc:.3f} ({round(acc * a.heldout)}/{a.heldout}) parts {parts} (of {a.heldout})")
     return 0
 
 
