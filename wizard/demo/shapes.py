@@ -2,7 +2,10 @@
 
     >>> from wizard.demo.shapes import make_shapes
     >>> s = make_shapes(1, seed=0)[0]
-    >>> s.caption_en, s.caption_zh          # e.g. ('a red circle on a blue background', '一个红色圆形，背景是蓝色')
+    >>> s.caption_en, s.caption_zh
+    ('a yellow star on a red background', '一个黄色星形，背景是红色')
+    >>> s.captions("zh")                    # every reference phrasing, the main one first
+    ['一个黄色星形，背景是红色', '红色背景上的黄色星形']
 
 The vocabulary is small on purpose (4 shapes, 6 colours) so a ~1 M parameter model can learn it on
 a CPU in minutes. Everything comes from `random.Random` (the same on every platform) and integer
