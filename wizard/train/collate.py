@@ -32,6 +32,7 @@ class Item:
     target: Any  # 1-D LongTensor: caption tokens + end of turn
     seq: Any = None  # the whole input_ids row, once the image's token count is known
     n_prompt: int = 0  # tokens before the caption (masked out of the loss)
+    store: Any = None  # the ImageStore that `image` indexes (train and eval sets each have their own)
 
 
 class ImageStore:
@@ -151,7 +152,7 @@ def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_leng
     pairs = [(i, caption) for i, ex in enumerate(examples) for caption in ex.captions]
     targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length)
     images = ImageStore(examples, processor.image_processor, loader=loader, cache=cache)
-    items = [Item(i, t) for (i, _), t in zip(pairs, targets)]
+    items = [Item(i, t, store=images) for (i, _), t in zip(pairs, targets)]
     return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated)
 
 
@@ -169,7 +170,9 @@ class CaptionCollator:
     def __call__(self, items: list[Item]) -> dict[str, Any]:
         import torch
 
-        vision = self.images.get([it.image for it in items])
+        # One collator serves the train and the eval set: take the images from the items' own store.
+        store = items[0].store or self.images
+        vision = store.get([it.image for it in items])
         rows = [(it.seq, it.n_prompt) if it.seq is not None else _widen(it, self.prompt, grid)
                 for it, (_, grid) in zip(items, vision)]
         longest = max(len(seq) for seq, _ in rows)

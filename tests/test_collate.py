@@ -1,0 +1,46 @@
+"""The collator: what the model sees for a batch (labels masked to the caption; the right images)."""
+
+from __future__ import annotations
+
+import pytest
+
+torch = pytest.importorskip("torch")
+
+from wizard.data import Example  # noqa: E402
+from wizard.demo.model import build_processor  # noqa: E402
+from wizard.demo.shapes import make_shapes  # noqa: E402
+from wizard.train.collate import IGNORE, CaptionCollator, build_dataset  # noqa: E402
+
+
+def _examples(seed: int, n: int) -> list[Example]:
+    return [Example(f"s{seed}-{i}", s.image, s.captions("en")) for i, s in enumerate(make_shapes(n, seed=seed))]
+
+
+def test_eval_batches_carry_the_eval_images_not_the_training_ones():
+    # One collator serves both sets; an eval item must never be paired with a training image
+    # (that made the reported eval loss far higher than the model's real loss).
+    processor = build_processor()
+    train = build_dataset(_examples(0, 4), processor, "Describe this image.", max_target_length=32)
+    evals = build_dataset(_examples(1, 4), processor, "Describe this image.", max_target_length=32)
+    collate = CaptionCollator(processor, train)
+    batch = collate([evals[0], evals[1]])
+    expected = torch.cat([px for px, _ in evals.images.get([evals[0].image, evals[1].image])])
+    assert torch.equal(batch["pixel_values"], expected)
+    train_pixels = torch.cat([px for px, _ in train.images.get([0, 1])])
+    assert not torch.equal(batch["pixel_values"], train_pixels)
+
+
+def test_only_caption_tokens_count_in_the_loss():
+    processor = build_processor()
+    data = build_dataset(_examples(0, 2), processor, "Describe this image.", max_target_length=32)
+    items = [data[0], data[1]]  # one item per caption: image 0's two phrasings
+    batch = CaptionCollator(processor, data)(items)
+    tok = processor.tokenizer
+    examples = _examples(0, 2)
+    for row in range(2):
+        kept = batch["labels"][row][batch["labels"][row] != IGNORE].tolist()
+        text = tok.decode(kept)
+        assert text.endswith("<|im_end|>")
+        assert text.removesuffix("<|im_end|>").strip() == examples[items[row].image].captions[row]
+        image_id = tok.convert_tokens_to_ids("<|image_pad|>")
+        assert image_id not in kept
