@@ -7,11 +7,16 @@ real command line (`caption-wizard run recipes/demo-shapes.yaml`), and only when
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import ROOT, run_cli
+
+# In-process captioning tests: idle OpenMP threads sleep instead of spinning (torch is not imported
+# yet when pytest loads this plugin). Spinning makes generation 10-100x slower on a busy machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 
 def _train(runs_dir: Path, *overrides: str, timeout: float = 400) -> Path:

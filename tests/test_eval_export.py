@@ -13,9 +13,9 @@ import pytest
 from tests.conftest import ROOT
 from wizard.demo.shapes import COLORS, SHAPES
 
-# Calibrated on real demo runs (see the report in the issue): base CIDEr ~0 (English captions against
-# Chinese references), tuned CIDEr several points. The margin leaves room for machine noise.
-CIDER_MARGIN = 2.0
+# Calibrated on the demo recipe (LoRA + lm_head/embed_tokens saved, 290 steps): base CIDEr 0.000 (it
+# answers in English; the references are Chinese), tuned 6.42 on the 51 held-out shapes. Half of that.
+CIDER_MARGIN = 3.0
 
 
 def _held_out(run, limit):

@@ -14,6 +14,7 @@ from wizard.recipe import load_recipe
 from .conftest import ROOT
 
 NO_GPU = Machine(gpus=(), ram_bytes=16 * GiB, cpu_count=2)
+DEMO_RECIPE_EPOCHS = load_recipe(ROOT / "recipes" / "demo-shapes.yaml").train.epochs
 QWEN2B = "Qwen/Qwen2-VL-2B-Instruct"
 QWEN7B = "Qwen/Qwen2-VL-7B-Instruct"
 
@@ -262,20 +263,21 @@ def test_back_then_same_answer_keeps_later_answers():
 
 def test_back_then_changed_answer_resets_accepted_defaults_but_keeps_typed_answers():
     walk = Walk(NO_GPU)
-    for value in [DEMO_MODEL_ID, DEMO_DATASET_ID, "zh", "lora", 5.0]:  # 5 epochs: typed (default 2)
+    typed = DEMO_RECIPE_EPOCHS + 1  # typed: differs from the demo's default
+    for value in [DEMO_MODEL_ID, DEMO_DATASET_ID, "zh", "lora", typed]:
         walk.answer(value)
     walk.answer(walk.default())  # batch size: the demo's default, accepted
     for _ in range(6):
         walk.back()
     assert walk.current.name == "model"
     walk.answer(QWEN2B)  # changed: the demo's accepted defaults no longer apply
-    assert walk.answers == {"model": QWEN2B, "epochs": 5.0}
+    assert walk.answers == {"model": QWEN2B, "epochs": typed}
     assert walk.current.name == "dataset" and walk.default() == "modelscope/coco_2014_caption"
     while walk.current.name != "max_pixels":
         walk.answer(walk.default())
     assert walk.default() == 401408  # the 2B model's recommended size, not the demo's
     recipe = walk.recipe()
-    assert recipe.train.epochs == 5.0 and recipe.train.batch_size == 8
+    assert recipe.train.epochs == typed and recipe.train.batch_size == 8
 
 
 def test_a_kept_choice_no_longer_offered_falls_back_to_the_new_default():

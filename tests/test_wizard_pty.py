@@ -88,7 +88,8 @@ def test_menu_to_a_saved_recipe_with_back(tmp_path):
     assert recipe.tuning.strategy.value == "full"
     assert (recipe.train.epochs, recipe.train.batch_size, recipe.train.save_steps) == (1.0, 8, 10)
     assert recipe.train.grad_accum == 2  # keeps the demo's effective batch of 16
-    assert recipe.train.learning_rate == pytest.approx(0.0002)
+    demo = load_recipe(ROOT / "recipes" / "demo-shapes.yaml")
+    assert recipe.train.learning_rate == pytest.approx(demo.train.learning_rate / 10)  # full: a tenth of LoRA's
     assert recipe.data.max_pixels == 25088
 
 

@@ -71,12 +71,14 @@ def generation_with(base, overrides: dict):
 
 
 def caption_images(source, paths, *, prompt: str | None = None, batch_size: int = 8, captioner=None,
-                   console=None, **gen_overrides) -> list[tuple[Path, str | None, str | None]]:
+                   console=None, progress=None, **gen_overrides) -> list[tuple[Path, str | None, str | None]]:
     """Caption images (or folders of them) with a run, an export, a model folder or a model id.
 
     Returns [(path, caption, None)] for each captioned image and [(path, None, error)] for each one
     that could not be read, in input order. `gen_overrides`: num_beams, temperature,
     repetition_penalty, max_new_tokens, do_sample (None = the source's own setting).
+    Images are decoded one batch at a time; the model loads only once a readable image turns up.
+    progress: called as progress(images_done, images_total) after each batch.
     """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
@@ -85,25 +87,34 @@ def caption_images(source, paths, *, prompt: str | None = None, batch_size: int 
     generation_with(GenerationSpec(), gen_overrides)  # bad flag values fail before the model loads
     expanded = expand_images(paths)
     results: list[tuple[Path, str | None, str | None]] = []
-    images, where = [], []
+    pending: list[tuple[int, object]] = []  # (index in results, decoded image)
+    state = {"captioner": captioner, "generation": None}
+
+    def caption_pending() -> None:
+        if state["captioner"] is None:
+            from wizard.inference import load_captioner
+
+            state["captioner"] = load_captioner(source, console=console)
+        cap = state["captioner"]
+        state["generation"] = state["generation"] or generation_with(cap.generation, gen_overrides)
+        captions = cap.caption([im for _, im in pending], state["generation"], prompt, batch_size=batch_size)
+        for (i, _), caption in zip(pending, captions):
+            results[i] = (results[i][0], caption, None)
+        pending.clear()
+        if progress is not None:
+            progress(len(results), len(expanded))
+
     for path, error in expanded:
         if error is None:
             try:
-                images.append(read_image(path))
+                pending.append((len(results), read_image(path)))
             except Exception as e:  # PIL raises many kinds (UnidentifiedImageError, OSError, ...)
                 error = f"cannot read image ({e})".replace(str(path), path.name)
-            else:
-                where.append(len(results))
         results.append((path, None, error))
-    if images:
-        if captioner is None:
-            from wizard.inference import load_captioner
-
-            captioner = load_captioner(source, console=console)
-        generation = generation_with(captioner.generation, gen_overrides)
-        captions = captioner.caption(images, generation, prompt, batch_size=batch_size)
-        for i, caption in zip(where, captions):
-            results[i] = (results[i][0], caption, None)
+        if len(pending) >= batch_size:
+            caption_pending()
+    if pending:
+        caption_pending()
     return results
 
 
@@ -114,9 +125,12 @@ def cmd_caption(args) -> int:
     from wizard.fsutil import atomic_write_text
 
     overrides = {k: getattr(args, k, None) for k in GENERATION_FLAGS}
-    with console_err.status("loading the model and captioning...", spinner="dots"):
+    with console_err.status("loading the model and captioning...", spinner="dots") as status:
+        def progress(done: int, total: int) -> None:
+            status.update(f"captioning: {done}/{total} image(s)...")
+
         results = caption_images(args.source, args.images, prompt=args.prompt, batch_size=args.batch_size,
-                                 console=console_err, **overrides)
+                                 console=console_err, progress=progress, **overrides)
     for path, _, error in results:
         if error:
             console_err.print(f"[yellow]skipped[/] {path}: {error}", soft_wrap=True)
@@ -134,6 +148,7 @@ def cmd_caption(args) -> int:
         atomic_write_text(args.out, text)
         console_err.print(f"wrote {len(done)} caption(s) to {args.out}")
     if not done:
-        console_err.print(f"[bold red]error:[/] none of the {len(results)} image(s) could be read; nothing captioned", soft_wrap=True)
+        console_err.print(f"[bold red]error:[/] none of the {len(results)} image(s) could be read; "
+                          "nothing captioned", soft_wrap=True)
         return 2
     return 0

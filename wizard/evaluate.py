@@ -81,8 +81,11 @@ def _read_json(path: Path) -> dict:
 
 
 def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, console=None,
-                 captioner=None, batch_size: int | None = None) -> dict:
+                 captioner=None, batch_size: int | None = None, progress=None) -> dict:
     """Caption the held-out split with the tuned model (and the base), score both, record the result.
+
+    Images are decoded one batch at a time, and each batch is captioned by both models.
+    progress: called as progress(images_done, images_total) after each batch.
 
     Returns what eval.json holds: {"run", "step", "n", "language", "prompt", "generation",
     "tuned": metrics, "base": metrics | None, "delta": {metric: tuned - base} | None, "samples": [...]}.
@@ -91,11 +94,12 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
     from wizard.data import load_image
     from wizard.fsutil import atomic_write_json
     from wizard.events import EVENTS_FILE, EventWriter
-    from wizard.inference import base_captioner, load_captioner, run_adapter_dir
+    from wizard.inference import base_captioner, load_captioner, passive_cpu_threads, run_adapter_dir
     from wizard.metrics import score_captions
     from wizard.recipe import load_recipe
     from wizard.runs import load_run
 
+    passive_cpu_threads()
     run_dir = Path(run_dir)
     load_run(run_dir)  # UserError unless it is a run folder
     if limit is not None and limit < 1:
@@ -108,17 +112,24 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
                         f"{recipe.data.eval_fraction})",
                         hint="train with a held-out split, e.g. caption-wizard run RECIPE data.eval_fraction=0.05")
     captioner = captioner or load_captioner(run_dir, console=console)
-    images = [load_image(e) for e in examples]
+    base_model = base_captioner(captioner) if base else None
     prompt, generation = resolve_prompt(recipe), recipe.generation
     batch_size = batch_size or recipe.train.batch_size
+    tuned_caps: list[str] = []
+    base_caps: list[str] | None = [] if base else None
+    for start in range(0, len(examples), batch_size):
+        images = [load_image(e) for e in examples[start:start + batch_size]]
+        tuned_caps += captioner.caption(images, generation, prompt, batch_size=batch_size)
+        if base_model is not None:
+            base_caps += base_model.caption(images, generation, prompt, batch_size=batch_size)
+        if progress is not None:
+            progress(start + len(images), len(examples))
+
     refs = {str(i): list(e.captions) for i, e in enumerate(examples)}
     language = recipe.data.language
-
-    tuned_caps = captioner.caption(images, generation, prompt, batch_size=batch_size)
     tuned = score_captions(refs, {str(i): c for i, c in enumerate(tuned_caps)}, language=language)
-    base_caps, base_scores = None, None
-    if base:
-        base_caps = base_captioner(captioner).caption(images, generation, prompt, batch_size=batch_size)
+    base_scores = None
+    if base_caps is not None:
         base_scores = score_captions(refs, {str(i): c for i, c in enumerate(base_caps)}, language=language)
 
     state = _read_json(run_dir / "state.json")
@@ -197,8 +208,13 @@ def render_samples(result: dict, k: int = 5):
 def cmd_eval(args) -> int:
     from wizard.console import console, console_err
 
-    with console_err.status("captioning the held-out images...", spinner="dots"):
-        result = evaluate_run(args.run_dir, limit=args.limit, base=not args.no_base, console=console_err)
+    which = "tuned and base models" if not args.no_base else "tuned model"
+    with console_err.status(f"loading the {which}...", spinner="dots") as status:
+        def progress(done: int, total: int) -> None:
+            status.update(f"captioning the held-out images with the {which}: {done}/{total}...")
+
+        result = evaluate_run(args.run_dir, limit=args.limit, base=not args.no_base, console=console_err,
+                              progress=progress)
     console.print(render_samples(result))
     both = "; base and tuned captioned with the same prompt and settings" if result.get("base") else ""
     console.print(f"{result['run']}: {result['n']} held-out image(s), references in "

@@ -27,10 +27,11 @@ from wizard.errors import UserError
 
 def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, console=None) -> Path:
     """Write the run's adapter (or, with `merge`, the merged model) to `out`; returns the folder."""
-    from wizard.inference import EXPORT_RECIPE, has_adapter_files, run_adapter_dir
+    from wizard.inference import EXPORT_RECIPE, has_adapter_files, passive_cpu_threads, run_adapter_dir
     from wizard.recipe import load_recipe
     from wizard.runs import CHECKPOINT_MARKER, load_run
 
+    passive_cpu_threads()
     run_dir = Path(run_dir)
     load_run(run_dir)  # UserError unless it is a run folder
     recipe = load_recipe(run_dir / "recipe.yaml")
