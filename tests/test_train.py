@@ -206,20 +206,13 @@ def test_bad_data_found_by_the_training_process_exits_2_and_names_the_rows(tmp_p
 
 
 @pytest.mark.slow
-def test_the_demo_recipe_trains_in_under_3_minutes_and_the_loss_falls(tmp_path):
-    from wizard.demo.model import demo_base_path
+def test_the_demo_recipe_trains_in_under_3_minutes_and_the_loss_falls(demo_run):
+    # demo_run (tests/conftest_eval.py) is `caption-wizard run recipes/demo-shapes.yaml`, trained once
+    # per session and shared with the caption/eval/export tests.
+    from tests.conftest_eval import TRAIN_SECONDS
 
-    if not (demo_base_path() / "config.json").is_file():
-        pytest.skip("the demo base (wizard/assets/demo-base) is not built yet")
-    import time
-
-    t = time.monotonic()
-    out = run("run", str(ROOT / "recipes" / "demo-shapes.yaml"), "--plain", "--runs-dir", str(tmp_path / "runs"),
-              cwd=tmp_path, timeout=400)
-    seconds = time.monotonic() - t
-    assert out.returncode == 0, out.stdout + out.stderr
-    run_dir = only_run(tmp_path / "runs")
-    logged = losses(run_dir)
+    seconds = TRAIN_SECONDS[demo_run]
+    logged = losses(demo_run)
     first, last = logged[min(logged)], logged[max(logged)]
     assert last < 0.6 * first, logged
     assert seconds < 180, f"the demo took {seconds:.0f} s"
