@@ -87,7 +87,9 @@ def test_messages_jsonl_all_styles(tmp_path):
 
 def test_messages_llama_factory_json_array(tmp_path):
     built = build_messages(tmp_path, array=True)
-    check_report(load(built.path), built)
+    cs = load(built.path)
+    check_report(cs, built)
+    assert cs.report.format == "messages"
 
 
 def test_messages_broken_json_array_names_line(tmp_path):

@@ -103,8 +103,10 @@ def write_state(run_dir: str | os.PathLike, *, durable: bool = True, **changes: 
     return state
 
 
-def pid_alive(pid: Any) -> bool:
-    """Is `pid` a live caption-wizard training process? (False for None, dead, zombie or reused pids.)"""
+def pid_alive(pid: Any, *, backend_only: bool = True) -> bool:
+    """Is `pid` a live caption-wizard training process? (False for None, dead, zombie or reused pids.)
+
+    backend_only=False: any live process (the dashboard follows whatever the caller started)."""
     if not isinstance(pid, int) or pid <= 0:
         return False
     try:
@@ -118,7 +120,7 @@ def pid_alive(pid: Any) -> bool:
         stat = (proc / "stat").read_text()
         if stat.rsplit(")", 1)[1].split()[0] in ("Z", "X"):
             return False
-        return BACKEND_MODULE.encode() in (proc / "cmdline").read_bytes()
+        return not backend_only or BACKEND_MODULE.encode() in (proc / "cmdline").read_bytes()
     except (OSError, IndexError):
         return True  # no /proc (macOS): trust kill(pid, 0)
 
