@@ -401,21 +401,22 @@ def test_watch_plain_follows_a_growing_run(tmp_path):
     assert (run_dir / "loss.png").stat().st_size > 1000
 
 
+def _finished_run(folder, events, status):
+    """A run directory whose backend has ended with `status`."""
+    folder.mkdir()
+    for e in events:
+        append(folder, e)
+    write_state(folder, status=status, pid=None)
+    return folder
+
+
 def test_watch_finished_failed_and_missing(tmp_path, cli):
-    run_dir = tmp_path / "r"
-    run_dir.mkdir()
-    for e in failed_run()[0]:
-        append(run_dir, e)
-    write_state(run_dir, status="failed", pid=None)
+    run_dir = _finished_run(tmp_path / "r", failed_run()[0], "failed")
     res = cli("watch", str(run_dir))
     assert res.returncode == 1
     assert "DataLoader worker is killed" in res.stdout and "\x1b" not in res.stdout
 
-    done = tmp_path / "done"
-    done.mkdir()
-    for e in completed_run()[0]:
-        append(done, e)
-    write_state(done, status="completed", pid=None)
+    done = _finished_run(tmp_path / "done", completed_run()[0], "completed")
     res = cli("watch", str(done))
     assert res.returncode == 0 and "step 120/120" in res.stdout and f"{done}/adapter" in res.stdout
 
