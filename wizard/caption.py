@@ -37,13 +37,46 @@ def expand_images(paths) -> list[tuple[Path, str | None]]:
     return out
 
 
-def read_image(path: Path):
-    """The image as PIL RGB, fully decoded (so a truncated file fails here, not inside the model)."""
+# Larger images are shrunk while decoding: the processor resizes every image to at most its
+# max_pixels (12.8 MP for Qwen2-VL's own default), and on the way makes float copies of what it
+# gets, so a 144-megapixel photo tripled the peak memory for nothing.
+MAX_DECODE_PIXELS = 4096 * 4096
+
+
+def read_image(path: Path, max_pixels: int = MAX_DECODE_PIXELS):
+    """The image as PIL RGB, fully decoded (so a truncated file fails here, not inside the model),
+    at most `max_pixels` large (JPEG: decoded at a reduced scale, draft mode; others: reduced at once)."""
     from PIL import Image
 
     with Image.open(path) as im:
+        w, h = im.size
+        if w * h > max_pixels and im.format == "JPEG":
+            scale = (max_pixels / (w * h)) ** 0.5
+            im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))  # whole 1/2..1/8 scales
         im.load()
-        return im.convert("RGB")
+        rgb = im.convert("RGB")
+    w, h = rgb.size
+    if w * h > max_pixels:
+        scale = (max_pixels / (w * h)) ** 0.5
+        rgb = rgb.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC,
+                         reducing_gap=2.0)
+    return rgb
+
+
+def check_source(source) -> None:
+    """`caption runs/nope ...`: a path-like source that does not exist is a missing folder, not a hub id."""
+    from wizard.runs import default_runs_dir
+
+    text = str(source)
+    path = Path(text).expanduser()
+    if path.exists():
+        return
+    parent = path.parent
+    if parent != Path(".") and (parent.is_dir() or parent == default_runs_dir()):
+        raise UserError(f"{text}: no such folder" + (f" (nothing named {path.name} in {parent}/)"
+                                                     if parent.is_dir() else ""),
+                        hint="list runs with: caption-wizard runs (a ModelScope id like Owner/Name is "
+                             f"looked up only when no folder {parent}/ exists here)")
 
 
 def generation_with(base, overrides: dict):
@@ -82,6 +115,8 @@ def caption_images(source, paths, *, prompt: str | None = None, batch_size: int 
     """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
+    if captioner is None:
+        check_source(source)
     from wizard.recipe import GenerationSpec
 
     generation_with(GenerationSpec(), gen_overrides)  # bad flag values fail before the model loads
@@ -121,9 +156,13 @@ def caption_images(source, paths, *, prompt: str | None = None, batch_size: int 
 def cmd_caption(args) -> int:
     from rich.table import Table
 
-    from wizard.console import console, console_err
-    from wizard.fsutil import atomic_write_text
+    from rich.markup import escape
 
+    from wizard.console import console, console_err
+    from wizard.fsutil import check_new_file, write_user_file
+
+    if args.out:  # before any work: never overwrite without --force; the folder must be writable
+        check_new_file(args.out, force=getattr(args, "force", False))
     overrides = {k: getattr(args, k, None) for k in GENERATION_FLAGS}
     with console_err.status("loading the model and captioning...", spinner="dots") as status:
         def progress(done: int, total: int) -> None:
@@ -133,7 +172,7 @@ def cmd_caption(args) -> int:
                                  console=console_err, progress=progress, **overrides)
     for path, _, error in results:
         if error:
-            console_err.print(f"[yellow]skipped[/] {path}: {error}", soft_wrap=True)
+            console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(error)}", soft_wrap=True)
     done = [(str(path), caption) for path, caption, error in results if error is None]
     if args.json:
         for image, caption in done:
@@ -141,12 +180,12 @@ def cmd_caption(args) -> int:
     elif done:
         table = Table("image", "caption", show_lines=False)
         for image, caption in done:
-            table.add_row(image, caption)
+            table.add_row(escape(image), escape(caption))
         console.print(table)
     if args.out and done:
         text = "".join(json.dumps({"image": i, "caption": c}, ensure_ascii=False) + "\n" for i, c in done)
-        atomic_write_text(args.out, text)
-        console_err.print(f"wrote {len(done)} caption(s) to {args.out}")
+        write_user_file(args.out, text, hint="the captions are printed above; write them elsewhere with --out FILE")
+        console_err.print(f"wrote {len(done)} caption(s) to {args.out}", markup=False)
     if not done:
         console_err.print(f"[bold red]error:[/] none of the {len(results)} image(s) could be read; "
                           "nothing captioned", soft_wrap=True)

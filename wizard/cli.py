@@ -92,11 +92,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     s.add_argument("--out", default=None, help="write captions.jsonl here")
+    s.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     s = sub.add_parser("eval", help="caption metrics on the held-out split, base vs tuned")
     s.add_argument("run_dir")
     s.add_argument("--limit", type=int, default=None, help="score at most N held-out images")
     s.add_argument("--no-base", action="store_true", help="skip scoring the base model")
+    s.add_argument("--out", default=None, help="write the scores here instead of RUN_DIR/eval.json")
+    s.add_argument("--force", action="store_true", help="replace an existing --out file")
 
     s = sub.add_parser("export", help="adapter folder, or a merged model for serving")
     s.add_argument("run_dir")

@@ -52,7 +52,9 @@ def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=N
     _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), console)
     examples = list(caption_set.eval)
     if console is not None:
-        console.print(f"held-out split of {recipe.data.dataset}: {len(examples)} image(s) "
+        from rich.markup import escape
+
+        console.print(f"held-out split of {escape(recipe.data.dataset)}: {len(examples)} image(s) "
                       f"(data.eval_fraction={recipe.data.eval_fraction}, seed {recipe.train.seed})"
                       + (f"; scoring the first {limit}" if limit and limit < len(examples) else ""),
                       soft_wrap=True, highlight=False)
@@ -81,19 +83,18 @@ def _read_json(path: Path) -> dict:
 
 
 def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, console=None,
-                 captioner=None, batch_size: int | None = None, progress=None) -> dict:
+                 captioner=None, batch_size: int | None = None, progress=None, write: bool = True) -> dict:
     """Caption the held-out split with the tuned model (and the base), score both, record the result.
 
     Images are decoded one batch at a time, and each batch is captioned by both models.
     progress: called as progress(images_done, images_total) after each batch.
+    write=False: only compute (the caller shows the scores, then calls save_eval).
 
     Returns what eval.json holds: {"run", "step", "n", "language", "prompt", "generation",
     "tuned": metrics, "base": metrics | None, "delta": {metric: tuned - base} | None, "samples": [...]}.
     """
     from wizard.chat import resolve_prompt
     from wizard.data import load_image
-    from wizard.fsutil import atomic_write_json
-    from wizard.events import EVENTS_FILE, EventWriter
     from wizard.inference import base_captioner, load_captioner, passive_cpu_threads, run_adapter_dir
     from wizard.metrics import score_captions
     from wizard.recipe import load_recipe
@@ -152,16 +153,36 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
             for i, e in enumerate(examples)
         ],
     }
-    atomic_write_json(run_dir / "eval.json", result)
-    writer = EventWriter(run_dir / EVENTS_FILE)
-    try:
-        for which, scores in (("tuned", tuned), ("base", base_scores)):
-            if scores:
-                writer.emit("eval", sync=True, step=step, which=which, n=scores["n"],
-                            metrics={m: scores[m] for m in METRICS})
-    finally:
-        writer.close()
+    if write:
+        save_eval(run_dir, result)
     return result
+
+
+def save_eval(run_dir, result: dict, out=None) -> Path:
+    """RUN_DIR/eval.json (or `out`, atomic) and the "eval" events; a read-only or full disk is a
+    UserError naming the folder (the caller has shown the scores already, so nothing is lost)."""
+    from wizard.events import EVENTS_FILE, EventWriter
+    from wizard.fsutil import unwritable_error, write_user_file
+
+    run_dir = Path(run_dir)
+    path = Path(out) if out else run_dir / "eval.json"
+    hint = "the scores are printed above; write them elsewhere with: caption-wizard eval RUN_DIR --out FILE.json"
+    write_user_file(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n", hint=hint)
+    if out:
+        return path
+    try:
+        writer = EventWriter(run_dir / EVENTS_FILE)
+        try:
+            for which in ("tuned", "base"):
+                scores = result.get(which)
+                if scores:
+                    writer.emit("eval", sync=True, step=result.get("step"), which=which, n=scores["n"],
+                                metrics={m: scores[m] for m in METRICS})
+        finally:
+            writer.close()
+    except OSError as e:
+        raise unwritable_error(run_dir / EVENTS_FILE, e, hint=f"the scores are in {path}") from None
+    return path
 
 
 def render_eval(result: dict):
@@ -188,6 +209,7 @@ def render_eval(result: dict):
 
 
 def render_samples(result: dict, k: int = 5):
+    from rich.markup import escape
     from rich.table import Table
 
     base = result.get("base")
@@ -201,12 +223,16 @@ def render_samples(result: dict, k: int = 5):
         if base:
             row.append(s.get("base", ""))
         row.append(s["tuned"])
-        table.add_row(*row)
+        table.add_row(*(escape(str(cell)) for cell in row))
     return table
 
 
 def cmd_eval(args) -> int:
     from wizard.console import console, console_err
+    from wizard.fsutil import check_new_file
+
+    if getattr(args, "out", None):  # checked before the work as well as after
+        check_new_file(args.out, force=getattr(args, "force", False))
 
     which = "tuned and base models" if not args.no_base else "tuned model"
     with console_err.status(f"loading the {which}...", spinner="dots") as status:
@@ -214,11 +240,14 @@ def cmd_eval(args) -> int:
             status.update(f"captioning the held-out images with the {which}: {done}/{total}...")
 
         result = evaluate_run(args.run_dir, limit=args.limit, base=not args.no_base, console=console_err,
-                              progress=progress)
+                              progress=progress, write=False)
     console.print(render_samples(result))
     both = "; base and tuned captioned with the same prompt and settings" if result.get("base") else ""
     console.print(f"{result['run']}: {result['n']} held-out image(s), references in "
                   f"{result['language']!r}{both}", soft_wrap=True)
     console.print(render_eval(result))
-    console.print(f"wrote {Path(args.run_dir) / 'eval.json'}", soft_wrap=True)
+    if getattr(args, "out", None):
+        check_new_file(args.out, force=getattr(args, "force", False))
+    path = save_eval(args.run_dir, result, getattr(args, "out", None))  # after the table: a failed write loses nothing
+    console.print(f"wrote {path}", soft_wrap=True, markup=False)
     return 0

@@ -10,7 +10,8 @@ its own dtype, and the adapter merged into it). Loadable with AutoModelForImageT
 AutoProcessor, servable with vLLM. Both carry the run's recipe.yaml (prompt and generation
 settings), so `caption-wizard caption EXPORT_DIR IMAGE` asks what training taught.
 The folder is written under a temporary name and renamed into place; an existing one is replaced
-only with --force.
+only with --force, and only when it is an earlier export (it holds EXPORT_MARKER): --force never
+deletes a folder caption-wizard did not write.
 """
 
 from __future__ import annotations
@@ -24,11 +25,14 @@ from pathlib import Path
 
 from wizard.errors import UserError
 
+EXPORT_MARKER = "caption-wizard-export.json"  # written into every export: what --force may replace
+
 
 def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, console=None) -> Path:
     """Write the run's adapter (or, with `merge`, the merged model) to `out`; returns the folder."""
     from wizard.inference import EXPORT_RECIPE, has_adapter_files, passive_cpu_threads, run_adapter_dir
     from wizard.recipe import load_recipe
+    from wizard.fsutil import check_writable_dir, unwritable_error
     from wizard.runs import CHECKPOINT_MARKER, load_run
 
     passive_cpu_threads()
@@ -39,7 +43,7 @@ def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, c
     out = Path(out) if out else run_dir / ("export-merged" if merge else "export")
     _check_out(out, run_dir, force)
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out.parent, f"--out {out}", hint="choose a writable folder with --out DIR")
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         if merge and has_adapter_files(adapter):
@@ -48,7 +52,12 @@ def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, c
             shutil.copytree(adapter, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(CHECKPOINT_MARKER))
             _ensure_processor(recipe, run_dir, tmp, console)
         shutil.copy2(run_dir / "recipe.yaml", tmp / EXPORT_RECIPE)
+        (tmp / EXPORT_MARKER).write_text(json.dumps({"run": str(run_dir.resolve()), "merged": merge}) + "\n",
+                                         encoding="utf-8")
         _replace_dir(tmp, out)
+    except OSError as e:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise unwritable_error(out, e, f"--out {out}", hint="free some space, or choose another folder with --out DIR") from None
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -59,12 +68,19 @@ def _check_out(out: Path, run_dir: Path, force: bool) -> None:
     o, r = out.resolve(), run_dir.resolve()
     if o == r or r.is_relative_to(o) or o.is_relative_to(r / "adapter") or o.is_relative_to(r / "checkpoints"):
         raise UserError(f"--out {out}: would replace the run's own files", hint="choose a new folder")
+    if Path.cwd().resolve().is_relative_to(o) or o == o.parent:
+        raise UserError(f"--out {out}: would replace the current folder (or one above it)",
+                        hint="choose a new folder, e.g. --out exports/NAME")
     if out.exists() or out.is_symlink():
-        if not out.is_dir():
-            raise UserError(f"--out {out} exists and is not a folder")
+        if not out.is_dir() or out.is_symlink():
+            raise UserError(f"--out {out} exists and is not a folder", hint="choose a new folder with --out")
         if not force:
             raise UserError(f"{out} already exists; not overwriting it",
                             hint="pass --force to replace it, or choose another folder with --out")
+        if not (out / EXPORT_MARKER).is_file():
+            raise UserError(f"--out {out}: --force replaces only an earlier caption-wizard export, and this "
+                            f"folder is not one (no {EXPORT_MARKER} in it); not deleting it",
+                            hint="choose a new folder with --out, or remove that folder yourself")
 
 
 def _replace_dir(tmp: Path, out: Path) -> None:
@@ -181,6 +197,8 @@ def _read_json(path: Path) -> dict:
 
 
 def cmd_export(args) -> int:
+    from rich.markup import escape
+
     from wizard.console import console, console_err
     from wizard.recipe import load_recipe
 
@@ -191,6 +209,6 @@ def cmd_export(args) -> int:
     merged = (out / "config.json").is_file() and not (out / "adapter_config.json").is_file()
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     kind = "merged model" if merged else "adapter"
-    console.print(f"[bold green]exported[/] {kind} to {out} ({size / 1e6:.1f} MB)", soft_wrap=True)
+    console.print(f"[bold green]exported[/] {kind} to {escape(str(out))} ({size / 1e6:.1f} MB)", soft_wrap=True)
     console.print(usage_text(out, merged, recipe), soft_wrap=True, markup=False)
     return 0

@@ -50,3 +50,173 @@ def create_exclusive_text(path: str | os.PathLike, text: str) -> Path:
     finally:
         os.unlink(tmp)
     return path
+
+
+# ----------------------------------------------------------------------------- hostile targets
+# What a write into a folder the user named can hit: read-only mounts (EROFS), permissions,
+# a file where a folder should be, a full disk. Each becomes a UserError naming the folder.
+import errno  # noqa: E402  (kept next to its first use)
+
+_UNWRITABLE = {errno.EROFS: "is on a read-only file system", errno.EACCES: "is not writable (permission denied)",
+               errno.EPERM: "is not writable (operation not permitted)", errno.ENOTDIR: "is not a folder",
+               errno.ENOSPC: "has no space left", errno.EDQUOT: "is over its disk quota"}
+
+
+def _existing_parent(path: Path) -> Path:
+    p = path
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    return p
+
+
+def free_mb(folder: str | os.PathLike) -> int:
+    """Free megabytes (for an unprivileged user) on the file system holding `folder`."""
+    try:
+        st = os.statvfs(_existing_parent(Path(folder)))
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize // 1_000_000
+
+
+def is_disk_full(error: BaseException) -> bool:
+    """ENOSPC, or what torch.save says when it ran out of room (`unexpected pos` in inline_container)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        text = str(error)
+        if "No space left on device" in text or ("inline_container" in text and "unexpected pos" in text):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+def disk_full_message(folder: str | os.PathLike) -> str:
+    return f"no space left on device ({free_mb(folder)} MB free in {folder})"
+
+
+def unwritable_error(target: str | os.PathLike, error: OSError, what: str = "", hint: str | None = None):
+    """A UserError for a failed write to `target` (a file or folder): names the folder and the reason."""
+    from wizard.errors import UserError
+
+    target = Path(target)
+    folder = target if target.is_dir() else target.parent
+    if error.errno in (errno.ENOSPC, errno.EDQUOT):
+        reason = disk_full_message(folder)
+        return UserError(f"cannot write {what or target}: {reason}", hint=hint or "free some space, or write elsewhere")
+    why = _UNWRITABLE.get(error.errno, f"cannot be written ({error.strerror or error})")
+    folder = Path(error.filename).parent if getattr(error, "filename", None) and error.errno == errno.ENOTDIR else folder
+    return UserError(f"cannot write {what or target}: {folder} {why}",
+                     hint=hint or "choose a writable folder")
+
+
+def check_writable_dir(folder: str | os.PathLike, what: str = "", hint: str | None = None) -> Path:
+    """Create `folder` if needed and prove a file can be written there (UserError naming it if not)."""
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".write-test.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except FileExistsError as e:  # a file where the folder should be
+        e.errno = errno.ENOTDIR
+        raise unwritable_error(folder, e, what, hint) from None
+    except OSError as e:
+        raise unwritable_error(folder / "x", e, what or str(folder), hint) from None
+    return folder
+
+
+def check_new_file(path: str | os.PathLike, *, force: bool, flag: str = "--out") -> Path:
+    """A file the user asked us to write: never an existing one without --force, never a folder;
+    its folder must be writable. Checked before any work is done."""
+    from wizard.errors import UserError
+
+    raw = str(path)
+    path = Path(path)
+    if path.is_dir() or raw.endswith(("/", os.sep)):
+        raise UserError(f"{flag} {raw}: is a folder; {flag} takes a file name",
+                        hint=f"e.g. {flag} {path / 'captions.jsonl'}")
+    if (path.exists() or path.is_symlink()) and not force:
+        raise UserError(f"{path} already exists; not overwriting it",
+                        hint=f"pass --force to replace it, or choose another file with {flag}")
+    check_writable_dir(path.parent, str(path))
+    return path
+
+
+def write_user_file(path: str | os.PathLike, text: str, what: str = "", hint: str | None = None) -> Path:
+    """atomic_write_text, with a failure (read-only, full, not a folder) as a UserError naming the folder."""
+    try:
+        return atomic_write_text(path, text)
+    except FileExistsError as e:
+        e.errno = errno.ENOTDIR
+        raise unwritable_error(path, e, what, hint) from None
+    except OSError as e:
+        raise unwritable_error(path, e, what, hint) from None
+
+
+# ----------------------------------------------------------------------------- one writer per run
+class AlreadyLocked(Exception):
+    def __init__(self, path: Path, pid: int | None):
+        super().__init__(f"{path} is held by pid {pid}")
+        self.path, self.pid = path, pid
+
+
+class FolderLock:
+    """An exclusive flock on FOLDER/running.lock, held while the file stays open.
+
+    The front end takes it before writing anything to a run folder and hands the open file to the
+    training process (pass_fds); the lock lives as long as either of them does, and the kernel drops
+    it when both are gone, even after SIGKILL. The file holds the pid of the last holder.
+    """
+
+    NAME = "running.lock"
+    ENV = "CAPTION_WIZARD_LOCK_FD"  # the inherited descriptor, for the training process
+
+    def __init__(self, folder: str | os.PathLike, fd: int | None = None):
+        import fcntl
+
+        self.path = Path(folder) / self.NAME
+        self.fd = fd if fd is not None else os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = self.holder()
+            os.close(self.fd)
+            raise AlreadyLocked(self.path, pid) from None
+        self.write_pid(os.getpid())
+
+    @classmethod
+    def inherited(cls, folder: str | os.PathLike) -> "FolderLock":
+        """The lock the front end passed down (CAPTION_WIZARD_LOCK_FD), else a new one."""
+        raw = os.environ.get(cls.ENV)
+        if raw and raw.isdigit():
+            fd = int(raw)
+            try:
+                same = os.fstat(fd).st_ino == os.stat(Path(folder) / cls.NAME).st_ino
+            except OSError:
+                same = False
+            if same:
+                return cls(folder, fd)
+        return cls(folder)
+
+    def holder(self) -> int | None:
+        try:
+            return int(os.pread(self.fd, 32, 0).decode().strip() or 0) or None
+        except (OSError, ValueError):
+            return None
+
+    def write_pid(self, pid: int) -> None:
+        try:
+            os.ftruncate(self.fd, 0)
+            os.pwrite(self.fd, f"{pid}\n".encode(), 0)
+        except OSError:
+            pass  # the pid is for the message only; the flock is what counts
+
+    def child_env(self, env: dict) -> dict:
+        return dict(env, **{self.ENV: str(self.fd)})
+
+    def close(self) -> None:
+        if self.fd is not None:
+            os.close(self.fd)
+            self.fd = None

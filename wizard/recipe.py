@@ -283,17 +283,27 @@ def recipe_to_yaml(recipe: Recipe, path: str | Path | None = None) -> str:
 
 def save_recipe(recipe: Recipe, path: str | Path, *, overwrite: bool = False) -> Path:
     """Write atomically; refuse to replace an existing file unless `overwrite`."""
-    from wizard.fsutil import atomic_write_text, create_exclusive_text
+    from wizard.fsutil import atomic_write_text, create_exclusive_text, unwritable_error
 
-    path = Path(path)
+    raw, path = str(path), Path(path)
+    if path.is_dir() or raw.endswith(("/", "\\")):  # `new --out DIR/`: the recipe goes inside it
+        path = path / f"{recipe.name}.yaml"
     text = recipe_to_yaml(recipe, path)
-    if overwrite:
-        return atomic_write_text(path, text)
     try:
+        if overwrite:
+            return atomic_write_text(path, text)
         return create_exclusive_text(path, text)
     except FileExistsError:
+        if not path.parent.is_dir():
+            raise UserError(f"cannot write {path}: {path.parent} is a file, not a folder",
+                            hint="choose another path with --out") from None
         raise UserError(f"{path} already exists; not overwriting it",
                         hint="choose another name with --out, or pass --force to replace it") from None
+    except IsADirectoryError:
+        raise UserError(f"{path} is a folder; --out takes a file name",
+                        hint=f"e.g. --out {path / (recipe.name + '.yaml')}") from None
+    except OSError as e:
+        raise unwritable_error(path, e, hint="choose a writable folder with --out") from None
 
 
 # ----------------------------------------------------------------------------- overrides

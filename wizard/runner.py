@@ -32,10 +32,14 @@ from wizard.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict
 
 # ----------------------------------------------------------------------------- run
 def cmd_run(args) -> int:
+    from wizard.stopping import on_terminate
+
     recipe = apply_overrides(load_recipe(args.recipe), list(args.overrides or []))
     if args.dry_run:
         return dry_run(recipe, args.recipe)
-    return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=True if args.plain else None)
+    with on_terminate():  # SIGTERM/SIGHUP: stop the training like Ctrl-C -> Stop (wizard.stopping)
+        return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir,
+                         plain=True if args.plain else None)
 
 
 def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
@@ -49,13 +53,31 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int
     return 0
 
 
+def _releases_lock(func):
+    """Whatever `func` returns or raises, a run-folder lock it took and did not hand on is released."""
+    import functools
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        finally:
+            while _HELD:
+                _HELD.popitem()[1].close()
+    return wrapper
+
+
+@_releases_lock
 def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
               runs_dir: str | os.PathLike | None = None, plain: bool | None = None) -> int:
     """Create the run folder, start the training process, follow it; returns its exit status."""
+    from wizard.fsutil import check_writable_dir
     from wizard.hub import resolve_model
 
+    check_writable_dir(runs_dir or runs.default_runs_dir(), "run folders", hint="choose another with --runs-dir DIR")
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
+    _lock_run(run_dir)  # a new folder (exclusive mkdir): nobody else writes there yet
     console.print(f"run folder: {run_dir}", markup=False)
     proc = launch_backend(run_dir, recipe)
     return follow(run_dir, proc, plain)
@@ -93,19 +115,47 @@ def launch_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False) -> su
         if len(devices) > 1:  # one process per GPU; torchrun forwards SIGINT/SIGTERM to them
             cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                    f"--nproc_per_node={len(devices)}", *backend]
+    held = _HELD.pop(Path(run_dir), None)  # the run folder's lock goes to the training process
+    env = held.child_env(env) if held else env
     with open(run_dir / runs.LOG_FILE, "ab") as log:
         what = "resume" if resume else "run"
         log.write(f"=== caption-wizard {what} {runs.now_iso()}: {' '.join(cmd)}\n".encode())
         log.flush()
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                env=env, start_new_session=True, pass_fds=(held.fd,) if held else ())
+    from wizard.stopping import track
+
+    track(proc)  # from now on SIGTERM/SIGHUP stop it instead of orphaning it
+    if held:
+        held.close()  # the training process holds the lock now (and the kernel drops it when it exits)
+    return proc
+
+
+_HELD: dict = {}  # run folder -> FolderLock taken by this process, until launch_backend hands it over
+
+
+def _lock_run(run_dir: Path) -> None:
+    """Exclusive lock on the run folder (wizard.fsutil.FolderLock), or exit 2 naming its holder."""
+    from wizard.fsutil import AlreadyLocked, FolderLock, unwritable_error
+
+    try:
+        _HELD[Path(run_dir)] = FolderLock(run_dir)
+    except OSError as e:
+        raise unwritable_error(Path(run_dir) / FolderLock.NAME, e, f"run folder {run_dir}") from None
+    except AlreadyLocked as e:
+        raise UserError(f"{run_dir} is already running (pid {e.pid})",
+                        hint=f"watch it with: caption-wizard watch {run_dir}") from None
 
 
 def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
     """The dashboard (or plain lines) until the run ends or the user detaches."""
     from wizard.dashboard import attach
+    from wizard.stopping import Terminated, wait_stopped
 
-    shown = attach(run_dir, plain=plain, proc=proc)
+    try:
+        shown = attach(run_dir, plain=plain, proc=proc)
+    except Terminated:  # SIGTERM/SIGHUP: the training was told to stop; wait for its checkpoint
+        return wait_stopped(proc, run_dir)
     if proc.poll() is not None and proc.returncode in (0, 1, 2, 130):
         return proc.returncode  # the training process's own verdict (2: bad data it found)
     return shown  # detached (training goes on), or killed by a signal
@@ -171,6 +221,13 @@ def plan_resume(original: Recipe, edited: Recipe) -> ResumePlan:
 
 
 def cmd_resume(args) -> int:
+    from wizard.stopping import on_terminate
+
+    with on_terminate():  # SIGTERM/SIGHUP: stop the training like Ctrl-C -> Stop (wizard.stopping)
+        return _cmd_resume(args)
+
+
+def _cmd_resume(args) -> int:
     if args.run_dir:
         run_dir = Path(args.run_dir)
         by_name = Path(args.runs_dir or runs.default_runs_dir()) / args.run_dir
@@ -181,12 +238,15 @@ def cmd_resume(args) -> int:
     return resume_run(choice, plain=True if args.plain else None)
 
 
+@_releases_lock
 def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
     """Continue a stopped, interrupted or failed run from its last complete checkpoint."""
     from wizard.train.lock import read_lock, write_lock
 
     info = runs.load_run(run_dir)
     run_dir = info.path
+    _lock_run(run_dir)  # a second resume of this run stops here: exit 2 "already running (pid ...)"
+    info = runs.load_run(run_dir)  # as it is now that nobody else can change it
     if info.status == "completed":
         console.print(f"{run_dir} already completed ({info.step} steps); its adapter is in {run_dir / 'adapter'}",
                       markup=False)

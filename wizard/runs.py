@@ -98,8 +98,12 @@ def write_state(run_dir: str | os.PathLike, *, durable: bool = True, **changes: 
         atomic_write_json(path, state)
     else:
         tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
-        tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-        os.replace(tmp, path)
+        try:
+            tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            os.replace(tmp, path)
+        except BaseException:  # a full disk: no empty temp file left behind
+            tmp.unlink(missing_ok=True)
+            raise
     return state
 
 

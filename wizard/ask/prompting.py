@@ -223,6 +223,8 @@ def show_summary(recipe, path: Path | None, machine: Machine):
 
 
 def default_path(recipe, out: str | None) -> Path:
+    if out and (Path(out).is_dir() or str(out).endswith("/")):  # `new --out DIR/`: the recipe goes inside
+        return Path(out) / f"{recipe.name}.yaml"
     return Path(out) if out else Path("recipes") / f"{recipe.name}.yaml"
 
 
@@ -258,7 +260,9 @@ def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[
         try:
             save_recipe(recipe, path, overwrite=overwrite)
         except UserError:  # appeared since we looked: ask again
-            continue
+            if path.exists() and not overwrite:
+                continue
+            raise  # read-only or full: the message names the folder
         return recipe, path
 
 

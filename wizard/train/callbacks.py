@@ -191,7 +191,16 @@ class EventsCallback(TrainerCallback):
             control.should_training_stop = True  # ...then leave the loop
             self.rec.warning(f"{self.stop.requested or 'stop'}: stopping at step {state.global_step}; "
                              "saving a checkpoint")
+        if control.should_save and state.is_world_process_zero:  # room for it? (DiskFull, or a warning)
+            from wizard.train.diskspace import check_before_save
+
+            check_before_save(self.rec.dir, self._warn_once)
         return control
+
+    def _warn_once(self, message: str) -> None:
+        if not getattr(self, "_disk_warned", False):
+            self._disk_warned = True
+            self.rec.warning(message)
 
     def on_log(self, args, state, control, logs=None, **kw):
         logs = logs or {}

@@ -47,6 +47,15 @@ class CaptionTrainer(Trainer):
         self.losses.add(loss)
         return loss
 
+    def _save_checkpoint(self, model, trial):
+        from pathlib import Path
+
+        from wizard.train.diskspace import cleaned_on_disk_full
+
+        target = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
+        with cleaned_on_disk_full(target):  # a full disk: DiskFull, and no half-written checkpoint left
+            return super()._save_checkpoint(model, trial)
+
     def floating_point_ops(self, inputs) -> int:
         return 0  # the base class walks every parameter on every step to estimate FLOPs; we never report them
 

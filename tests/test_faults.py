@@ -1,0 +1,193 @@
+"""Hostile input and faults (issue 12): each case a clear message, nothing lost, no orphan.
+
+Real tools only: the real `caption-wizard` command, real signals, a real tmpfs for a full disk and
+a read-only mount for a read-only folder (tests/fault_support.py).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.conftest import CLI, ROOT, run_cli
+from tests.fault_support import read_only, small_disk
+from tests.train_support import (events, only_run, run, start, state, tiny_model, train_env,  # noqa: F401
+                                 wait_for, write_recipe)
+
+
+# ----------------------------------------------------------------------------- 1. --out never overwrites
+def test_caption_out_never_overwrites_an_existing_file_without_force(tmp_path):
+    precious = tmp_path / "recipe.yaml"
+    precious.write_text("name: mine\n", encoding="utf-8")
+    image = tmp_path / "a.png"
+    image.write_bytes(b"not really a png")
+    proc = run_cli("caption", "demo/tiny-qwen2-vl-shapes", str(image), "--out", str(precious))
+    assert proc.returncode == 2, proc.stderr
+    assert "already exists; not overwriting it" in proc.stderr and "--force" in proc.stderr
+    assert precious.read_text(encoding="utf-8") == "name: mine\n"
+    assert "Traceback" not in proc.stderr
+
+
+def test_caption_out_that_is_a_folder_is_refused_before_any_work(tmp_path):
+    proc = run_cli("caption", "demo/tiny-qwen2-vl-shapes", str(tmp_path), "--out", str(tmp_path), "--force")
+    assert proc.returncode == 2
+    assert "is a folder" in proc.stderr and "Traceback" not in proc.stderr
+
+
+# ----------------------------------------------------------------------------- 2./3. signals, two resumes
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
+
+
+def _logged(runs_dir: Path) -> bool:
+    found = list(runs_dir.glob("*/events.jsonl"))
+    return bool(found) and any(e["type"] == "log" for e in events(found[0].parent))
+
+
+@pytest.fixture(scope="module")
+def stopped_by_sigterm(tmp_path_factory, tiny_model):
+    """`run` in a pipe, SIGTERM to the front end once training logged a step."""
+    work = tmp_path_factory.mktemp("sigterm")
+    recipe = write_recipe(work, tiny_model, train={"max_steps": 400, "save_steps": 1000})
+    runs_dir = work / "runs"
+    proc = start("run", str(recipe), "--plain", "--runs-dir", str(runs_dir), cwd=work)
+    try:
+        wait_for(lambda: _logged(runs_dir), what="the first logged step")
+        run_dir = only_run(runs_dir)
+        backend = state(run_dir)["pid"]
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=120)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    return work, run_dir, backend, proc.returncode, out
+
+
+@pytest.mark.slow
+def test_sigterm_to_run_stops_the_training_with_a_checkpoint_and_leaves_no_orphan(stopped_by_sigterm):
+    work, run_dir, backend, rc, out = stopped_by_sigterm
+    assert rc == 130, out
+    assert "SIGTERM: stopping the training" in out and f"caption-wizard resume {run_dir}" in out
+    st = state(run_dir)
+    assert st["status"] == "stopped"
+    assert st["last_checkpoint"] and (run_dir / st["last_checkpoint"] / "wizard-checkpoint.json").is_file()
+    assert not _alive(backend), f"training process {backend} is still running (orphaned)"
+
+
+@pytest.mark.slow
+def test_two_resumes_at_the_same_instant_one_trains_the_other_exits_2(stopped_by_sigterm):
+    work, run_dir, *_ = stopped_by_sigterm
+    # a short finish: 2 more steps after the checkpoint
+    recipe = run_dir / "recipe.yaml"
+    step = state(run_dir)["step"]
+    recipe.write_text(recipe.read_text(encoding="utf-8").replace("max_steps: 400", f"max_steps: {step + 2}"),
+                      encoding="utf-8")
+    procs = [subprocess.Popen([CLI, "resume", str(run_dir), "--plain"], cwd=work, env=train_env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    results = [(p.wait(timeout=180), *p.communicate()) for p in procs]
+    codes = sorted(r[0] for r in results)
+    assert codes == [0, 2], results
+    loser = next(r for r in results if r[0] == 2)
+    assert "is already running (pid " in loser[2] and "Traceback" not in loser[2]
+    assert state(run_dir)["status"] == "completed"
+    starts = [e for e in events(run_dir) if e["type"] == "start"]
+    assert [s["resumed"] for s in starts] == [False, True]  # one training session resumed, not two
+
+
+def test_a_backend_started_on_a_locked_run_folder_writes_nothing(tmp_path):
+    from wizard.fsutil import FolderLock
+
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    held = FolderLock(run_dir)
+    try:
+        proc = subprocess.run([str(Path(CLI).parent / "python"), "-m", "wizard.train.backend", str(run_dir)],
+                              cwd=ROOT, env=train_env(), capture_output=True, text=True, timeout=60)
+    finally:
+        held.close()
+    assert proc.returncode == 2
+    assert f"already running (pid {os.getpid()})" in proc.stderr
+    assert sorted(p.name for p in run_dir.iterdir()) == ["running.lock"]
+
+
+# ----------------------------------------------------------------------------- 4. read-only targets
+def test_run_into_a_read_only_runs_dir_exits_2_naming_it(tmp_path):
+    with read_only(tmp_path / "ro") as ro:
+        proc = run_cli("run", "recipes/demo-shapes.yaml", "--runs-dir", str(ro / "runs"), "--plain")
+    assert proc.returncode == 2, proc.stderr
+    assert str(ro) in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_new_export_caption_out_into_a_read_only_folder_exit_2(tmp_path, demo_run):
+    with read_only(tmp_path / "ro") as ro:
+        new = run_cli("new", "--defaults", "--out", str(ro / "mine.yaml"))
+        export = run_cli("export", str(demo_run), "--out", str(ro / "export"))
+        caption = run_cli("caption", str(demo_run), str(ROOT / "README.md"), "--out", str(ro / "c.jsonl"))
+    for proc in (new, export, caption):
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert str(ro) in proc.stderr and "read-only" in proc.stderr and "Traceback" not in proc.stderr
+
+
+@pytest.mark.slow
+def test_eval_on_a_read_only_run_prints_the_scores_then_says_where_else_to_write(tmp_path, demo_run):
+    import shutil
+
+    def fill(folder):
+        shutil.copytree(demo_run, folder / demo_run.name, ignore=shutil.ignore_patterns("checkpoints"))
+
+    with read_only(tmp_path / "ro", fill) as ro:
+        proc = run_cli("eval", str(ro / demo_run.name), "--limit", "2", "--no-base")
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert "CIDEr" in proc.stdout  # the table came first: nothing computed is lost
+        assert "read-only" in proc.stderr and "--out" in proc.stderr and "Traceback" not in proc.stderr
+        elsewhere = run_cli("eval", str(ro / demo_run.name), "--limit", "2", "--no-base",
+                            "--out", str(tmp_path / "eval.json"))
+    assert elsewhere.returncode == 0, elsewhere.stderr
+    assert json.loads((tmp_path / "eval.json").read_text())["n"] == 2
+
+
+# ----------------------------------------------------------------------------- 5. full disk
+@pytest.mark.slow
+def test_full_disk_during_a_checkpoint_says_so_marks_the_run_failed_and_leaves_no_temp_files(tmp_path, tiny_model):
+    recipe = write_recipe(tmp_path, tiny_model, train={"max_steps": 40, "save_steps": 2})
+    with small_disk(tmp_path / "disk", "2m") as disk:
+        proc = run("run", str(recipe), "--plain", "--runs-dir", str(disk / "runs"), cwd=tmp_path)
+        run_dir = only_run(disk / "runs")
+        assert proc.returncode == 1, proc.stdout + proc.stderr
+        log = proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
+        assert "no space left on device (" in log and f"MB free in {run_dir / 'checkpoints'})" in log
+        assert "inline_container" not in proc.stdout + proc.stderr
+        assert state(run_dir)["status"] == "failed"
+        leftovers = [p for p in run_dir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
+        assert leftovers == []
+        assert not [p for p in (run_dir / "checkpoints").iterdir()]  # the half-written one is gone
+        listing = run_cli("runs", "--runs-dir", str(disk / "runs"))
+        assert "failed" in listing.stdout and "resume" in listing.stdout
+
+
+def test_free_space_is_checked_before_each_checkpoint_against_the_last_one(tmp_path):
+    from wizard import runs
+    from wizard.train.diskspace import DiskFull, check_before_save
+
+    with small_disk(tmp_path / "disk", "4m") as disk:
+        run_dir = disk / "run"
+        last = run_dir / "checkpoints" / "checkpoint-2"
+        last.mkdir(parents=True)
+        (last / "adapter_model.safetensors").write_bytes(b"\0" * 1_200_000)
+        runs.mark_checkpoint_complete(last, 2)
+        warnings: list[str] = []
+        check_before_save(run_dir, warnings.append)  # ~2.8 MB free, 1.2 MB each: fits, but warn
+        assert warnings and "disk almost full" in warnings[0]
+        (disk / "filler").write_bytes(b"\0" * 2_000_000)
+        with pytest.raises(DiskFull, match=r"no space left on device \(\d+ MB free in .*checkpoints\)"):
+            check_before_save(run_dir, warnings.append)
