@@ -138,14 +138,18 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as e:
         from wizard.console import console_err
 
-        console_err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+        from rich.markup import escape  # messages quote user input: `[/x]` must print as itself
+
+        console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
         if e.hint:
-            console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
+            console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False)
         return e.exit_code
     except RunFailed as e:
         from wizard.console import console_err
 
-        console_err.print(f"[bold red]failed:[/] {e}", highlight=False)
+        from rich.markup import escape
+
+        console_err.print(f"[bold red]failed:[/] {escape(str(e))}", highlight=False)
         return 1
     except KeyboardInterrupt:
         from wizard.console import console_err

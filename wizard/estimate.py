@@ -313,6 +313,24 @@ def estimate_memory(recipe: Recipe, gpus: list[GpuInfo] | None = None, *,
     return est
 
 
+# The most memory one device has anywhere: more than this per device cannot run on any machine.
+LARGEST_GPU_BYTES = 288 * GiB  # AMD MI355X (NVIDIA B200: 192 GB)
+LARGEST_RAM_BYTES = 32 * 1024 * GiB  # the biggest single servers
+
+
+def refuse_impossible(est: MemoryEstimate) -> None:
+    """UserError when `est` needs more per device than any machine that exists has (exit 2)."""
+    cpu = est.devices == ["cpu"]
+    limit = LARGEST_RAM_BYTES if cpu else LARGEST_GPU_BYTES
+    if est.per_device_bytes > limit:
+        from wizard.errors import UserError
+
+        raise UserError(f"this recipe needs about {gb(est.per_device_bytes)} per device: more than any "
+                        f"{'machine' if cpu else 'GPU'} has (the largest: {gb(limit)})",
+                        hint="lower train.batch_size, train.max_target_length or data.max_pixels "
+                             "(check for a typo in an override)")
+
+
 # ----------------------------------------------------------------------------- rendering
 def render_estimate(est: MemoryEstimate):
     """The estimate as a rich Table, followed by the warning and suggestion when there are any."""

@@ -41,6 +41,7 @@ class EventWriter:
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        _repair_torn_tail(self.path)
         self._file = open(self.path, "a", encoding="utf-8")
 
     def emit(self, type: str, *, sync: bool = False, **fields: Any) -> dict:
@@ -55,11 +56,23 @@ class EventWriter:
         self._file.close()
 
 
+def _repair_torn_tail(path: Path) -> None:
+    """A writer killed mid-line left a last line without its newline: end it, so the next event
+    starts on a line of its own instead of being glued to the torn one (readers skip that)."""
+    try:
+        with open(path, "rb+") as f:
+            if f.seek(0, os.SEEK_END) and (f.seek(-1, os.SEEK_END), f.read(1))[1] != b"\n":
+                f.write(b"\n")
+    except FileNotFoundError:
+        pass
+
+
 def _parse(line: str) -> dict | None:
     try:
         event = json.loads(line)
-    except ValueError:
-        return None
+    except ValueError:  # a torn line; an event glued to one (files written before the repair) is kept
+        start = line.rfind('{"t": ', 1)
+        return _parse(line[start:]) if start > 0 else None
     return event if isinstance(event, dict) and "type" in event else None
 
 

@@ -103,6 +103,13 @@ def hub_endpoint() -> str:
     return value.rstrip("/")
 
 
+def redact_url(text: str) -> str:
+    """`http://user:secret@host` -> `http://user:***@host` (in a URL or any text holding one)."""
+    import re
+
+    return re.sub(r"(?i)\b([a-z][a-z0-9+.-]*://[^/\s:@]*):[^/\s@]*@", r"\1:***@", str(text))
+
+
 def cache_root() -> Path:
     return Path(os.environ.get("MODELSCOPE_CACHE") or Path.home() / ".cache" / "modelscope").expanduser()
 
@@ -186,6 +193,8 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
     """Cache first, then download what is missing (see the module docstring)."""
     console = console or _default_console()
     endpoint, cache = hub_endpoint(), cache_root().resolve()
+    shown = redact_url(endpoint)  # messages, manifests and lock.json never carry a password
+    from rich.markup import escape
     what = repo_id if repo_type == "model" else f"dataset {repo_id}"
     key = _selection_key(patterns)
     cached = _cached_snapshot(repo_type, repo_id, revision, key, cache)
@@ -197,12 +206,12 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
         if not ok:
             raise HubUnreachable(reason)
         with _quiet_client():
-            listing = _list(_api(endpoint, cache), repo_id, repo_type, revision, root, endpoint, subset)
+            listing = _list(_api(endpoint, cache), repo_id, repo_type, revision, root, shown, subset)
     except HubUnreachable as e:
         fallback = _usable_cache_without_manifest(repo_type, repo_id, revision, cache)
         if fallback is None:
-            raise _offline_error(what, endpoint, e.message, cache, repo_type, repo_id) from None
-        console.print(f"[yellow]offline[/] ({endpoint}: {e.message}): using the cached {what} "
+            raise _offline_error(what, shown, e.message, cache, repo_type, repo_id) from None
+        console.print(f"[yellow]offline[/] ({escape(shown)}: {escape(redact_url(e.message))}): using the cached {what} "
                       f"at {fallback.path} (its revision is unknown)")
         return fallback
 
@@ -211,7 +220,7 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
         entries = _select(listing, repo_type, patterns)
         if not entries:
             where = f" under {root}/" if root else ""
-            raise UserError(f"{what} (revision {revision}) on {endpoint} has no files we can use{where}",
+            raise UserError(f"{what} (revision {revision}) on {shown} has no files we can use{where}",
                             hint="a model needs config.json and safetensors weights" if repo_type == "model"
                             else f"subset {subset!r} may not exist" if subset else None)
         out_dir = _snapshot_dir(repo_type, repo_id, revision, cache)
@@ -228,12 +237,12 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
         if missing:
             allow = patterns or MODEL_PATTERNS + (
                 LEGACY_WEIGHTS if any(_match(e["path"], LEGACY_WEIGHTS) for e in entries) else [])
-            path = _download(api, repo_id, repo_type, revision, allow, missing, cache, console, what, endpoint)
+            path = _download(api, repo_id, repo_type, revision, allow, missing, cache, console, what, shown)
             out_dir = Path(path)
             downloaded = sum(e["size"] for e in missing)
     files = {e["path"]: e["sha256"] or _sha256(out_dir / e["path"]) for e in entries}
     snap = Snapshot(out_dir, repo_id, repo_type, revision, _resolved_revision(listing, revision),
-                    files, {e["path"]: e["size"] for e in entries}, downloaded, endpoint)
+                    files, {e["path"]: e["size"] for e in entries}, downloaded, shown)
     _write_manifest(snap, key, cache)
     return snap
 
@@ -365,6 +374,7 @@ def _offline_error(what, endpoint, reason, cache, repo_type, repo_id) -> UserErr
     else:
         hint = ("use local data: data.dataset=/path/to/folder, or a mirror: "
                 "MODELSCOPE_ENDPOINT=https://your-mirror")
+    endpoint, reason = redact_url(endpoint), redact_url(reason)
     return UserError(f"cannot reach the ModelScope hub at {endpoint} ({reason}): this machine seems "
                      f"offline, and {what} is not in the cache ({cache})", hint=hint)
 
@@ -769,6 +779,6 @@ def _fmt(n: int) -> str:
 
 
 def _short(e: BaseException | Any) -> str:
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = redact_url(" ".join(str(e).split())) or type(e).__name__
     return text if len(text) <= 300 else text[:297] + "..."
 

@@ -27,6 +27,11 @@ from wizard.errors import UserError
 
 SCHEMA_VERSION = 1
 
+# Finite, sane bounds (a typo like epochs=1e12 or a pasted essay as the prompt fails here, not hours later).
+MAX_PROMPT_CHARS = 4000  # an instruction, not a document: every example repeats it
+MAX_PIXELS = 16_777_216  # 16 MP per image: ~21,000 image tokens on Qwen2-VL
+MAX_RECIPE_BYTES = 1_000_000  # recipes are a few hundred bytes; a huge file is a wrong path
+
 
 class Strategy(str, Enum):
     qlora = "qlora"  # 4-bit frozen base + LoRA: least memory
@@ -44,6 +49,23 @@ class Precision(str, Enum):
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True, use_enum_values=False)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_bool_for_numbers(cls, value, info):
+        """`batch_size: true` is a typo, not 1: YAML's true/false are not numbers here."""
+        if isinstance(value, bool) and _is_number(cls.model_fields[info.field_name].annotation):
+            raise ValueError("must be a number, not true/false")
+        return value
+
+
+def _is_number(annotation) -> bool:
+    from typing import get_args
+
+    if annotation in (int, float):
+        return True
+    args = get_args(annotation)
+    return bool(args) and any(a in (int, float) for a in args) and bool not in args
+
 
 class ModelSpec(_Section):
     id: str = Field(min_length=1)
@@ -55,12 +77,12 @@ class DataSpec(_Section):
     dataset: str = Field(min_length=1)
     subset: str | None = None
     format: Literal["auto", "imagefolder", "coco", "messages", "hf", "shapes", "m3it", "coco_csv"] = "auto"
-    prompt: str | None = None  # None: the task's default prompt in `language`
+    prompt: str | None = Field(None, max_length=MAX_PROMPT_CHARS)  # None: the task's default prompt
     language: Literal["en", "zh"] = "en"
     eval_fraction: float = Field(0.02, ge=0.0, lt=1.0)
-    max_pixels: int = Field(401408, gt=0)  # caps image tokens: the usual cause of VLM OOM
-    min_pixels: int = Field(3136, gt=0)
-    max_samples: int | None = Field(None, gt=0)
+    max_pixels: int = Field(401408, gt=0, le=MAX_PIXELS)  # caps image tokens: the usual cause of VLM OOM
+    min_pixels: int = Field(3136, gt=0, le=MAX_PIXELS)
+    max_samples: int | None = Field(None, gt=0, le=10**9)
 
     @model_validator(mode="after")
     def _pixels_order(self):
@@ -71,9 +93,9 @@ class DataSpec(_Section):
 
 class LoraSpec(_Section):
     rank: int = Field(16, gt=0, le=1024)
-    alpha: int = Field(32, gt=0)  # usually 2 x rank
+    alpha: int = Field(32, gt=0, le=16384)  # usually 2 x rank
     dropout: float = Field(0.05, ge=0.0, lt=1.0)
-    target_modules: list[str] | None = None  # None: the model family's default
+    target_modules: list[str] | None = Field(None, min_length=1, max_length=64)  # None: the family's default
     modules_to_save: list[str] = Field(default_factory=list)  # trained fully and saved with the adapter
 
 
@@ -91,23 +113,23 @@ class TuningSpec(_Section):
 
 
 class TrainSpec(_Section):
-    epochs: float = Field(3.0, gt=0)
-    max_steps: int | None = Field(None, gt=0)  # set: overrides epochs
-    batch_size: int = Field(8, gt=0)
-    grad_accum: int = Field(1, gt=0)
+    epochs: float = Field(3.0, gt=0, le=1000, allow_inf_nan=False)
+    max_steps: int | None = Field(None, gt=0, le=10**8)  # set: overrides epochs
+    batch_size: int = Field(8, gt=0, le=4096)
+    grad_accum: int = Field(1, gt=0, le=4096)
     learning_rate: float = Field(1.0e-4, gt=0, lt=1.0)
     scheduler: Literal["cosine", "linear", "constant", "constant_with_warmup"] = "cosine"
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
-    weight_decay: float = Field(0.0, ge=0.0)
+    weight_decay: float = Field(0.0, ge=0.0, le=10.0, allow_inf_nan=False)
     precision: Precision = Precision.auto
     gradient_checkpointing: bool = True
-    max_target_length: int = Field(128, gt=0)
-    save_steps: int = Field(200, gt=0)
-    save_total_limit: int | None = Field(2, gt=0)
-    logging_steps: int = Field(5, gt=0)
-    eval_steps: int | None = Field(None, gt=0)  # None: evaluate at the end only
+    max_target_length: int = Field(128, gt=0, le=32768)
+    save_steps: int = Field(200, gt=0, le=10**8)
+    save_total_limit: int | None = Field(2, gt=0, le=10**6)
+    logging_steps: int = Field(5, gt=0, le=10**8)
+    eval_steps: int | None = Field(None, gt=0, le=10**8)  # None: evaluate at the end only
     eval_metrics: bool = False  # also caption a small eval sample and score it during training
-    seed: int = 42
+    seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seed range
 
     @field_validator("learning_rate")
     @classmethod
@@ -118,10 +140,10 @@ class TrainSpec(_Section):
 
 
 class GenerationSpec(_Section):
-    num_beams: int = Field(3, gt=0)
-    temperature: float = Field(0.7, gt=0)
-    repetition_penalty: float = Field(1.2, gt=0)
-    max_new_tokens: int = Field(128, gt=0)
+    num_beams: int = Field(3, gt=0, le=64)
+    temperature: float = Field(0.7, gt=0, le=100, allow_inf_nan=False)
+    repetition_penalty: float = Field(1.2, gt=0, le=100, allow_inf_nan=False)
+    max_new_tokens: int = Field(128, gt=0, le=32768)
     do_sample: bool = False  # temperature only matters when sampling
 
 
@@ -181,11 +203,30 @@ def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
     return list(getattr(cls, "model_fields", {}).keys())
 
 
-def _format_errors(err: ValidationError, source: str, data: dict | None = None) -> UserError:
+def _default_at(loc: tuple) -> Any:
+    cls: Any = Recipe
+    for part in loc[:-1]:
+        field = getattr(cls, "model_fields", {}).get(part)
+        if field is None:
+            return None
+        cls = field.annotation
+    field = getattr(cls, "model_fields", {}).get(loc[-1]) if loc else None
+    default = getattr(field, "default", None) if field is not None else None
+    return default.value if isinstance(default, Enum) else default
+
+
+def _format_errors(err: ValidationError, source: str, data: dict | None = None,
+                   key_lines: dict[str, int] | None = None) -> UserError:
     lines, hint = [], None
     for e in err.errors():
         loc = tuple(e["loc"])
         path = ".".join(str(p) for p in loc) or "(top level)"
+        at = ""
+        for n in range(len(loc), 0, -1):  # the line of the key (or of its nearest parent) in the file
+            line = (key_lines or {}).get(".".join(str(p) for p in loc[:n]))
+            if line:
+                at = f" (line {line})"
+                break
         if e["type"] == "extra_forbidden":
             parent, key = loc[:-1], str(loc[-1])
             valid = _fields_at(Recipe, parent)
@@ -196,17 +237,21 @@ def _format_errors(err: ValidationError, source: str, data: dict | None = None) 
                 msg += f"; did you mean {prefix + '.' if prefix else ''}{close[0]}?"
             else:
                 hint = f"valid keys{' under ' + prefix if prefix else ''}: {', '.join(valid)}"
-            lines.append(msg)
+            lines.append(msg + at)
         elif e["type"] == "missing":
             lines.append(f"{path}: required in {source} but missing")
         else:
             value = e.get("input")
             shown = repr(value) if not isinstance(value, dict) else "{...}"
-            lines.append(f"{path} = {shown} in {source}: {e['msg'].removeprefix('Value error, ')}")
+            shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(str(value))} characters)"
+            lines.append(f"{path} = {shown} in {source}: {e['msg'].removeprefix('Value error, ')}{at}")
+            default = _default_at(loc)
+            if hint is None and default is not None and not isinstance(default, (list, dict)):
+                hint = f"e.g. {path}={_scalar(default)} (the default)"
     return UserError("\n  ".join(lines), hint=hint)
 
 
-def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
+def recipe_from_dict(data: Any, source: str = "recipe", key_lines: dict[str, int] | None = None) -> Recipe:
     if not isinstance(data, dict):
         raise UserError(f"{source}: a recipe is a YAML mapping (key: value lines), got {type(data).__name__}",
                         hint="start from one of the files in recipes/, e.g. recipes/demo-shapes.yaml")
@@ -214,10 +259,44 @@ def recipe_from_dict(data: Any, source: str = "recipe") -> Recipe:
     try:
         return Recipe.model_validate(data)
     except ValidationError as e:
-        raise _format_errors(e, source, data) from None
+        raise _format_errors(e, source, data, key_lines) from None
 
 
 # ----------------------------------------------------------------------------- YAML
+class _DuplicateKey(Exception):
+    def __init__(self, key, first: int, again: int):
+        self.key, self.first, self.again = key, first, again
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """yaml.SafeLoader that refuses a key given twice in one mapping (plain YAML keeps the last)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen: dict = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            try:
+                key = self.construct_object(key_node, deep=True)
+                first = seen.setdefault(key, key_node.start_mark.line + 1)
+            except TypeError:  # an unhashable key: the base class reports it
+                continue
+            if first != key_node.start_mark.line + 1:
+                raise _DuplicateKey(key, first, key_node.start_mark.line + 1)
+        return super().construct_mapping(node, deep)
+
+
+def _key_lines(node, prefix: str = "", out: dict[str, int] | None = None) -> dict[str, int]:
+    """dotted key -> line number (1-based) of that key in the YAML text."""
+    out = {} if out is None else out
+    if isinstance(node, yaml.MappingNode):
+        for key_node, value_node in node.value:
+            if isinstance(key_node, yaml.ScalarNode):
+                dotted = f"{prefix}{key_node.value}"
+                out.setdefault(dotted, key_node.start_mark.line + 1)
+                _key_lines(value_node, dotted + ".", out)
+    return out
+
 def load_recipe(path: str | Path) -> Recipe:
     path = Path(path)
     if not path.is_file():
@@ -227,8 +306,22 @@ def load_recipe(path: str | Path) -> Recipe:
             hint = f"did you mean {path.parent / near[0]}?" if near else None
         raise UserError(f"recipe file not found: {path}",
                         hint=hint or "list the shipped recipes with: ls recipes/")
+    size = path.stat().st_size
+    if size > MAX_RECIPE_BYTES:
+        raise UserError(f"{path} is {size / 1e6:.1f} MB: too big for a recipe (a recipe is a small YAML file; "
+                        f"the limit is {MAX_RECIPE_BYTES // 1_000_000} MB)",
+                        hint="check the path: this is probably a data file, not a recipe")
+    key_lines: dict[str, int] = {}
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
+        data = yaml.load(text, Loader=_StrictLoader)
+        key_lines = _key_lines(yaml.compose(text, Loader=yaml.SafeLoader))
+    except _DuplicateKey as e:
+        raise UserError(f"{path} line {e.again}: key {e.key!r} is given twice (also on line {e.first}); "
+                        "YAML would silently keep only the last one",
+                        hint=f"delete one of the two {e.key}: lines ({e.first} or {e.again})") from None
+    except yaml.composer.ComposerError as e:  # several documents in one file, or an undefined alias
+        raise UserError(f"{path}: invalid YAML: {e.problem}", hint="a recipe is one YAML document") from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -237,7 +330,7 @@ def load_recipe(path: str | Path) -> Recipe:
                         hint="check the indentation and the colon after each key") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text file (recipes are UTF-8 YAML)") from None
-    return recipe_from_dict(data, str(path))
+    return recipe_from_dict(data, str(path), key_lines)
 
 
 # Short "why" comments written next to settings in saved recipes.

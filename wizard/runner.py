@@ -45,7 +45,9 @@ def cmd_run(args) -> int:
 def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
     """What would run: the resolved recipe (overrides applied), its hash and the memory estimate."""
     from wizard.estimate import estimate_memory, render_estimate
+    from wizard.preflight import local_model_path, preflight
 
+    preflight(recipe, local_model_path(recipe), recipe_path)  # bad devices, impossible sizes, unknown modules
     console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
     console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
     console.print(render_estimate(estimate_memory(recipe)))
@@ -75,7 +77,13 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     from wizard.hub import resolve_model
 
     check_writable_dir(runs_dir or runs.default_runs_dir(), "run folders", hint="choose another with --runs-dir DIR")
+    from wizard.preflight import preflight
+
+    preflight(recipe, recipe_path=recipe_path)  # before a download: devices and memory
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
+    from wizard.preflight import check_target_modules
+
+    check_target_modules(recipe, resolved.path, recipe_path)  # from the config, before the run folder exists
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
     _lock_run(run_dir)  # a new folder (exclusive mkdir): nobody else writes there yet
     console.print(f"run folder: {run_dir}", markup=False)
@@ -336,6 +344,7 @@ def choose_run(runs_dir: str | os.PathLike | None) -> Path:
 
 # ----------------------------------------------------------------------------- runs
 def _runs_table(infos: list[runs.RunInfo], title: str = "Runs"):
+    from rich.markup import escape
     from rich.table import Table
 
     colors = {"completed": "green", "running": "cyan", "failed": "red", "stopped": "yellow", "interrupted": "yellow"}
@@ -344,7 +353,7 @@ def _runs_table(infos: list[runs.RunInfo], title: str = "Runs"):
                          ("started", "left")):
         table.add_column(col, justify=justify, no_wrap=col != "name")
     for r in infos:
-        table.add_row(r.name, f"[{colors.get(r.status, 'white')}]{r.status_text}[/]", _steps(r), _loss(r),
+        table.add_row(escape(r.name), f"[{colors.get(r.status, 'white')}]{r.status_text}[/]", _steps(r), _loss(r),
                       _when(r.started))
     return table
 

@@ -18,6 +18,8 @@ import shlex
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from wizard.console import console, console_err
 from wizard.errors import RunFailed, UserError
 
@@ -233,9 +235,9 @@ def main_menu(args) -> int:
         try:
             ACTIONS[picked](machine)
         except (UserError, RunFailed) as e:  # say what went wrong, then back to the menu
-            console_err.print(f"[bold red]error:[/] {getattr(e, 'message', e)}", highlight=False)
+            console_err.print(f"[bold red]error:[/] {escape(str(getattr(e, 'message', e)))}", highlight=False)
             if getattr(e, "hint", None):
-                console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
+                console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False)
         console.print()
 
 
@@ -256,12 +258,13 @@ def cmd_new(args) -> int:
     recipe = default_recipe(machine)
     path = Path(args.out) if args.out else Path("recipes") / f"{recipe.name}.yaml"
     save_recipe(recipe, path, overwrite=args.force)  # UserError (exit 2) if it exists without --force
-    console.print(f"Wrote {path}: {recipe.model.id}, {recipe.tuning.strategy.value}, {recipe.data.dataset} "
+    console.print(f"Wrote {escape(str(path))}: {escape(recipe.model.id)}, {recipe.tuning.strategy.value}, "
+                  f"{escape(recipe.data.dataset)} "
                   f"(defaults for this machine: {machine.describe()})")
     est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes)
     if est.warning:
-        console.print(f"[yellow]warning: {est.warning}[/]")
+        console.print(f"[yellow]warning: {escape(est.warning)}[/]")
         if est.suggestion:
-            console.print(f"[green]suggestion: {est.suggestion}[/]")
-    console.print(f"Replay it with: caption-wizard run {path}")
+            console.print(f"[green]suggestion: {escape(est.suggestion)}[/]")
+    console.print(f"Replay it with: caption-wizard run {path}", markup=False)
     return 0

@@ -25,6 +25,7 @@ import questionary
 from prompt_toolkit.filters import Condition
 from prompt_toolkit.key_binding import KeyBindings, merge_key_bindings
 from questionary import Separator
+from rich.markup import escape
 
 from wizard.ask.questions import Choice, Question, Walk, notices
 from wizard.console import console
@@ -166,7 +167,7 @@ def run_questions(walk: Walk, *, from_menu: bool) -> bool:
         walk.answer(value)
         note = notices(q, walk.answers, walk.machine)
         if note:
-            console.print(f"[yellow]! {note}[/]")
+            console.print(f"[yellow]! {escape(note)}[/]")
     return True
 
 
@@ -277,7 +278,7 @@ def start_training(recipe, path: Path, machine: Machine) -> int:
     runnable_here = recipe.model.source == "demo" or recipe.launch.devices == "cpu" or bool(machine.gpus)
     answer = ask_confirm("Start training now?", default=runnable_here, can_go_back=False)
     if not answer:
-        console.print(f"Start it later with: caption-wizard run {path}")
+        console.print(f"Start it later with: caption-wizard run {path}", markup=False)
         return 0
     from wizard.runner import start_run
 
@@ -321,7 +322,7 @@ def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False,
             saved = save_interactively(recipe, path, overwrite=force)
             if saved is not None:
                 recipe, path = saved
-                console.print(f"[green]Saved {path}[/]")
-                console.print(f"Replay it any time with: caption-wizard run {path}")
+                console.print(f"[green]Saved {escape(str(path))}[/]")
+                console.print(f"Replay it any time with: caption-wizard run {path}", markup=False)
                 return start_training(recipe, path, machine)
         walk.back()

@@ -268,8 +268,10 @@ def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
             live.stop()
             choice = _ask(f.run_dir) if sys.stdin.isatty() else STOP
             if choice == DETACH:
+                from rich.markup import escape
+
                 console.print(f"detached: training goes on (pid {pid}). Re-attach with: "
-                              f"[bold]caption-wizard watch {f.run_dir}[/]", highlight=False)
+                              f"[bold]caption-wizard watch {escape(str(f.run_dir))}[/]", highlight=False)
                 return False
             if choice == STOP:
                 console.print(_send_sigint(pid), highlight=False)
