@@ -191,3 +191,50 @@ def test_free_space_is_checked_before_each_checkpoint_against_the_last_one(tmp_p
         (disk / "filler").write_bytes(b"\0" * 2_000_000)
         with pytest.raises(DiskFull, match=r"no space left on device \(\d+ MB free in .*checkpoints\)"):
             check_before_save(run_dir, warnings.append)
+
+
+# ----------------------------------------------------------------------------- 2. SIGHUP, the mechanism
+STAND_IN = r"""
+import signal, subprocess, sys, time
+from wizard.stopping import Terminated, on_terminate, track, wait_stopped
+CHILD = "import signal, sys, time; signal.signal(signal.SIGINT, lambda *a: sys.exit(130)); print('ready', flush=True); time.sleep(60)"
+with on_terminate():
+    proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, start_new_session=True)
+    track(proc)
+    print(proc.pid, flush=True)
+    proc.stdout.readline()
+    try:
+        print("following", flush=True)
+        time.sleep(60)
+    except Terminated:
+        sys.exit(wait_stopped(proc, "RUN"))
+"""
+
+
+def test_sighup_to_the_front_end_stops_its_own_session_child_and_exits_130():
+    proc = subprocess.Popen([str(Path(CLI).parent / "python"), "-c", STAND_IN], cwd=ROOT, env=train_env(),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    child = int(proc.stdout.readline())
+    assert proc.stdout.readline().strip() == "following"
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=30) == 130, proc.stderr.read()
+    assert "SIGHUP: stopping the training" in proc.stderr.read()
+    assert not _alive(child)
+
+
+# ----------------------------------------------------------------------------- 10. export --out/--force
+def test_export_force_replaces_only_an_earlier_export(tmp_path, demo_run):
+    here = run_cli("export", str(demo_run), "--out", ".", "--force", cwd=tmp_path)
+    assert here.returncode == 2 and "would replace the current folder" in here.stderr
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me", encoding="utf-8")
+    refused = run_cli("export", str(demo_run), "--out", str(mine), "--force")
+    assert refused.returncode == 2, refused.stderr
+    assert "not deleting it" in " ".join(refused.stderr.split()) and "Traceback" not in refused.stderr
+    assert (mine / "notes.txt").read_text(encoding="utf-8") == "keep me"
+    out = tmp_path / "export"
+    assert run_cli("export", str(demo_run), "--out", str(out)).returncode == 0
+    again = run_cli("export", str(demo_run), "--out", str(out), "--force")
+    assert again.returncode == 0, again.stderr
+    assert (out / "caption-wizard-export.json").is_file() and (out / "adapter_config.json").is_file()
