@@ -211,8 +211,10 @@ def _default_at(loc: tuple) -> Any:
             return None
         cls = field.annotation
     field = getattr(cls, "model_fields", {}).get(loc[-1]) if loc else None
-    default = getattr(field, "default", None) if field is not None else None
-    return default.value if isinstance(default, Enum) else default
+    if field is None or field.is_required():
+        return None
+    default = field.default.value if isinstance(field.default, Enum) else field.default
+    return default if isinstance(default, (bool, int, float, str)) else None  # scalars only
 
 
 def _format_errors(err: ValidationError, source: str, data: dict | None = None,
