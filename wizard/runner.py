@@ -271,6 +271,9 @@ def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
                         f"cannot change this:\n  " + "\n  ".join(plan.refused),
                         hint=f"undo the edit to resume, or start a new run with: caption-wizard run "
                              f"{run_dir / runs.RECIPE_FILE}")
+    from wizard.preflight import check_devices
+
+    check_devices(plan.recipe, run_dir / runs.RECIPE_FILE)  # an edited launch.devices must exist here
     checkpoint = info.last_checkpoint()
     where = f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]})" if checkpoint else "the start (no checkpoint yet)"
     console.print(f"resuming {run_dir.name} from {where}", markup=False)
