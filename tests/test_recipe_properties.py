@@ -27,13 +27,14 @@ KEYS = ["name", "schema_version", "task", "model.id", "model.source", "data.data
         "train.max_target_length", "generation.num_beams", "generation.temperature", "launch.devices",
         "train", "data", "tuning.lora", "trian.epochs", "extra"]
 
+tricky = st.text(alphabet=st.sampled_from(list("[]/ab=.:_-1 ")), max_size=12)  # markup, dotted keys
 scalars = st.one_of(
     st.none(), st.booleans(),
     st.integers(min_value=-2**70, max_value=2**70),
     st.floats(allow_nan=True, allow_infinity=True),
     st.sampled_from(["", "auto", "cpu", "qlora", "full", "[/x]", "[bold]w", "1e400", ".inf", "true", "0x10",
                      "demo/tiny-qwen2-vl-shapes", "../../etc/passwd", "名字", "a" * 300]),
-    st.text(max_size=12),
+    st.text(max_size=12), tricky,
 )
 values = st.recursive(scalars, lambda inner: st.one_of(st.lists(inner, max_size=3),
                                                          st.dictionaries(st.text(max_size=6), inner, max_size=3)),
@@ -58,7 +59,7 @@ def _yaml_text(value) -> str:
 edits = st.lists(st.tuples(st.sampled_from(KEYS), values), max_size=3)
 overrides = st.lists(st.one_of(
     st.builds(lambda k, v: f"{k}={_yaml_text(v)}", st.sampled_from(KEYS), values),
-    st.text(max_size=20),
+    st.text(max_size=20), tricky,
 ), max_size=3)
 garbage = st.one_of(st.none(), st.text(max_size=40))  # sometimes the file is not YAML at all
 

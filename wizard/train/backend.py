@@ -30,8 +30,13 @@ def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     run_dir = Path(args.run_dir)
     rank0 = int(os.environ.get("RANK", "0")) == 0  # several GPUs (torchrun): only rank 0 writes the run
-    held = _hold_run_lock(run_dir) if rank0 else None  # noqa: F841 - held (open) for the life of the process
-    if held == "busy":
+    from wizard.fsutil import AlreadyLocked
+
+    try:
+        held = _hold_run_lock(run_dir) if rank0 else None  # noqa: F841 - held (open) for the life of the process
+    except AlreadyLocked as e:  # another process trains this run: write nothing
+        print(f"error: {run_dir} is already running (pid {e.pid}); this process writes nothing", file=sys.stderr,
+              flush=True)
         return 2
     if rank0:  # first thing: `runs` sees us alive. Under torchrun its agent, our parent, gets the signals
         runs.write_state(run_dir, pid=os.getppid() if "LOCAL_RANK" in os.environ else os.getpid(), status="running")
@@ -53,18 +58,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _hold_run_lock(run_dir: Path):
     """The run folder's exclusive lock (wizard.fsutil.FolderLock), taken before anything is written:
-    inherited from the front end, or taken here. "busy" when another process holds it."""
-    from wizard.fsutil import AlreadyLocked, FolderLock
+    inherited from the front end, or taken here; AlreadyLocked when another process holds it."""
+    from wizard.fsutil import FolderLock
 
     if "LOCAL_RANK" in os.environ and FolderLock.ENV in os.environ:
         return None  # under torchrun: its agent, our parent, got the front end's lock and holds it
-    try:
-        lock = FolderLock.inherited(run_dir)
-    except AlreadyLocked as e:
-        print(f"error: {run_dir} is already running (pid {e.pid}); this process writes nothing", file=sys.stderr,
-              flush=True)
-        return "busy"
-    return lock
+    return FolderLock.inherited(run_dir)
 
 
 # ----------------------------------------------------------------------------- the recipe
@@ -325,8 +324,8 @@ def _finish(run_dir: Path, recipe, recorder, events, trainer, adapter: Path) -> 
 
 def _fail(recorder, error: Exception) -> int:
     from wizard.errors import UserError
-    from wizard.train.diskspace import DiskFull
     from wizard.fsutil import is_disk_full
+    from wizard.train.diskspace import DiskFull
     from wizard.train.trainer import NonFiniteLoss
 
     if not isinstance(error, DiskFull) and is_disk_full(error):  # e.g. events.jsonl or a log line
