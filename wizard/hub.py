@@ -744,10 +744,12 @@ def cmd_download(args) -> int:
     how = (f"downloaded {_fmt(snap.downloaded)} in {time.monotonic() - started:.1f} s"
            if snap.downloaded else "already in the cache (no download)")
     revision = snap.requested if snap.revision == snap.requested else f"{snap.requested} ({snap.revision})"
-    console.print(f"[green]✓[/] {snap.repo_id}: {how}")
-    console.print(f"  revision  {revision}")
-    console.print(f"  files     {len(snap.files)} ({_fmt(snap.total_size)})")
-    console.print(f"  path      {snap.path}", soft_wrap=True)
+    from rich.markup import escape
+
+    console.print(f"[green]✓[/] {escape(snap.repo_id)}: {how}")
+    console.print(f"  revision  {revision}", markup=False)
+    console.print(f"  files     {len(snap.files)} ({_fmt(snap.total_size)})", markup=False)
+    console.print(f"  path      {snap.path}", soft_wrap=True, markup=False)
     return 0
 
 
