@@ -18,7 +18,7 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,16 +51,27 @@ class ModelSpec(_Section):
     revision: str = "master"
 
 
+class DataColumns(_Section):
+    """Which columns hold the image and the caption, for a CSV/JSONL/JSON file with other names
+    (like ms-swift --columns and LLaMA-Factory's columns). Unset: found by their usual names."""
+    image: str | None = Field(None, min_length=1)  # a path (relative to the file or data.image_dir), URL or base64
+    caption: str | None = Field(None, min_length=1)  # a caption, or a list of captions
+
+
 class DataSpec(_Section):
     dataset: str = Field(min_length=1)
     subset: str | None = None
-    format: Literal["auto", "imagefolder", "coco", "messages", "hf", "shapes", "m3it", "coco_csv"] = "auto"
+    format: Literal["auto", "imagefolder", "coco", "messages", "hf", "shapes", "m3it", "coco_csv",
+                    "karpathy", "blip", "flickr", "coco_cn", "aic", "table", "webdataset",
+                    "llama_factory"] = "auto"
     prompt: str | None = None  # None: the task's default prompt in `language`
     language: Literal["en", "zh"] = "en"
     eval_fraction: float = Field(0.02, ge=0.0, lt=1.0)
     max_pixels: int = Field(401408, gt=0)  # caps image tokens: the usual cause of VLM OOM
     min_pixels: int = Field(3136, gt=0)
     max_samples: int | None = Field(None, gt=0)
+    columns: DataColumns | None = None  # table formats: {image: img, caption: text}
+    image_dir: str | None = None  # where the images are, when not next to the caption file (COCO-CN: the COCO folder)
 
     @model_validator(mode="after")
     def _pixels_order(self):
@@ -178,6 +189,7 @@ def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
         if field is None:
             return []
         cls = field.annotation
+        cls = next((a for a in get_args(cls) if hasattr(a, "model_fields")), cls)  # `X | None` -> X
     return list(getattr(cls, "model_fields", {}).keys())
 
 

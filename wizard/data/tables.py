@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from wizard.data.adapters import CAPTION_COLUMNS, ReadResult, Row, caption_values, pick_caption_key
+from wizard.data.adapters import CAPTION_COLUMNS, MULTI_IMAGE, ReadResult, Row, caption_values, pick_caption_key
 from wizard.data.examples import RowProblem, image_from_string
 from wizard.errors import UserError
 
@@ -140,7 +140,7 @@ def _image_value(value: Any, base: Path) -> tuple[Any, str | None]:
         raise RowProblem("no image (empty cell)")
     if isinstance(value, list):
         if len(value) != 1:
-            raise RowProblem("no image" if not value else f"{len(value)} images (a caption example has one)")
+            raise RowProblem("no image" if not value else f"{MULTI_IMAGE} ({len(value)} images; a caption example has one)")
         return _image_value(value[0], base)
     if isinstance(value, dict):
         name = os.path.basename(value["path"]) if value.get("path") else None
