@@ -14,7 +14,6 @@ relative to the folder find_image_root picks (data.image_dir when set).
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 from typing import Any, Iterator
 
