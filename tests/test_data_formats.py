@@ -14,7 +14,7 @@ from tests.conftest import ROOT
 from tests.fixtures_data import caption, write_png
 from tests.fixtures_formats import SAMPLES, mllm_demo_multi_turn, other_columns
 from wizard.data import load_caption_set, load_image
-from wizard.data.detect import sniff
+from wizard.data.detect import WHY, locate, sniff
 from wizard.errors import UserError
 from wizard.recipe import DataSpec, load_recipe
 
@@ -41,6 +41,7 @@ def test_format_is_detected_and_read_with_the_right_counts(tmp_path, name):
         assert len(cs.eval) == sample.eval and any("split from" in i for i in r.info)
     for ex in cs.examples:
         assert load_image(ex).size == (6, 6) and ex.captions
+    assert WHY[sample.format] in locate(spec(sample.path, **sample.spec)).why  # what the data check shows
     forced = load(sample.path, format=sample.format, **sample.spec)  # the name works in data.format too
     assert forced.fingerprint == cs.fingerprint and not forced.report.detected
 
@@ -152,6 +153,18 @@ def test_unknown_jsonl_keys_are_listed(tmp_path):
         load(path)
     assert "keys picture_file, words" in e.value.message
     assert "{image: picture_file, caption: words}" in e.value.hint
+
+
+def test_data_columns_also_name_parquet_columns(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    for i in range(3):
+        write_png(tmp_path / "pq" / f"{i}.jpg", i)
+    pq.write_table(pa.table({"pic": [f"{i}.jpg" for i in range(3)], "words": [caption(2 * i) for i in range(3)],
+                             "caption": ["wrong"] * 3}), tmp_path / "pq" / "train.parquet")
+    cs = load(tmp_path / "pq", columns={"image": "pic", "caption": "words"})
+    assert cs.report.format == "hf" and {e.captions[0] for e in cs.examples} == {caption(2 * i) for i in range(3)}
 
 
 def test_data_columns_is_typed_in_the_recipe():

@@ -65,6 +65,19 @@ class Located:
     format: str
     path: Path | None  # the file (or folder, for hf) to read; None: built in / to download
     detected: bool  # found by auto-detection (not set in data.format)
+    why: str = ""  # what decided it, for the data check: "dataset_coco.json: images[] with filename/split/sentences"
+
+
+# What auto-detection saw, per format (Located.why).
+WHY = {"imagefolder": "a metadata file with a file_name column", "coco": "a JSON object with images + annotations",
+       "karpathy": "a JSON object whose images[] carry filename/split/sentences (a Karpathy split file)",
+       "blip": "a JSON array of {image, caption} records (BLIP/LAVIS)", "aic": "a JSON array of {url, image_id, "
+       "caption} records (AI Challenger)", "flickr": "lines IMAGE.jpg#N<TAB>caption (a Flickr token file)",
+       "coco_cn": "lines COCO_..._ID#N<TAB>caption (COCO-CN)", "table": "a table with an image and a caption column",
+       "webdataset": ".tar shards", "messages": "chat records (messages, conversations, query/response, alpaca)",
+       "llama_factory": "a LLaMA-Factory dataset_info.json", "hf": "a datasets folder or parquet files",
+       "m3it": "a copy of AI-ModelScope/M3IT (data/captioning/)", "coco_csv": "modelscope/coco_2014_caption CSV files",
+       "shapes": "the built-in demo set"}
 
 
 def search_dirs(base_dir: str | Path | None) -> list[Path]:
@@ -94,7 +107,7 @@ def locate(spec, base_dir: str | Path | None = None) -> Located:
                         hint="set data.format=auto (or the format of your data) to read data.dataset; "
                              "data.dataset=shapes is the demo set")
     if fmt == "shapes" or (auto and spec.dataset == DEMO_DATASET_ID):
-        return Located("shapes", None, auto)
+        return Located("shapes", None, auto, WHY["shapes"])
     path = resolve_path(spec.dataset, base_dir)
     if path is None:
         known = [d for d in DATASETS if d.id == spec.dataset and d.source == "modelscope"]
@@ -105,15 +118,16 @@ def locate(spec, base_dir: str | Path | None = None) -> Located:
             return Located(fmt, path, False)
         if auto and known:
             match = next((d for d in known if d.subset == spec.subset), known[0])
-            return Located(match.format, None, True)
+            return Located(match.format, None, True, f"{spec.dataset} is in the catalog as {match.format}")
         raise _not_found(spec.dataset, base_dir)
-    if auto:
-        fmt, path = detect(path, spec.subset, columns=spec.columns is not None)
-        if spec.columns is not None and fmt in ("imagefolder", "blip", "aic"):
-            return Located("table", pick_file(fmt, path, spec.subset), True)  # the columns say how to read it
-    else:
+    if not auto:
         _check_forced(spec, path)
-    return Located(fmt, pick_file(fmt, path, spec.subset), auto)
+        return Located(fmt, pick_file(fmt, path, spec.subset), False, "set in data.format")
+    fmt, path = detect(path, spec.subset, columns=spec.columns is not None)
+    file = pick_file(fmt, path, spec.subset)
+    if spec.columns is not None and fmt in ("imagefolder", "blip", "aic"):
+        return Located("table", file, True, f"{file.name}: a table read with data.columns")
+    return Located(fmt, file, True, f"{file.name}: {WHY.get(fmt, fmt)}")
 
 
 def _check_forced(spec, path: Path) -> None:
@@ -365,7 +379,7 @@ def pick_file(fmt: str, path: Path, subset: str | None) -> Path:
     files = [f for f in _caption_files(path) if sniff(f, fmt == "table") == fmt]
     if not files:
         raise UserError(f"no {fmt} caption file in {path}", hint=FORMATS_HINT)
-    for drop in ("lemma",):  # Flickr8k.lemma.token.txt: lemmatized words, not captions
+    for drop in ("lemma", "bosonseg", "tokenized"):  # Flickr8k.lemma.token.txt, segmented copies: not captions
         files = [f for f in files if drop not in f.name.lower()] or files
     for prefer in ("human-written", "captions"):  # COCO-CN's own sentences; COCO's captions_*.json
         files = [f for f in files if prefer in f.name.lower()] or files

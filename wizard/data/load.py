@@ -64,7 +64,7 @@ def _read(located: Located, spec, base_dir, console) -> ReadResult:
     if fmt == "hf":
         from wizard.data.tables import read_hf
 
-        return read_hf(path, spec.subset, spec.language)
+        return read_hf(path, spec.subset, spec.language, spec.columns)
     from wizard.data import builtin
 
     if fmt == "shapes":
