@@ -104,6 +104,9 @@ def test_forced_format_that_does_not_fit_the_data_is_an_error(tmp_path):
     assert "data.format='coco' contradicts data.dataset=" in e.value.message and "webdataset" in e.value.message
     with pytest.raises(UserError, match="contradicts"):
         load("AI-ModelScope/M3IT", format="coco_csv", subset="coco-cn")
+    captions = SAMPLES["captions_txt"](tmp_path)
+    with pytest.raises(UserError, match="data.format='m3it' contradicts .* holds table data"):
+        load(captions.path, format="m3it", subset="coco-cn")  # a wizard recipe with data.dataset overridden
 
 
 def test_shipped_recipes_say_auto_and_the_demo_still_reads_shapes():

@@ -139,8 +139,8 @@ def _check_forced(spec, path: Path) -> None:
         return  # we cannot tell: trust the recipe
     if found == spec.format or found in READS_ALSO.get(spec.format, ()):
         return
-    if path.is_dir():
-        try:
+    if path.is_dir() and spec.format not in ("m3it", "coco_csv", "webdataset", "llama_factory"):  # these read
+        try:                                                                   # the folder as a whole
             pick_file(spec.format, path, spec.subset)
             return  # the forced format has its own file there
         except UserError:
