@@ -98,9 +98,11 @@ def read_tokens(path: Path, spec, base_dirs: list[Path], fmt: str = "flickr") ->
     coco_ids = fmt == "coco_cn" or (keys and all(_COCO_ID.match(k) for k in keys[:20]))
     relative = [_coco_file(k, nested=True) for k in keys] if coco_ids else keys
     root = find_image_root(path, relative[:200], spec.image_dir, base_dirs, required=False)
-    if root is None and coco_ids:  # all images in one folder?
-        relative = [_coco_file(k, nested=False) for k in keys]
-        root = find_image_root(path, relative[:200], spec.image_dir, base_dirs, required=False)
+    if coco_ids:  # a COCO folder holds train2014/ and val2014/; some people keep all images in one folder
+        flat = [_coco_file(k, nested=False) for k in keys]
+        flat_root = root if spec.image_dir else find_image_root(path, flat[:200], None, base_dirs, required=False)
+        if flat_root is not None and _hits(flat_root, flat) > (_hits(root, relative) if root else 0):
+            root, relative = flat_root, flat
     if root is None:
         raise UserError(f"cannot find the images of {path}: looked for {relative[0]!r} near it",
                         hint="set data.image_dir to " + ("your COCO folder (the one holding train2014/ and "
@@ -125,6 +127,10 @@ def read_tokens(path: Path, spec, base_dirs: list[Path], fmt: str = "flickr") ->
         info.append(f"split from {', '.join(list_names)}: {len(train_names):,} train images, "
                     f"{len(test_names):,} held out; {dropped:,} rows of other images not used")
     return ReadResult(rows, path, root, info=info, held_out=held)
+
+
+def _hits(root: Path, names: list[str]) -> int:
+    return sum((root / n).is_file() for n in names[:20])
 
 
 def _coco_file(key: str, nested: bool) -> str:
