@@ -115,7 +115,7 @@ def locate(spec, base_dir: str | Path | None = None) -> Located:
             raise _contradiction(spec, f"the ModelScope dataset {spec.dataset} is read as {known[0].format}",
                                  known[0].format)
         if fmt in ("m3it", "coco_csv"):
-            return Located(fmt, path, False)
+            return Located(fmt, path, False, "set in data.format")
         if auto and known:
             match = next((d for d in known if d.subset == spec.subset), known[0])
             return Located(match.format, None, True, f"{spec.dataset} is in the catalog as {match.format}")
