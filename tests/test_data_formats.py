@@ -19,6 +19,11 @@ from wizard.errors import UserError
 from wizard.recipe import DataSpec, load_recipe
 
 
+@pytest.fixture(autouse=True)
+def _cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # unpacked shards, fetched images
+
+
 def spec(dataset, **kw) -> DataSpec:
     kw.setdefault("eval_fraction", 0.2)
     return DataSpec(dataset=str(dataset), **kw)
@@ -65,6 +70,19 @@ def test_karpathy_detection_reads_only_the_head_of_a_huge_one_line_file(tmp_path
     big.write_text(text[: len(text) // 2], encoding="utf-8")  # cut in half: parsing it all would fail
     assert len(text) > 1_000_000 and "\n" not in text
     assert sniff(big) == "karpathy"
+
+
+def test_webdataset_shards_are_unpacked_once(tmp_path):
+    sample = SAMPLES["webdataset"](tmp_path)
+    first = load(sample.path)
+    unpacked = sorted((tmp_path / "xdg-cache" / "caption-wizard" / "webdataset").rglob("*.*"))
+    assert len([p for p in unpacked if p.suffix in (".jpg", ".png")]) == 6
+    assert {e.id for e in first.examples} == {f"{s:03d}{i:05d}" for s in range(2) for i in range(3)}
+    index = [p for p in unpacked if p.name == "index.json"]
+    assert len(index) == 2
+    mtimes = [p.stat().st_mtime_ns for p in index]
+    assert load(sample.path).fingerprint == first.fingerprint
+    assert [p.stat().st_mtime_ns for p in index] == mtimes  # a second run reads the index, unpacks nothing
 
 
 def test_coco_cn_needs_the_coco_folder_and_says_which_key(tmp_path):

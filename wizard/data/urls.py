@@ -24,11 +24,14 @@ WORKERS = 16  # parallel requests: image hosts answer slowly, not heavily
 TIMEOUT = 20.0  # seconds per request
 
 
+def cache_home() -> Path:
+    """caption-wizard's cache folder: $XDG_CACHE_HOME/caption-wizard (default ~/.cache/caption-wizard)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "caption-wizard"
+
+
 def image_cache_dir() -> Path:
     explicit = os.environ.get("CAPTION_WIZARD_IMAGE_CACHE")
-    if explicit:
-        return Path(explicit).expanduser()
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "caption-wizard" / "images"
+    return Path(explicit).expanduser() if explicit else cache_home() / "images"
 
 
 def cached_path(cache: Path, url: str) -> Path:
