@@ -57,6 +57,8 @@ def fetch_images(result: ReadResult, console=None, *, workers: int = WORKERS, ti
                 row.image, row.problem = None, f"image not fetched: {url} ({errors[url]})"
             else:
                 row.image = cached_path(cache, url)
+    if result.held_out:  # a file's own split named the URLs: name the cached files instead
+        result.held_out = {cached_path(cache, str(im)) if isinstance(im, ImageUrl) else im for im in result.held_out}
     fetched = len(missing) - len(errors)
     result.info.append(f"{len(todo):,} image URLs: {fetched:,} downloaded, {len(todo) - len(missing):,} already "
                        f"in {cache}" + (f", {len(errors):,} could not be fetched" if errors else ""))
