@@ -3,8 +3,8 @@
     cs = load_caption_set(recipe.data, seed=recipe.train.seed)
     cs.train, cs.eval, cs.report.lines(), cs.fingerprint
 
-Steps: find the data and its format (detect.py) -> read rows (adapters.py, tables.py, builtin.py)
--> check every image once and drop bad rows, counting them -> merge rows of the same image
+Steps: find the data and its format (detect.py) -> read rows (adapters.py, tables.py, builtin.py,
+formats.py) -> fetch image URLs into the cache (urls.py) -> check every image once and drop bad rows, counting them -> merge rows of the same image
 -> cap (data.max_samples) and split by a seeded hash of each image's id -> fingerprint.
 """
 
@@ -21,10 +21,10 @@ from PIL import Image
 
 from wizard.data.adapters import ReadResult, Row, read_coco, read_imagefolder, read_messages
 from wizard.data.detect import Located, locate, search_dirs
-from wizard.data.formats import EXPLAIN, READERS
-from wizard.data.urls import fetch_images
 from wizard.data.examples import (BadRow, CaptionSet, DataReport, Example, check_image_bytes, check_image_file,
                                   guess_language, image_digest)
+from wizard.data.formats import EXPLAIN, READERS
+from wizard.data.urls import fetch_images
 from wizard.errors import UserError
 
 MAX_BAD_FRACTION = 0.05  # more bad rows than this: stop, the data is probably not what the user meant
