@@ -3,10 +3,9 @@
     cs = load_caption_set(recipe.data, seed=recipe.train.seed)
     cs.train, cs.eval, cs.report.lines(), cs.fingerprint
 
-Steps: find the data and its format (detect.py) -> read rows (adapters.py, tables.py, builtin.py,
-formats.py) -> fetch image URLs into the cache (urls.py) -> check every image once and drop bad rows,
-counting them -> merge rows of the same image -> cap (data.max_samples) and split by a seeded hash
-of each image's id, or by the file's own split (Karpathy test) -> fingerprint.
+Steps: find the data and its format (detect.py) -> read rows (adapters.py, tables.py, builtin.py)
+-> check every image once and drop bad rows, counting them -> merge rows of the same image
+-> cap (data.max_samples) and split by a seeded hash of each image's id -> fingerprint.
 """
 
 from __future__ import annotations
