@@ -51,9 +51,17 @@ def describe_unknown(path: Path) -> tuple[str, str]:
         if isinstance(rec, dict) or stripped.startswith("{"):
             keys = re.findall(r'^\s{0,4}"([^"]+)"\s*:', stripped, re.M)[:12] or \
                 (list(rec) if isinstance(rec, dict) else re.findall(r'"([^"]+)"\s*:', stripped[:2000])[:12])
-            hint = ("closest supported formats: coco (lists 'images' [{id, file_name}] and 'annotations' "
-                    "[{image_id, caption}]) or karpathy (images [{filename, split, sentences: [{raw}]}])"
-                    if "images" in keys else _GENERAL)
+            nested = next((k for k, v in rec.items() if isinstance(v, list) and v and isinstance(v[0], dict)),
+                          None) if isinstance(rec, dict) else None
+            if "images" in keys:
+                hint = ("closest supported formats: coco (lists 'images' [{id, file_name}] and 'annotations' "
+                        "[{image_id, caption}]) or karpathy (images [{filename, split, sentences: [{raw}]}])")
+            elif nested:
+                first = rec[nested][0]
+                hint = (f"its records are under {nested!r}: write them out as a JSON array (or JSON Lines) of "
+                        f"records; then {column_guess(path, list(first), first)}")
+            else:
+                hint = _GENERAL
             return f"a JSON object with keys {', '.join(dict.fromkeys(keys))}", hint
     lines = [ln for ln in text.splitlines() if ln.strip()][:2]
     if not lines:
