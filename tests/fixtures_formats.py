@@ -140,8 +140,8 @@ def aic(root: Path) -> Sample:
 
 
 def coco_cn(root: Path) -> Sample:
-    """COCO-CN: coco-cn/imageid.human-written-caption.txt (COCO_val2014_...#0<TAB>句子) with the split
-    lists; the images live in the user's COCO folder (mscoco/train2014, mscoco/val2014): data.image_dir."""
+    """COCO-CN (coco-cn-version1805v1.1): imageid.human-written-caption.txt (COCO_val2014_...#0<TAB>句子)
+    beside its word-segmented copy, the tags, a translated file and the split lists; the images live in the user's COCO folder (mscoco/train2014, mscoco/val2014): data.image_dir."""
     coco = root / "datasets" / "mscoco"
     ids = [f"COCO_val2014_{i:012d}" for i in range(4)] + [f"COCO_train2014_{i:012d}" for i in range(4, 6)]
     lines = []
@@ -152,6 +152,8 @@ def coco_cn(root: Path) -> Sample:
     top.mkdir()
     (top / "imageid.human-written-caption.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     (top / "imageid.manually-translated-caption.txt").write_text(f"{ids[0]}#0\t翻译的句子\n", encoding="utf-8")
+    (top / "imageid.human-written-caption.bosonseg.txt").write_text(f"{ids[0]}#0\t一 只 猫\n", encoding="utf-8")
+    (top / "imageid.human-written-tags.txt").write_text(f"{ids[0]} 猫 桌子\n", encoding="utf-8")
     (top / "coco-cn_train.txt").write_text("\n".join(ids[:4]) + "\n", encoding="utf-8")
     (top / "coco-cn_val.txt").write_text(ids[4] + "\n", encoding="utf-8")
     (top / "coco-cn_test.txt").write_text(ids[5] + "\n", encoding="utf-8")
