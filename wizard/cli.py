@@ -131,6 +131,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--max-batch-size", type=int, default=8, help="requests captioned together (1: no batching)")
     s.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
     s.add_argument("--model-name", default=None, help="the model name clients use (default: the run's name)")
+    s.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 32)")
+    s.add_argument("--max-image-megapixels", type=float, default=None, help="largest image (default 50)")
     return p
 
 
