@@ -257,3 +257,35 @@ def test_serving_a_run_uses_its_adapter_and_prompt(demo_run):
         assert any("\u4e00" <= ch <= "\u9fff" for ch in caption), caption  # the run learned Chinese captions
     finally:
         s.stop()
+
+
+def test_batcher_groups_by_settings_and_survives_a_failing_batch():
+    from wizard.recipe import GenerationSpec
+    from wizard.serve.batching import Batcher
+
+    calls = []
+    gate = threading.Event()
+
+    def caption(images, generation, prompt):
+        gate.wait(10)  # hold the first batch so the rest queue up behind it
+        calls.append((list(images), generation.num_beams, prompt))
+        if "boom" in images:
+            raise RuntimeError("CUDA out of memory")
+        return [f"{prompt}:{im}" for im in images]
+
+    b = Batcher(caption, max_batch_size=3, wait_s=0.0)
+    g1, g2 = GenerationSpec(num_beams=1), GenerationSpec(num_beams=2)
+    first = b.submit("a", g1, "p")
+    time.sleep(0.2)  # the worker has taken "a" and waits at the gate
+    rest = [b.submit(im, g, "p") for im, g in (("b", g1), ("c", g2), ("d", g1), ("e", g1), ("boom", g1))]
+    gate.set()
+    assert first.result(10) == "p:a"
+    assert [f.result(10) for f in rest[:3]] == ["p:b", "p:c", "p:d"]
+    for f in rest[3:]:  # "e" shared the failing batch: every request in it gets the error
+        with pytest.raises(RuntimeError, match="out of memory"):
+            f.result(10)
+    assert b.submit("f", g1, "q").result(10) == "q:f"  # the worker lives on
+    assert calls[0] == (["a"], 1, "p")
+    assert calls[1:4] == [(["b", "d"], 1, "p"), (["c"], 2, "p"), (["e", "boom"], 1, "p")]  # split by settings
+    assert b.stats.largest_batch == 2 and b.stats.requests == 7
+    b.close()
