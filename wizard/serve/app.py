@@ -39,8 +39,12 @@ class TransformersEngine:
         self.generation, self.prompt = captioner.generation, captioner.prompt
         self.batcher = Batcher(self._caption, max_batch_size=max_batch_size, wait_s=wait_s)
 
-    def _caption(self, images: list, generation, prompt: str) -> list[str]:
-        return self.captioner.caption(images, generation, prompt, batch_size=len(images))
+    def _caption(self, images: list, generation, prompt: str) -> list[dict]:
+        """Runs in the batcher's thread, which alone touches the model and the tokenizer (a fast tokenizer
+        used from two threads at once can fail with "Already borrowed")."""
+        captions = self.captioner.caption(images, generation, prompt, batch_size=len(images))
+        return [{"caption": c, "completion_tokens": self.count_tokens(c),
+                 "prompt_tokens": self.prompt_tokens(im, prompt)} for im, c in zip(images, captions)]
 
     def submit(self, image, generation, prompt: str):
         return self.batcher.submit(image, generation, prompt)
@@ -219,9 +223,8 @@ def create_app(engine, *, model_name: str, api_key: str | None = None, max_body_
         except BadRequest as e:
             return fail(e)
         prompt = prompt or engine.prompt
-        caption = await asyncio.wrap_future(engine.submit(image, generation, prompt))
-        completion = engine.count_tokens(caption)
-        prompt_tokens = engine.prompt_tokens(image, prompt)
+        result = await asyncio.wrap_future(engine.submit(image, generation, prompt))
+        caption, completion, prompt_tokens = result["caption"], result["completion_tokens"], result["prompt_tokens"]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
             "model": model_name,
