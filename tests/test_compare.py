@@ -87,3 +87,25 @@ def test_cli_refuses_one_run_and_non_runs(tmp_path, cli):
     assert res.returncode == 2 and "at least two run folders" in res.stderr
     res = cli("compare", str(a), str(tmp_path / "nope"))
     assert res.returncode == 2 and "run folder not found" in res.stderr
+
+
+def test_the_menus_runs_entry_offers_compare(tmp_path):
+    import time
+
+    import pexpect
+
+    from tests.test_wizard_pty import CTRL_C, DOWN, ENTER, Screen, spawn
+
+    two_runs(tmp_path)
+    child = spawn(cwd=tmp_path)
+    s = Screen(child)
+    time.sleep(1)  # an arrow key sent while the menu starts up can be lost: wait, then check each move
+    s.at("What do you want to do?", DOWN).at("» Resume a run", DOWN).at("» Replay a recipe", DOWN)
+    s.at("» Runs", ENTER)
+    s.at("Compare runs?", "y")
+    s.at("Compare which runs?", " ", DOWN, " ", ENTER)
+    s.at("recipe keys that differ (3)")
+    s.at("wrote compare-loss.png")
+    s.at("What do you want to do?", CTRL_C)  # back at the menu (pointer on Runs); Ctrl-C leaves
+    child.expect(pexpect.EOF)
+    assert (tmp_path / "compare-loss.png").stat().st_size > 1000
