@@ -56,7 +56,12 @@ def cmd_serve(args) -> int:
         raise UserError(f"--batch-wait-ms {args.batch_wait_ms}: not negative")
     engine = _engine(args.engine)
     if engine == "vllm":
-        return serve_vllm(args, api_key, console)
+        try:
+            return serve_vllm(args, api_key, console)
+        except UserError as e:
+            if args.engine == "vllm":
+                raise
+            console_err.print(f"[yellow]not using vLLM:[/] {e.message}; serving with transformers", soft_wrap=True)
     try:
         import uvicorn
 
