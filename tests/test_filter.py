@@ -9,19 +9,19 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
+from tests.conftest import ROOT
 from tests.hubserver import serve_folder_as_model
 from wizard.data import load_caption_set
 from wizard.errors import UserError
 from wizard.recipe import DataSpec, apply_overrides, load_recipe
-from tests.conftest import ROOT
 
 WORDS = "a red blue green circle square star on background white black".split()
 
 
 def tiny_chinese_clip(folder: Path) -> Path:
+    import torch
     from transformers import (BertTokenizer, ChineseCLIPConfig, ChineseCLIPImageProcessor, ChineseCLIPModel,
                               ChineseCLIPProcessor)
-    import torch
 
     folder.mkdir(parents=True)
     vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, "红", "蓝", "色", "圆", "形"]

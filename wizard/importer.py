@@ -536,7 +536,7 @@ def _caption_room(imp: Imported) -> None:
     capped by data.max_pixels): the room the source left for the caption is its cap minus the largest
     image's tokens and the prompt's."""
     from wizard.catalog import model_info
-    from wizard.recipe import DataSpec, TrainSpec
+    from wizard.recipe import DataSpec
 
     total = imp.recipe["train"].get("max_target_length")
     if total is None:
