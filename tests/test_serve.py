@@ -121,6 +121,8 @@ def test_generation_settings_per_request(server, tmp_path):
     assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 2
     with pytest.raises(openai.BadRequestError, match="num_beams 0"):
         ask(client, str(path), extra_body={"num_beams": 0})
+    with pytest.raises(openai.BadRequestError, match="num_beams 100: at most 16"):
+        ask(client, str(path), extra_body={"num_beams": 100})
     with pytest.raises(openai.BadRequestError, match="streaming is not supported"):
         ask(client, str(path), stream=True)
 

@@ -25,6 +25,8 @@ from wizard.serve.images import BadRequest, read_image_url
 
 MAX_BODY_BYTES = 32 * 2**20  # a 20 MB image as base64 is about 27 MB
 MAX_IMAGE_PIXELS = 50_000_000  # a 100-megapixel image is refused before it is decoded
+MAX_NEW_TOKENS = 2048  # per-request limits: one request must not hold the batch for minutes
+MAX_BEAMS = 16
 
 
 class TransformersEngine:
@@ -142,6 +144,10 @@ def generation_for(body: dict, base):
         raise BadRequest("n: only one caption per request (n=1)", param="n")
     if body.get("stream"):
         raise BadRequest("stream: streaming is not supported; send stream=false", param="stream")
+    for field, key, most in (("max_tokens", "max_new_tokens", MAX_NEW_TOKENS), ("num_beams", "num_beams", MAX_BEAMS)):
+        value = changes.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > most:
+            raise BadRequest(f"{field} {value}: at most {most} on this server", param=field)
     try:
         return GenerationSpec.model_validate({**base.model_dump(), **changes})
     except ValidationError as e:
@@ -152,7 +158,8 @@ def generation_for(body: dict, base):
 
 # ----------------------------------------------------------------------------- app
 def error_body(message: str, status: int, param: str | None = None) -> dict:
-    kind = {401: "authentication_error", 404: "not_found_error"}.get(status, "invalid_request_error")
+    kind = {401: "authentication_error", 404: "not_found_error", 500: "server_error"}.get(status,
+                                                                                        "invalid_request_error")
     return {"error": {"message": message, "type": kind, "param": param, "code": None}}
 
 
@@ -223,7 +230,10 @@ def create_app(engine, *, model_name: str, api_key: str | None = None, max_body_
         except BadRequest as e:
             return fail(e)
         prompt = prompt or engine.prompt
-        result = await asyncio.wrap_future(engine.submit(image, generation, prompt))
+        try:
+            result = await asyncio.wrap_future(engine.submit(image, generation, prompt))
+        except Exception as e:  # the model failed (out of memory...): say so; the server carries on
+            return JSONResponse(error_body(f"captioning failed: {type(e).__name__}: {e}", 500), status_code=500)
         caption, completion, prompt_tokens = result["caption"], result["completion_tokens"], result["prompt_tokens"]
         return {
             "id": f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion", "created": int(time.time()),
