@@ -58,6 +58,15 @@ class DataColumns(_Section):
     caption: str | None = Field(None, min_length=1)  # a caption, or a list of captions
 
 
+class FilterSpec(_Section):
+    """data.filter: data-quality filtering before the split (wizard/data/filter.py)."""
+
+    clip_min: float | None = Field(None, ge=-1.0, le=1.0)  # drop captions whose CLIP similarity is below
+    clip_model: str | None = None  # None: an English CLIP, or Chinese-CLIP for language zh
+    min_side: int | None = Field(None, gt=0)  # drop images whose shorter side is below (pixels)
+    dedupe: bool = False  # merge near-duplicate images (perceptual hash)
+
+
 class DataSpec(_Section):
     dataset: str = Field(min_length=1)
     subset: str | None = None
@@ -72,6 +81,7 @@ class DataSpec(_Section):
     max_samples: int | None = Field(None, gt=0)
     columns: DataColumns | None = None  # table formats: {image: img, caption: text}
     image_dir: str | None = None  # where the images are, when not next to the caption file (COCO-CN: the COCO folder)
+    filter: FilterSpec = Field(default_factory=FilterSpec)
 
     @model_validator(mode="after")
     def _pixels_order(self):
@@ -256,6 +266,7 @@ def load_recipe(path: str | Path) -> Recipe:
 COMMENTS = {
     "data.max_pixels": "caps image tokens (pixels / 784 per image): the usual cause of VLM OOM",
     "data.eval_fraction": "held out for eval loss and `caption-wizard eval`, same split on every replay",
+    "data.filter.clip_min": "the seed article keeps pairs >= 0.2; null: no CLIP filter",
     "tuning.strategy": "qlora | lora | full",
     "tuning.lora.alpha": "usually 2 x rank",
     "tuning.lora.target_modules": "null: the model family's default",

@@ -38,6 +38,10 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
     located = locate(data_spec, base_dir)
     result = fetch_images(_read(located, data_spec, base_dir, console), console)  # image URLs -> cached files
     examples, digests, report = _collect(result, located, data_spec, console)
+    from wizard.data.filter import apply_filter, is_active
+
+    if is_active(data_spec):  # data.filter: CLIP score, image size, near-duplicates
+        examples = apply_filter(examples, digests, data_spec, report, console)
     train, eval_ = split_examples(examples, seed=seed, eval_fraction=data_spec.eval_fraction,
                                   max_samples=data_spec.max_samples, report=report, held_out=result.held_out)
     kept = train + eval_
