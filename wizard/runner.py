@@ -104,12 +104,9 @@ def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
     """The dashboard (or plain lines) until the run ends or the user detaches."""
     from wizard.dashboard import attach
 
-    from wizard.train.launch import exit_status
-
     shown = attach(run_dir, plain=plain, proc=proc)
-    code = exit_status(run_dir, proc.poll())  # torchrun's status after a stop: state.json knows better
-    if code in (0, 1, 2, 130):
-        return code  # the training process's own verdict (2: bad data it found)
+    if proc.poll() is not None and proc.returncode in (0, 1, 2, 130):
+        return proc.returncode  # the training process's own verdict (2: bad data it found)
     return shown  # detached (training goes on), or killed by a signal
 
 

@@ -337,8 +337,13 @@ def _finish(run_dir: Path, recipe, recorder, events, trainer, adapter: Path) -> 
 
 def _fail(recorder, error: Exception) -> int:
     from wizard.errors import UserError
+    from wizard.train.launch import peer_lost
     from wizard.train.trainer import NonFiniteLoss
 
+    if peer_lost(error):  # another rank died: every rank stops; the run reads as interrupted, resumable
+        recorder.warning(f"another process of this run died ({str(error).splitlines()[0][:160]}); all stop. "
+                         f"Resume from the last checkpoint with: caption-wizard resume {recorder.dir}")
+        return 130
     if isinstance(error, NonFiniteLoss):
         message = (f"{error}: training stopped before that step changed the weights; the last checkpoint "
                    f"is intact. Lower train.learning_rate, or use train.precision=fp32")

@@ -88,9 +88,10 @@ def plan_launch(recipe: Recipe, gpus: list[str] | None = None) -> LaunchPlan:
     launch = recipe.launch
     visible = visible_gpus() if gpus is None else list(gpus)
     if launch.devices == "cpu" or (launch.devices == "auto" and not visible):
-        if isinstance(launch.devices, str) and launch.strategy in (LaunchStrategy.zero2, LaunchStrategy.zero3):
-            raise UserError(f"launch.strategy = {launch.strategy.value}: DeepSpeed ZeRO needs CUDA GPUs",
-                            hint="on the CPU use launch.strategy=ddp (or fsdp)")
+        if launch.strategy != LaunchStrategy.ddp:  # accelerate shards (FSDP, DeepSpeed) on accelerators only
+            raise UserError(f"launch.strategy = {launch.strategy.value}: sharding runs on CUDA GPUs only "
+                            "(the Trainer's FSDP and DeepSpeed integrations do not shard CPU processes)",
+                            hint="on the CPU use launch.strategy=ddp: N processes with gloo")
         chosen = None
         processes = launch.processes or 1
     else:
@@ -159,8 +160,29 @@ def start_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False, env: d
     with open(Path(run_dir) / runs.LOG_FILE, "ab") as log:
         log.write(f"=== caption-wizard {log_header} {runs.now_iso()}: {plan.describe()}: {shlex.join(cmd)}\n".encode())
         log.flush()
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True)
+    return Launched(proc, Path(run_dir)) if plan.distributed else proc
+
+
+class Launched:
+    """A torchrun process whose exit status reads as the run's: stopped -> 130, not torchrun's 1."""
+
+    def __init__(self, proc: subprocess.Popen, run_dir: Path):
+        self._proc, self.run_dir = proc, run_dir
+
+    def poll(self) -> int | None:
+        return exit_status(self.run_dir, self._proc.poll())
+
+    def wait(self, timeout: float | None = None) -> int:
+        return exit_status(self.run_dir, self._proc.wait(timeout))
+
+    @property
+    def returncode(self) -> int | None:
+        return exit_status(self.run_dir, self._proc.returncode)
+
+    def __getattr__(self, name: str):  # pid, send_signal, terminate, kill, ...
+        return getattr(self._proc, name)
 
 
 def exit_status(run_dir: str | os.PathLike, returncode: int | None) -> int | None:
@@ -173,8 +195,8 @@ def exit_status(run_dir: str | os.PathLike, returncode: int | None) -> int | Non
     if returncode is None:
         return None
     status = runs.read_state(run_dir).get("status")
-    if status == "stopped":
-        return 130
+    if status == "stopped" or (status == "running" and returncode != 0):
+        return 130  # stopped by a signal, or interrupted: a process died and took the others down
     if status == "completed" and returncode != 0:
         return 0
     return returncode
@@ -403,11 +425,49 @@ def announce_nodes(recipe: Recipe, args, start) -> int:
         console.print(f"machine 0 of {plan.nodes} ({plan.describe()}). On each other machine run:", markup=False)
         for line in other_nodes_command(args.recipe, list(args.overrides or []), plan):
             console.print(f"  {line}", markup=False, soft_wrap=True)
-    else:
-        console.print(f"machine {plan.node_rank} of {plan.nodes}: training together with machine 0 "
-                      f"({plan.master_addr}:{plan.master_port}); progress shows there", markup=False)
-        plain = True
-    return start(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=plain)
+        return start(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=plain)
+    console.print(f"machine {plan.node_rank} of {plan.nodes}: training together with machine 0 "
+                  f"({plan.master_addr}:{plan.master_port}); progress and the run's record show there", markup=False)
+    return _follow_other_node(recipe, args, plan)
+
+
+def _follow_other_node(recipe: Recipe, args, plan: LaunchPlan) -> int:
+    """Machines 1..N-1: their processes write nothing (rank 0 does); this folder records how they ended."""
+    import signal
+
+    from wizard import runs
+    from wizard.console import console, console_err
+    from wizard.hub import resolve_model
+    from wizard.runner import create_run, launch_backend
+
+    run_dir = create_run(recipe, resolve_model(recipe.model, console=console_err), runs_dir=args.runs_dir,
+                         recipe_path=args.recipe)
+    proc = launch_backend(run_dir, recipe)
+    runs.write_state(run_dir, pid=proc.pid)
+    try:
+        code = proc.wait()
+    except KeyboardInterrupt:  # torchrun forwards it to this machine's processes; rank 0 saves the checkpoint
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait()
+    status = {0: "completed", 130: "stopped"}.get(code, "failed")
+    runs.write_state(run_dir, status=status, message=f"machine {plan.node_rank} of {plan.nodes}: events, "
+                     "checkpoints and the adapter are in machine 0's run folder")
+    console.print(f"machine {plan.node_rank}: {status} (exit status {code})", markup=False)
+    return code
+
+
+def peer_lost(error: BaseException) -> bool:
+    """Did a collective fail because another process of the run died (killed, OOM-killed, node lost)?"""
+    if world_size() <= 1:
+        return False
+    try:
+        from torch.distributed import DistBackendError
+    except ImportError:  # older torch
+        DistBackendError = ()  # noqa: N806
+    text = str(error)
+    return isinstance(error, DistBackendError) or (isinstance(error, RuntimeError) and any(
+        s in text for s in ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
+                            "Socket Timeout", "NCCL communicator was aborted")))
 
 
 # ----------------------------------------------------------------------------- python -m wizard.train.launch
