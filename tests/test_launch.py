@@ -19,7 +19,7 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.train_support import (events, losses, only_run, run, start, state, tiny_model, train_env, wait_for,
+from tests.train_support import (checkpoint_events, events, losses, only_run, run, start, state, tiny_model, train_env, wait_for,
                                  write_recipe)
 from wizard.errors import UserError
 from wizard.recipe import apply_overrides, load_recipe
@@ -300,8 +300,8 @@ def test_killing_one_rank_interrupts_the_run_and_it_resumes_to_the_same_losses(t
     recipe = write_recipe(tmp_path, tiny_model, **TWO)
     runs_dir = tmp_path / "runs"
     proc = start("run", str(recipe), "--plain", "--runs-dir", str(runs_dir), cwd=tmp_path)
-    run_dir = wait_for(lambda: runs_dir.is_dir() and next(runs_dir.iterdir(), None), what="the run folder")
-    wait_for(lambda: any(e["type"] == "checkpoint" for e in events(run_dir)), what="the first checkpoint")
+    wait_for(lambda: checkpoint_events(runs_dir), what="the first checkpoint")
+    run_dir = only_run(runs_dir)
     agent = state(run_dir)["pid"]
     ranks = subprocess.run(["ps", "--ppid", str(agent), "-o", "pid="], capture_output=True, text=True).stdout.split()
     assert len(ranks) == 2

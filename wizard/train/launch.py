@@ -228,7 +228,7 @@ def slurm_script(recipe: Recipe, recipe_path: str, overrides: list[str] | None =
     gpus = len(launch.devices) if isinstance(launch.devices, list) else launch.processes
     per_node = gpus or 8
     on_cpu = launch.devices == "cpu"
-    args = shlex.join([recipe_path, *(overrides or [])])
+    args = shlex.join([recipe_path, *(o for o in overrides or [] if not o.startswith("launch.nodes="))])
     lines = [
         "#!/bin/bash",
         f"# caption-wizard: {recipe.name} on {launch.nodes} node(s) x {per_node} {'process' if on_cpu else 'GPU'}(s), "
