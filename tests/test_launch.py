@@ -326,3 +326,20 @@ def test_killing_one_rank_interrupts_the_run_and_it_resumes_to_the_same_losses(t
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert losses(run_dir) == pytest.approx(losses(two_process_run), rel=1e-5)
     assert state(run_dir)["status"] == "completed"
+
+
+# ----------------------------------------------------------------------------- the wizard
+def test_the_wizard_asks_how_several_gpus_share_the_model_with_the_memory_per_gpu():
+    from wizard.ask.questions import BY_NAME, answers_to_recipe, is_asked
+    from wizard.machine import GiB, GpuInfo, Machine
+
+    two = Machine(gpus=(GpuInfo(0, "NVIDIA H100", 80 * GiB), GpuInfo(1, "NVIDIA H100", 80 * GiB)))
+    q = BY_NAME["gpu_sharing"]
+    base = {"model": "Qwen/Qwen2-VL-7B-Instruct", "strategy": "full"}
+    assert is_asked(q, {**base, "devices": [0, 1]}, two) and not is_asked(q, {**base, "devices": [0]}, two)
+    choices = q.choices({**base, "devices": [0, 1]}, two)
+    assert [c.value for c in choices] == ["ddp", "fsdp", "zero3"]
+    per_gpu = {c.value: float(c.title.split("about ")[1].split(" GB")[0]) for c in choices}
+    assert per_gpu["fsdp"] < 0.7 * per_gpu["ddp"]  # a 7B full fine-tune: shards fit where a copy does not
+    assert answers_to_recipe({**base, "devices": [0, 1], "gpu_sharing": "fsdp"}, two).launch.strategy.value == "fsdp"
+    assert BY_NAME["nodes"].advanced

@@ -349,6 +349,27 @@ def training_arguments(recipe: Recipe, run_dir: str | os.PathLike, world_size: i
     return kw
 
 
+# ----------------------------------------------------------------------------- memory per GPU
+SHARDED_ROWS = {  # estimate rows each strategy splits across the processes (the rest every GPU holds whole)
+    LaunchStrategy.ddp: (),
+    LaunchStrategy.zero2: ("gradients + AdamW states",),
+    LaunchStrategy.zero3: ("model weights", "LoRA adapter", "gradients + AdamW states"),
+    LaunchStrategy.fsdp: ("model weights", "LoRA adapter", "gradients + AdamW states"),
+}
+
+
+def per_gpu_bytes(recipe: Recipe, strategy: str | LaunchStrategy, gpus: list | None = None) -> int:
+    """The memory estimate per GPU when `strategy` spreads the recipe over its GPUs (wizard.estimate's rows)."""
+    from wizard.estimate import SLACK, estimate_memory
+
+    strategy = LaunchStrategy(strategy)
+    est = estimate_memory(recipe, gpus, suggest=False)
+    n = max(1, len(est.devices))
+    rows = [(what, size / n if what in SHARDED_ROWS[strategy] else size) for what, size, _ in est.rows
+            if what != "allocator slack"]
+    return int((1 + SLACK) * sum(size for _, size in rows))
+
+
 # ----------------------------------------------------------------------------- inside each process
 def rank() -> int:
     return int(os.environ.get("RANK", "0"))
