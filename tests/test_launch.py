@@ -343,3 +343,14 @@ def test_the_wizard_asks_how_several_gpus_share_the_model_with_the_memory_per_gp
     assert per_gpu["fsdp"] < 0.7 * per_gpu["ddp"]  # a 7B full fine-tune: shards fit where a copy does not
     assert answers_to_recipe({**base, "devices": [0, 1], "gpu_sharing": "fsdp"}, two).launch.strategy.value == "fsdp"
     assert BY_NAME["nodes"].advanced
+
+
+def test_qlora_weights_are_stored_in_the_compute_dtype_when_sharded():
+    import torch
+
+    from wizard.train.load import quant_config
+
+    sharded = apply_overrides(load_recipe(ROOT / "recipes" / "qwen2-vl-7b-coco-cn-2gpu.yaml"), ["launch.strategy=fsdp"])
+    assert quant_config(sharded, "bf16", ["visual"]).bnb_4bit_quant_storage == torch.bfloat16  # FSDP can flatten it
+    copy = load_recipe(ROOT / "recipes" / "qwen2-vl-7b-coco-cn-2gpu.yaml")
+    assert quant_config(copy, "bf16", ["visual"]).bnb_4bit_quant_storage == torch.uint8
