@@ -55,6 +55,9 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int
     console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
     console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
     console.print(render_estimate(estimate_memory(recipe)))
+    from wizard.train.launch import describe_launch
+
+    console.print(f"launch: {describe_launch(recipe)}", markup=False)
     console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0
 
@@ -63,7 +66,9 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
               runs_dir: str | os.PathLike | None = None, plain: bool | None = None) -> int:
     """Create the run folder, start the training process, follow it; returns its exit status."""
     from wizard.hub import resolve_model
+    from wizard.train.launch import plan_launch
 
+    plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
     console.print(f"run folder: {run_dir}", markup=False)

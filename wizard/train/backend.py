@@ -59,7 +59,7 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
 
     bind_local_device()  # cuda:LOCAL_RANK before anything touches CUDA
     recipe, lock = load_recipe(run_dir / runs.RECIPE_FILE), read_lock(run_dir)
-    check_world_size(lock, resume=resume, warn=recorder.warning, run_dir=run_dir)  # another process count: refused or announced
+    check_world_size(lock, resume=resume, warn=recorder.warning, run_dir=run_dir)  # other process count?
     checkpoint = _resume_point(run_dir, recorder) if resume else None
     recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
@@ -193,7 +193,7 @@ def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resu
         return
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if device != "cpu" else []
     update_lock(run_dir, device={"kind": "cpu" if device == "cpu" else "cuda", "threads": threads, "gpus": names,
-                                 "world_size": world_size(), "strategy": "ddp" if world_size() > 1 else None},
+                                 "world_size": world_size()},
                 dataset={"fingerprint": data.fingerprint, "num_train": len(data.train),
                          "num_eval": len(data.eval) if data.eval else 0})
 

@@ -66,6 +66,16 @@ class LaunchPlan:
         return f"{self.processes} process{'es' if self.processes > 1 else ''} on {where}{nodes}, {self.strategy.value}"
 
 
+def describe_launch(recipe: Recipe) -> str:
+    """One line for --dry-run: what would start on this machine (or why it cannot)."""
+    try:
+        plan = plan_launch(recipe)
+    except UserError as e:
+        return f"not on this machine: {e.message}"
+    how = "torchrun" if plan.distributed else "one process"
+    return f"{plan.describe()} ({how}; global batch {plan.world_size} x {recipe.train.batch_size})"
+
+
 def visible_gpus(env: dict[str, str] | None = None, count: int | None = None) -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices, UUIDs or MIG ids)."""
     env = os.environ if env is None else env
@@ -102,6 +112,9 @@ def plan_launch(recipe: Recipe, gpus: list[str] | None = None) -> LaunchPlan:
                                 f"({_visible_text()})", hint="one process per GPU: leave launch.processes out")
         else:
             missing = [i for i in launch.devices if i >= len(visible)]
+            if missing and not visible:
+                raise UserError(f"launch.devices = {launch.devices}: no CUDA GPU is visible on this machine",
+                                hint="run it on a GPU machine, or train on the CPU with launch.devices=cpu")
             if missing:
                 raise UserError(f"launch.devices = {launch.devices}: GPU {missing[0]} is not visible here "
                                 f"({len(visible)} GPUs: {_visible_text()})",
