@@ -7,8 +7,8 @@
     caption-wizard runs                                             # table of runs
 
 This process prepares the run folder (wizard.runs), resolves the model (download if needed:
-progress shows here), then starts the training process (wizard.train.backend) in its own
-session and attaches the dashboard to it. Ctrl-C in the terminal reaches only this process;
+progress shows here), then starts the training process (wizard.train.backend; one per GPU
+through torchrun: wizard.train.launch) in its own session and attaches the dashboard to it. Ctrl-C in the terminal reaches only this process;
 the dashboard asks, and a "stop" is forwarded as SIGINT. The exit status is the training
 process's: 0 completed, 1 failed, 130 stopped (2: bad input, found before or during start-up).
 """
