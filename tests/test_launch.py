@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.train_support import (checkpoint_events, events, losses, only_run, run, start, state, tiny_model, train_env, wait_for,
-                                 write_recipe)
+from tests.train_support import (checkpoint_events, events, losses, only_run, run, start, state, tiny_model,
+                                 train_env, wait_for, write_recipe)
 from wizard.errors import UserError
 from wizard.recipe import apply_overrides, load_recipe
 from wizard.train import launch

@@ -8,9 +8,10 @@
 
 This process prepares the run folder (wizard.runs), resolves the model (download if needed:
 progress shows here), then starts the training process (wizard.train.backend; one per GPU
-through torchrun: wizard.train.launch) in its own session and attaches the dashboard to it. Ctrl-C in the terminal reaches only this process;
-the dashboard asks, and a "stop" is forwarded as SIGINT. The exit status is the training
-process's: 0 completed, 1 failed, 130 stopped (2: bad input, found before or during start-up).
+through torchrun: wizard.train.launch) in its own session and attaches the dashboard to it.
+Ctrl-C in the terminal reaches only this process; the dashboard asks, and a "stop" is
+forwarded as SIGINT. The exit status is the training process's: 0 completed, 1 failed,
+130 stopped (2: bad input, found before or during start-up).
 """
 
 from __future__ import annotations
@@ -117,11 +118,13 @@ def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
 
 # ----------------------------------------------------------------------------- resume
 # What an edited recipe.yaml may change on resume. Anything not listed: the checkpoint's value wins.
-REFUSED = ("model.", "tuning.strategy", "data.", "launch.strategy")  # launch.strategy: checkpoint format  # other weights or other data: not this run any more
+REFUSED = ("model.", "tuning.strategy", "data.",  # other weights or other data: not this run any more
+           "launch.strategy")  # DDP, FSDP and ZeRO checkpoints differ
 APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.devices", "launch.processes",
            "launch.nodes")  # a different number of processes is refused later unless --allow-resize
 FREE = ("train.save_steps", "train.save_total_limit", "train.logging_steps", "train.eval_steps",
-        "train.eval_metrics", "generation.", "launch.node_rank", "launch.master_addr", "launch.master_port")  # bookkeeping and captioning: take the new value quietly
+        "train.eval_metrics", "generation.",  # bookkeeping and captioning: take the new value quietly
+        "launch.node_rank", "launch.master_addr", "launch.master_port")
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -181,9 +184,9 @@ def cmd_resume(args) -> int:
         by_name = Path(args.runs_dir or runs.default_runs_dir()) / args.run_dir
         if not run_dir.is_dir() and by_name.is_dir():  # `resume NAME` works as well as `resume runs/NAME`
             run_dir = by_name
-        return resume_run(run_dir, plain=True if args.plain else None, allow_resize=getattr(args, "allow_resize", False))
+        return resume_run(run_dir, plain=True if args.plain else None, allow_resize=args.allow_resize)
     choice = choose_run(args.runs_dir)
-    return resume_run(choice, plain=True if args.plain else None, allow_resize=getattr(args, "allow_resize", False))
+    return resume_run(choice, plain=True if args.plain else None, allow_resize=args.allow_resize)
 
 
 def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None, allow_resize: bool = False) -> int:

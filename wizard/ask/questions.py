@@ -416,7 +416,8 @@ def _sharing_choices(answers: Answers, machine: Machine) -> list[Choice]:
     used = [g for g in machine.gpus if g.index in answers["devices"]]
     ways = (("ddp", "A copy per GPU (DDP)", "fastest while the model fits one GPU"),
             ("fsdp", "FSDP shards", "weights, gradients and optimizer states split over the GPUs (torch FSDP)"),
-            ("zero3", "DeepSpeed ZeRO-3 shards", "like FSDP, through DeepSpeed: pip install 'caption-wizard[deepspeed]'"))
+            ("zero3", "DeepSpeed ZeRO-3 shards",
+             "like FSDP, through DeepSpeed: pip install 'caption-wizard[deepspeed]'"))
     return [Choice(f"{title} · about {gb(per_gpu_bytes(recipe, value, used))} per GPU", value, note)
             for value, title, note in ways]
 
