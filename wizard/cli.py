@@ -67,11 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate, apply overrides, print the recipe, hash and memory estimate")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
     s.add_argument("--runs-dir", default=None, help="where run directories go (default ./runs)")
+    s.add_argument("--print-launch", choices=["slurm"], default=None,
+                   help="print a Slurm batch script for this recipe (srun + torchrun) instead of running")
 
     s = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     s.add_argument("run_dir", nargs="?", help="run directory; none: choose from a list")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
     s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
+    s.add_argument("--allow-resize", action="store_true",
+                   help="resume with a different number of processes (changes the global batch)")
 
     s = sub.add_parser("runs", help="table of runs")
     s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")

@@ -146,8 +146,41 @@ class GenerationSpec(_Section):
     do_sample: bool = False  # temperature only matters when sampling
 
 
+class LaunchStrategy(str, Enum):
+    ddp = "ddp"  # a full copy of the model per process; gradients averaged (DistributedDataParallel)
+    fsdp = "fsdp"  # weights, gradients and optimizer states sharded across processes (torch FSDP)
+    zero2 = "zero2"  # DeepSpeed ZeRO-2: gradients and optimizer states sharded
+    zero3 = "zero3"  # DeepSpeed ZeRO-3: the weights too
+
+
 class LaunchSpec(_Section):
-    devices: Union[Literal["auto", "cpu"], list[int]] = "auto"  # e.g. [0, 1]: several GPUs via accelerate
+    devices: Union[Literal["auto", "cpu"], list[int]] = "auto"  # [0, 1]: indices among the visible GPUs
+    processes: int | None = Field(None, gt=0, le=1024)  # per machine; None: one per GPU (on the CPU: 1)
+    nodes: int = Field(1, gt=0, le=4096)  # machines; each runs `caption-wizard run RECIPE launch.node_rank=K`
+    node_rank: int = Field(0, ge=0)  # this machine's number, 0..nodes-1 (0 prints the others' command)
+    master_addr: str = Field("127.0.0.1", min_length=1)  # node 0's address, reachable from every node
+    master_port: int = Field(29500, gt=0, lt=65536)
+    strategy: LaunchStrategy = LaunchStrategy.ddp
+
+    @field_validator("devices")
+    @classmethod
+    def _device_list(cls, v):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list: give GPU indices like [0, 1], or auto, or cpu")
+            if any(i < 0 for i in v) or len(set(v)) != len(v):
+                raise ValueError("GPU indices must be distinct numbers from 0 (indices among the visible GPUs)")
+        return v
+
+    @model_validator(mode="after")
+    def _nodes(self):
+        if self.node_rank >= self.nodes:
+            raise ValueError(f"launch.node_rank={self.node_rank} but launch.nodes={self.nodes}: node ranks "
+                             f"are 0..{self.nodes - 1}")
+        if isinstance(self.devices, list) and self.processes is not None and self.processes != len(self.devices):
+            raise ValueError(f"launch.processes={self.processes} but launch.devices lists {len(self.devices)} "
+                             "GPUs: one process per GPU (leave processes out)")
+        return self
 
 
 class Recipe(_Section):
@@ -273,7 +306,9 @@ COMMENTS = {
     "tuning.freeze_vision": "keep the vision tower as it is (faster, less memory)",
     "train.precision": "auto: bf16 where supported, fp16 on older GPUs, fp32 on CPU",
     "train.max_steps": "set: overrides epochs",
-    "launch.devices": "auto | cpu | [0, 1] (several GPUs run through accelerate)",
+    "launch.devices": "auto | cpu | [0, 1] (several GPUs: one process each, through torchrun)",
+    "launch.processes": "per machine; null: one per GPU (on the CPU: N processes with gloo)",
+    "launch.strategy": "ddp | fsdp | zero2 | zero3 (how several GPUs share the model)",
 }
 
 
