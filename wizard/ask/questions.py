@@ -348,12 +348,18 @@ def _strategy_choices(answers: Answers, machine: Machine) -> list[Choice]:
         recipe = answers_to_recipe({**answers, "strategy": name}, machine)
         est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes, suggest=False)
         where = "RAM" if est.devices == ["cpu"] else ("per GPU" if machine.gpus else "GPU")
-        size = f"~{gb(est.per_device_bytes)} {where}"
+        n = est.per_device_bytes
+        # precise enough that strategies which differ show different figures
+        size = f"~{n / 1024**2:,.0f} MB {where}" if n < 2 * 1024**3 else (
+            f"~{n / 1024**3:.2f} GB {where}" if n < 10 * 1024**3 else f"~{gb(n)} {where}")
         if recipe.train.batch_size != base_recipe(answers)["train"]["batch_size"]:
             size += f" at batch {recipe.train.batch_size}"
         if est.fits is False:
             size += f", more than the {gb(est.capacity_bytes)} here"
-        out.append(Choice(f"{s.title} · {size}", name, f"needs: {s.needs}; costs: {s.cost}"))
+        title = s.title
+        if recipe.train.precision.value == "fp32" or (recipe.train.precision.value == "auto" and not machine.gpus):
+            title = title.replace("16-bit base", "fp32 base")  # what really runs (the demo: fp32 on a CPU)
+        out.append(Choice(f"{title} · {size}", name, f"needs: {s.needs}; costs: {s.cost}"))
     return out
 
 
@@ -485,6 +491,7 @@ QUESTIONS: list[Question] = [
     Question("name", "text", "Recipe name:", key="name", parse=_parse_name, default=_default_name),
 ]
 BY_NAME = {q.name: q for q in QUESTIONS}
+MUST_ANSWER = {"model_other", "dataset_path"}  # no usable default: asked when they become relevant
 
 
 def _raise(message: str):
@@ -569,6 +576,7 @@ class Walk:
         self.answers: Answers = dict(answers or {})
         self.defaulted: set[str] = set()  # answers that were the default when given
         self.history: list[str] = []  # names of the questions answered, in order
+        self.editing = False  # changing one answer from the summary (see `edit`)
         self.current: Question | None = self._next(0)
 
     def _index(self, q: Question) -> int:
@@ -576,10 +584,41 @@ class Walk:
 
     def _next(self, start: int) -> Question | None:
         for q in QUESTIONS[start:]:
+            if self.editing and not (q.name in MUST_ANSWER and q.name not in self.answers):
+                continue  # changing one answer: only a newly needed path or id is asked after it
             before = complete(self.answers, self.machine, upto=q.name)
             if is_asked(q, before, self.machine):
                 return q
+        if self.editing:
+            self.editing = False
         return None
+
+    # -- "Change an answer…" on the summary
+    def fields(self) -> list[tuple[Question, Any]]:
+        """Every setting the user can change, with its current value (advanced ones included)."""
+        full = complete({**self.answers, "advanced": True}, self.machine)  # relevant questions only
+        return [(q, full[q.name]) for q in QUESTIONS if q.name in full and q.name != "advanced"]
+
+    def choices_for(self, q: Question) -> list[Choice]:
+        full = complete({**self.answers, "advanced": True}, self.machine, upto=q.name)
+        return q.choices(full, self.machine) if q.choices else []
+
+    def edit(self, name: str) -> None:
+        """Ask question `name` next; after its answer the walk is done again (back to the summary)."""
+        q = BY_NAME[name]
+        if q.advanced and not self.answers.get("advanced"):
+            # an advanced answer counts only with the advanced settings on; the others keep their values
+            full = complete({**self.answers, "advanced": True}, self.machine)
+            kept = {k: v for k, v in full.items() if BY_NAME[k].advanced and k not in self.answers}
+            self.answers.update(kept)
+            self.defaulted |= set(kept)  # still defaults: they follow later changes
+            self.answers["advanced"] = True
+        self.editing = True
+        self.current = q
+
+    def stop_editing(self) -> None:
+        self.editing = False
+        self.current = None
 
     @property
     def done(self) -> bool:
