@@ -87,7 +87,8 @@ def test_menu_to_a_saved_recipe_with_back(tmp_path):
     s.at("Save a checkpoint every N steps", CTRL_U, "10", ENTER)
     for question in ["Gradient accumulation", "Gradient checkpointing", "Longest caption",
                      "Instruction given with each image", "Fraction of images held out", "Use at most N",
-                     "Random seed"]:
+                     "Random seed", "Learning-rate schedule", "Warmup", "Weight decay", "Beams when captioning",
+                     "Longest generated caption"]:
         s.at(question, ENTER)
     s.at("Recipe name", CTRL_U, "pty-shapes", ENTER)
     s.at("memory")

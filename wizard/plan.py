@@ -199,3 +199,22 @@ def make_plan(recipe, machine, *, downloads: bool = True) -> Plan:
 def plan_lines(p: Plan) -> list[str]:
     return [f"steps: {p.steps_text}", f"time: {p.time_text} · {p.time_basis}",
             *[f"download: {line}" for line in p.download_lines]]
+
+
+def dry_run_plan(recipe, out) -> None:
+    """`run --dry-run`: the same steps, time and downloads as the wizard's summary."""
+    from wizard.machine import detect_machine
+
+    for line in plan_lines(make_plan(recipe, detect_machine())):
+        out.print(line, markup=False, highlight=False)
+
+
+def replay_comment(text: str, recipe_path, overrides) -> str:
+    """The YAML's replay comment names the overrides that were applied (so it says how to get it again)."""
+    if not overrides or recipe_path is None:
+        return text
+    import shlex
+
+    first, _, rest = text.partition("\n")
+    applied = " ".join(shlex.quote(o) for o in overrides)
+    return f"{first} {applied}\n# (this is {recipe_path} with {applied} applied)\n{rest}"

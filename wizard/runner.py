@@ -34,18 +34,24 @@ from wizard.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict
 def cmd_run(args) -> int:
     recipe = apply_overrides(load_recipe(args.recipe), list(args.overrides or []))
     if args.dry_run:
-        return dry_run(recipe, args.recipe)
+        return dry_run(recipe, args.recipe, overrides=list(args.overrides or []))
     return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=True if args.plain else None)
 
 
-def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
-    """What would run: the resolved recipe (overrides applied), its hash and the memory estimate."""
-    from wizard.estimate import estimate_memory, render_estimate
+def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overrides: list[str] = ()) -> int:
+    """What would run: the resolved recipe (overrides applied), its hash, the plan and the memory estimate.
 
-    console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
-    console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
-    console.print(render_estimate(estimate_memory(recipe)))
-    console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
+    Piped (`--dry-run > x.yaml`), stdout gets the YAML alone, unwrapped; the rest goes to stderr."""
+    from wizard.estimate import estimate_memory, render_estimate
+    from wizard.plan import dry_run_plan, replay_comment
+
+    out = console if console.is_terminal else console_err
+    console.print(replay_comment(recipe_to_yaml(recipe, recipe_path), recipe_path, overrides),
+                  markup=False, highlight=False, end="", soft_wrap=True)
+    out.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
+    dry_run_plan(recipe, out)
+    out.print(render_estimate(estimate_memory(recipe)))
+    out.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0
 
 
