@@ -35,6 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     from wizard.events import RunRecorder
 
     recorder, stop = RunRecorder(run_dir, writes=rank0), None
+    recorder.status("running", ("resuming: " if args.resume else "") + "loading PyTorch and transformers")  # stage
     try:
         from wizard.train.callbacks import StopFlag  # imports transformers: seconds, Ctrl-C may come meanwhile
 
@@ -60,8 +61,11 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
                     else "reading the data and the model")
 
     captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
+    recorder.event("data", train_images=len(captions.train), eval_images=len(captions.eval))  # dashboard counts
+    recorder.status("running", f"loading the model {recipe.model.id}")  # stage
     device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
+    recorder.status("running", f"building the dataset: {len(captions.train) + len(captions.eval)} images")  # stage
     data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
