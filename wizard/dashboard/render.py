@@ -134,11 +134,14 @@ def _facts(st: DashboardState) -> list[str]:
     parts = [p for p in (st.model, st.strategy, ", ".join(st.devices)) if p]
     if st.trainable_params is not None and st.total_params:
         pct = 100 * st.trainable_params / st.total_params
-        parts.append(f"{fmt_count(st.trainable_params)} of {fmt_count(st.total_params)} params trained "
-                     f"({pct:.1f}%)")
-    if st.images is not None:   # the trainer counts captions (targets); the data event counts images
+        parts.append(f"{fmt_count(st.trainable_params)}/{fmt_count(st.total_params)} params trained ({pct:.1f}%)")
+    # the trainer counts captions (its targets); the backend's data event counts images
+    if st.images is not None and st.num_train is not None:
+        parts.append(f"{st.images[0]}/{st.images[1]} train/eval images ({st.num_train}/{st.num_eval or 0} "
+                     "captions)")
+    elif st.images is not None:
         parts.append(f"{st.images[0]} train / {st.images[1]} eval images")
-    if st.num_train is not None:
+    elif st.num_train is not None:
         parts.append(f"{st.num_train} train / {st.num_eval or 0} eval captions")
     return parts
 
@@ -413,7 +416,7 @@ def summary(st: DashboardState, *, loss_png: str | None = None) -> Panel:
     table.add_column(style="bold")
     table.add_column()
     for label, value in summary_rows(st, loss_png=loss_png):
-        table.add_row(label, Text(value, style="red" if label == "error" else ""))
+        table.add_row(label, Text(value, style="red" if label == "error" else "", overflow="fold"))  # never cut
     if st.status == "failed" and st.log_tail:
         table.add_row("train.log", Text("\n".join(st.log_tail.splitlines()[-10:]), style="dim"))
     badge, style = STATUS_BADGES.get(st.status, (st.status, "bold"))
