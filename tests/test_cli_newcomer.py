@@ -6,7 +6,6 @@ import argparse
 import json
 import os
 import stat
-import subprocess
 import sys
 
 import pytest
@@ -81,6 +80,17 @@ def test_last_takes_the_newest_run_and_a_pipe_gets_the_list(tmp_path, monkeypatc
     with pytest.raises(UserError) as e:  # no terminal to choose on: the list and both ways to say it
         fill_run_dir(argparse.Namespace(command="eval", run_dir=None, last=False))
     assert "demo-shapes-20250102-120000" in e.value.message and "--last" in e.value.hint
+
+
+def test_run_names_are_never_cut_at_80_columns(tmp_path):
+    long = "qwen2.5-vl-3b-coco-cn-lora-with-a-long-name-20261128-043607"
+    _fake_run(tmp_path, long, "2025-01-02T12:00:00")
+    _fake_run(tmp_path, "demo-shapes-20250101-120000", "2025-01-01T12:00:00")
+    for columns in ("80", "120"):
+        done = run_cli("runs", cwd=tmp_path, env=cli_env(COLUMNS=columns))
+        assert done.returncode == 0, done.stderr
+        assert long in done.stdout and "demo-shapes-20250101-120000" in done.stdout, done.stdout
+        assert "completed" in done.stdout and "4/4" in done.stdout
 
 
 def test_commands_without_runs_say_how_to_start_one(tmp_path):

@@ -292,6 +292,10 @@ def _runs_table(infos: list[runs.RunInfo], title: str = "Runs"):
     for r in infos:
         table.add_row(r.name, f"[{colors.get(r.status, 'white')}]{r.status_text}[/]", _steps(r), _loss(r),
                       _when(r.started))
+    if console.measure(table, options=console.options.update_width(1000)).maximum > console.width:  # too narrow
+        from wizard.dashboard.runs_list import runs_list  # each name whole on its own line
+
+        return runs_list(infos, title, colors, _steps, _loss, _when)
     return table
 
 

@@ -290,8 +290,9 @@ def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
             live.stop()
             choice = _ask(f.run_dir) if sys.stdin.isatty() else STOP
             if choice == DETACH:
-                console.print(f"detached: training goes on (pid {pid}). Re-attach with: "
-                              f"[bold]caption-wizard watch {f.run_dir}[/]", highlight=False)
+                console.print(f"detached: training goes on (pid {pid}). Re-attach with:", highlight=False)
+                console.print(f"  [bold]caption-wizard watch {f.run_dir}[/]", highlight=False,
+                              soft_wrap=True)  # on its own line, never folded: users copy it
                 return False
             if choice == STOP:
                 console.print(_send_sigint(pid), highlight=False)
