@@ -312,3 +312,11 @@ def test_summary_and_estimate_fit_in_24_rows(tmp_path):
     child.send(CTRL_C)
     child.expect(pexpect.EOF)
     child.close()
+
+
+def test_readme_first_screen_is_todays_program():
+    """README's first screen is a capture of `caption-wizard new` (tests/readme_screen.py): it cannot drift."""
+    from tests import readme_screen
+
+    assert readme_screen.normalize(readme_screen.capture()) == readme_screen.normalize(readme_screen.readme_block()), \
+        "the wizard changed: python -m tests.readme_screen --write"

@@ -457,8 +457,8 @@ QUESTIONS: list[Question] = [
              choices=_rank_choices),
     Question("max_pixels", "select", "Largest image size (caps image tokens, the usual cause of OOM):",
              key="data.max_pixels", choices=_pixel_choices),
-    Question("advanced", "confirm", "Advanced settings? (precision, checkpoints, prompt, LoRA alpha and "
-             "dropout, schedule, generation...)",
+    Question("advanced", "confirm", "Advanced settings? (precision, checkpoints, prompt, LoRA, schedule, "
+             "generation...)",
              default=lambda a, m: False),
     Question("lora_alpha", "text", "LoRA alpha (usually 2 x rank):", key="tuning.lora.alpha", when=_lora,
              advanced=True, parse=lambda t: _number(t, int, "alpha"), default=_default_alpha),
