@@ -429,3 +429,26 @@ def _with_overrides(recipe, overrides):
     from wizard.recipe import apply_overrides
 
     return apply_overrides(recipe, overrides)
+
+
+def test_download_line_from_the_hub_list_then_the_cache_then_the_catalog(hub_server, hub_env, tmp_path):
+    from tests.hubserver import serve_folder_as_model, tiny_safetensors
+    from wizard import hub
+    from wizard.plan import _model_download
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(tiny_safetensors(300_000_000 // 1000))
+    serve_folder_as_model(hub_server, "owner/tiny", folder)
+    _model_download.cache_clear()
+    listed = _model_download("owner/tiny", "master")
+    assert "to download (the hub's file list)" in listed
+    hub.fetch_snapshot("owner/tiny", "model")
+    _model_download.cache_clear()
+    assert _model_download("owner/tiny", "master").startswith("in the cache")
+    hub_server.stop()
+    _model_download.cache_clear()
+    offline = _model_download(QWEN2B, "master")  # nothing cached, hub gone: the catalog's figure
+    assert "4.4 GB" in offline and "catalog" in offline and "not reachable" in offline
+    _model_download.cache_clear()
