@@ -14,7 +14,8 @@ says so. A prompt erases itself when done: the wizard prints the one-line answer
 ("? Epochs: 2"), and going back erases that line too, so no stale answer stays
 on screen. A text question shows its default greyed out (a placeholder): typing
 replaces it, Enter accepts it. The summary offers "Change an answer…": every
-field with its value; one is edited and the summary comes back, recomputed. Ctrl-C raises KeyboardInterrupt from any prompt
+field with its value; one is edited and the summary comes back, recomputed.
+Ctrl-C raises KeyboardInterrupt from any prompt
 (`unsafe_ask`); the CLI turns it into exit status 130. Nothing is written
 before "Save".
 """

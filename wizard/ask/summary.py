@@ -113,8 +113,8 @@ def _details(recipe) -> list[tuple[str, str]]:
             ("more", f"warmup {t.warmup_ratio:g} · weight decay {t.weight_decay:g} · LoRA dropout "
              f"{recipe.tuning.lora.dropout:g} · checkpointing {'on' if t.gradient_checkpointing else 'off'} · "
              f"captions up to {t.max_target_length} tokens"),
-            ("generation", f"beams {g.num_beams} · {'sampling at ' + format(g.temperature, 'g') if g.do_sample else 'greedy'}"
-             f" · up to {g.max_new_tokens} tokens · repetition penalty {g.repetition_penalty:g}"),
+            ("generation", f"beams {g.num_beams} · "
+             + (f"sampling at {g.temperature:g}" if g.do_sample else "greedy") + f" · up to {g.max_new_tokens} tokens · repetition penalty {g.repetition_penalty:g}"),
             ("saving", f"checkpoint every {t.save_steps} steps, keep {keep} · seed {t.seed}"),
             ("devices", devices if isinstance(devices, str) else "GPUs " + ", ".join(map(str, devices))),
             ("hash", recipe_hash(recipe))]
