@@ -768,3 +768,20 @@ def test_samples_per_second_is_smoothed_over_a_window():
     for i, rate in enumerate([100.0, 10.0, 100.0, 10.0]):
         st.apply({**log_event(T0 + i + 1, i + 1), "samples_per_s": rate})
     assert st.session_samples_per_s() == pytest.approx(55.0)
+
+
+def test_building_the_dataset_reports_images_read_k_of_n():
+    from wizard.train.stages import ImageProgress
+
+    said = []
+
+    class Recorder:
+        def status(self, status, message=None):
+            said.append(message)
+
+    loader = ImageProgress(Recorder(), 3, loader=lambda ex: f"image {ex}")
+    assert [loader(i) for i in range(3)] == ["image 0", "image 1", "image 2"]
+    assert said[0] == "building the dataset: reading images (1/3)" and said[-1].endswith("(3/3)")
+    loader.finish()
+    loader(3)  # per-batch loading during training says nothing
+    assert said[-1].endswith("(3/3)") and len(said) <= 3

@@ -162,11 +162,15 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     """Tokenize every caption and process every image once (wizard.train.collate)."""
     from wizard.chat import resolve_prompt
     from wizard.train.collate import CaptionCollator, build_dataset
+    from wizard.train.stages import ImageProgress
 
     prompt, longest = resolve_prompt(recipe), recipe.train.max_target_length
     t = time.perf_counter()
-    train = build_dataset(captions.train, processor, prompt, max_target_length=longest)
-    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest) if captions.eval else None
+    loader = ImageProgress(recorder, len(captions.train) + len(captions.eval))  # the dashboard's k/N
+    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest,
+                          loader=loader) if captions.eval else None
+    loader.finish()
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
           flush=True)
