@@ -14,7 +14,7 @@ from wizard.cli import build_parser
 from wizard.errors import UserError
 from wizard.pick import fill_run_dir
 
-from .conftest import ROOT, cli_env, run_cli
+from .conftest import CLI, ROOT, cli_env, run_cli
 
 KERNELS_WARNING = ("gemm_4bit_forward", "pip install kernels", "kernels-community")
 
@@ -113,3 +113,18 @@ def test_no_command_output_mentions_kernels_and_exports_are_readable_by_all(demo
     for path in [out, *out.rglob("*")]:  # a server under another account can read the export
         mode = stat.S_IMODE(path.stat().st_mode)
         assert mode == (0o755 if path.is_dir() else 0o644), (path, oct(mode))
+
+
+def test_eval_without_a_run_folder_offers_the_list_on_a_terminal(tmp_path):
+    import pexpect
+
+    _fake_run(tmp_path, "demo-shapes-20250102-120000", "2025-01-02T12:00:00")
+    child = pexpect.spawn(CLI, ["eval"], cwd=str(tmp_path),
+                          env=cli_env(TERM="xterm-256color", PROMPT_TOOLKIT_NO_CPR="1"), encoding="utf-8",
+                          timeout=60, dimensions=(24, 80))
+    child.expect_exact("Eval which run?")
+    child.expect_exact("demo-shapes-20250102-120000")
+    child.sendcontrol("c")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130
