@@ -171,8 +171,13 @@ def _downloads(recipe) -> list[str]:
     else:
         from wizard.catalog import DATASETS
 
+        from wizard import hub
+
         known = next((x for x in DATASETS if x.id == d.dataset and x.subset == d.subset), None)
-        if known is not None:
+        cached = known is not None and hub._repo_root("dataset", d.dataset, hub.cache_root()).is_dir()
+        if cached:
+            lines.append(f"data: {known.title}: in the cache ({hub.cache_root()})")
+        elif known is not None:
             lines.append(f"data: {known.title} from ModelScope when first used ({known.note or 'size unknown'})")
         else:
             lines.append(f"data: your files at {d.dataset}")
