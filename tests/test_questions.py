@@ -386,6 +386,16 @@ def test_changing_to_own_data_asks_for_its_path_then_returns(tmp_path):
     assert walk.done and walk.recipe().data.dataset == str(tmp_path)
 
 
+def test_backing_out_of_a_change_leaves_the_answers_as_they_were():
+    walk = _done_walk(NO_GPU)
+    before = walk.recipe()
+    walk.edit("dataset")
+    walk.answer(OWN_DATA)
+    assert walk.current.name == "dataset_path"
+    walk.stop_editing()  # "<" at the path question: back to the summary, nothing changed
+    assert walk.done and walk.recipe() == before
+
+
 # ----------------------------------------------------------------------------- the summary's numbers
 def test_demo_plan_counts_the_trainers_steps_and_says_the_time_is_measured():
     from wizard.plan import make_plan

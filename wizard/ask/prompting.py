@@ -409,9 +409,7 @@ def change_answer(walk: Walk) -> None:
     if picked is BACK:
         return
     walk.edit(picked)
-    run_questions(walk, from_menu=True)
-    if walk.editing:  # left through "<": nothing else to ask
-        walk.stop_editing()
+    run_questions(walk, from_menu=True)  # "<" during the change: stop_editing() puts the answers back
 
 
 def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False, from_menu: bool = False) -> int:

@@ -595,6 +595,7 @@ class Walk:
         self.defaulted: set[str] = set()  # answers that were the default when given
         self.history: list[str] = []  # names of the questions answered, in order
         self.editing = False  # changing one answer from the summary (see `edit`)
+        self._before_edit: tuple | None = None  # the answers as they were, until the change is complete
         self.current: Question | None = self._next(0)
 
     def _index(self, q: Question) -> int:
@@ -607,8 +608,8 @@ class Walk:
             before = complete(self.answers, self.machine, upto=q.name)
             if is_asked(q, before, self.machine):
                 return q
-        if self.editing:
-            self.editing = False
+        if self.editing:  # the change is complete
+            self.editing, self._before_edit = False, None
         return None
 
     # -- "Change an answer…" on the summary
@@ -624,6 +625,7 @@ class Walk:
     def edit(self, name: str) -> None:
         """Ask question `name` next; after its answer the walk is done again (back to the summary)."""
         q = BY_NAME[name]
+        self._before_edit = (dict(self.answers), set(self.defaulted), list(self.history))
         if q.advanced and not self.answers.get("advanced"):
             # an advanced answer counts only with the advanced settings on; the others keep their values
             full = complete({**self.answers, "advanced": True}, self.machine)
@@ -635,6 +637,10 @@ class Walk:
         self.current = q
 
     def stop_editing(self) -> None:
+        """Backed out of a change ("<"): the answers are as they were before it."""
+        if self._before_edit is not None:
+            self.answers, self.defaulted, self.history = self._before_edit
+        self._before_edit = None
         self.editing = False
         self.current = None
 
