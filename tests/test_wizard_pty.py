@@ -279,7 +279,7 @@ def test_backing_out_leaves_no_stale_answers_on_screen(tmp_path):
     s.at("Which data?", ENTER)
     s.at("Caption language?", ENTER)
     s.at("How to tune it?", ENTER)
-    s.at("Epochs", "<")  # back to the strategy ...
+    s.at("Epochs", "3", "<")  # back to the strategy (a number never holds "<": it goes back after typing) ...
     s.at("How to tune it?", "<")  # ... and once more, to the language
     s.at("Caption language?")
     child.expect_exact("← Back")

@@ -8,8 +8,8 @@ the order, the defaults and how to go back), shows the summary (recipe table,
 target file, memory estimate), saves the recipe only at the very end, and
 offers to start training.
 
-Going back: every prompt accepts "<" (on a text question: while nothing is
-typed), and every list has a "← Back" entry; the instruction line of each prompt
+Going back: every prompt accepts "<" (on a free-text question such as the
+prompt or a path: while nothing is typed), and every list has a "← Back" entry; the instruction line of each prompt
 says so. A prompt erases itself when done: the wizard prints the one-line answer
 ("? Epochs: 2"), and going back erases that line too, so no stale answer stays
 on screen. A text question shows its default greyed out (a placeholder): typing
@@ -43,6 +43,7 @@ class _Back:
 
 
 BACK = _Back()  # returned by a prompt when the user asks to go back
+FREE_TEXT = {"prompt", "model_other", "dataset_path"}  # answers that may contain "<" when typed
 BACK_TITLE = "← Back"
 SELECT_HELP = "(↑↓ move, Enter picks, < back)"
 SELECT_HELP_FIRST = "(↑↓ move, Enter picks)"
@@ -113,11 +114,11 @@ def ask_select(message: str, choices: list[Choice], default: Any = None, *, can_
 
 
 def ask_text(message: str, default: str = "", *, parse: Callable[[str], Any] | None = None,
-             can_go_back: bool = True, erase: bool = False) -> Any:
+             can_go_back: bool = True, erase: bool = False, back_anytime: bool = False) -> Any:
     """A line of text, checked by `parse` (ValueError -> shown, asked again); returns parse(text) or BACK.
 
     The default is shown greyed out, not typed: typing replaces it, Enter on an empty line accepts it,
-    and "<" goes back while nothing is typed."""
+    and "<" goes back while nothing is typed (`back_anytime`: always, for answers that never hold "<")."""
     from prompt_toolkit.formatted_text import FormattedText
 
     parse = parse or (lambda t: t)
@@ -136,7 +137,7 @@ def ask_text(message: str, default: str = "", *, parse: Callable[[str], Any] | N
         _erase_when_done(q)
     if can_go_back:
         app = q.application
-        _with_back(q, lambda: app.current_buffer.text == "")
+        _with_back(q, lambda: back_anytime or app.current_buffer.text == "")
     text = q.unsafe_ask()
     return BACK if text is BACK else parse(text or default)
 
@@ -173,8 +174,9 @@ def ask_question(q: Question, walk: Walk, *, can_go_back: bool, back_title: str 
     if q.kind == "select":
         return ask_select(q.message, walk.choices(), default, can_go_back=can_go_back, back_title=back_title,
                           erase=erase)
-    if q.kind == "text":
-        return ask_text(q.message, q.show(default), parse=q.parse, can_go_back=can_go_back, erase=erase)
+    if q.kind == "text":  # numbers and names never hold "<": there it goes back even after typing
+        return ask_text(q.message, q.show(default), parse=q.parse, can_go_back=can_go_back, erase=erase,
+                        back_anytime=q.name not in FREE_TEXT)
     if q.kind == "confirm":
         return ask_confirm(q.message, bool(default), can_go_back=can_go_back, erase=erase)
     if q.kind == "checkbox":
