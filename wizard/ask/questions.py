@@ -14,7 +14,7 @@ Defaults come from a base recipe: recipes/demo-shapes.yaml for the demo model
 (so the demo answers reproduce that file exactly), otherwise the Recipe schema's
 defaults with the model's recommended max_pixels, and the machine: no GPU ->
 the demo model and data; with GPUs -> the largest catalog model whose default
-recipe fits (with 10% to spare), LoRA when it fits at the usual batch size else
+recipe fits even at the estimate's upper bound (+30%), LoRA when it fits at the usual batch size else
 QLoRA, then the largest batch size that fits.
 """
 
@@ -201,7 +201,7 @@ def _set(d: dict, key: str, value: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- machine-aware defaults
-HEADROOM = 0.9  # a default must fit in 90% of the memory: the estimate is only an estimate
+HEADROOM = 1 / 1.3  # a default must fit even at the estimate's upper bound (+30%): the summary says "fits"
 
 
 def _fits(answers: Answers, machine: Machine) -> bool:
