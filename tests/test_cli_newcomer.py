@@ -24,6 +24,8 @@ def test_a_mistyped_command_gets_a_suggestion(tmp_path):
     assert done.returncode == 2
     assert "unknown command 'rnu'" in done.stderr and "did you mean run?" in done.stderr
     assert "Traceback" not in done.stderr
+    recipe = run_cli("recipes/demo-shapes.yaml", cwd=tmp_path)
+    assert recipe.returncode == 2 and "caption-wizard run recipes/demo-shapes.yaml" in recipe.stderr
 
 
 def test_run_without_a_recipe_lists_the_recipes_and_points_to_new(tmp_path):

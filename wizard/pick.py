@@ -37,6 +37,8 @@ def did_you_mean(argv: list[str], commands: list[str]) -> None:
     """Exit 2 with a suggestion when the first word looks like a mistyped command."""
     if not argv or argv[0].startswith("-") or argv[0] in commands:
         return
+    if argv[0].endswith((".yaml", ".yml")):  # a recipe without its command
+        raise UserError(f"unknown command {argv[0]!r}", hint=f"to train it: caption-wizard run {argv[0]}")
     close = difflib.get_close_matches(argv[0], commands, n=1, cutoff=0.5)
     hint = f"did you mean {close[0]}?" if close else "commands: " + ", ".join(commands)
     raise UserError(f"unknown command {argv[0]!r}", hint=f"{hint} (caption-wizard --help lists them)")
