@@ -785,3 +785,10 @@ def test_building_the_dataset_reports_images_read_k_of_n():
     loader.finish()
     loader(3)  # per-batch loading during training says nothing
     assert said[-1].endswith("(3/3)") and len(said) <= 3
+    said.clear()
+    many = ImageProgress(Recorder(), 1000, loader=lambda ex: ex)
+    many.last = -1e9
+    for i in range(1000):
+        many(i)
+        many.last = -1e9  # as if every image took long: still at most every 5%, plus the last
+    assert 20 <= len(said) <= 21 and said[-1].endswith("(1000/1000)")
