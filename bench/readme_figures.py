@@ -51,7 +51,7 @@ def main() -> int:
         result = json.loads((run / "eval.json").read_text()) if ev.returncode == 0 else {}
         cider = (result.get("base") or {}).get("CIDEr"), (result.get("tuned") or {}).get("CIDEr")
     print(f"demo: {wall:.0f} s wall for `caption-wizard run recipes/demo-shapes.yaml` ({steps} steps, loss "
-          f"{losses[0]:.1f} -> {losses[-1]:.2f}); CIDEr base {cider[0]} -> tuned {cider[1]}; on {machine()}, "
+          f"{losses[0]:.1f} -> {losses[-1]:.2f}); CIDEr base {cider[0]:.1f} -> tuned {cider[1]:.1f}; on {machine()}, "
           f"{time.strftime('%Y-%m-%d')}")
     return 0
 
