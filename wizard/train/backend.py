@@ -58,7 +58,7 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     checkpoint = _resume_point(run_dir, recorder) if resume else None
     recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
-                    else "reading the data and the model")
+                    else "reading the data")
 
     captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
     recorder.event("data", train_images=len(captions.train), eval_images=len(captions.eval))  # dashboard counts
