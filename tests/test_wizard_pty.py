@@ -292,6 +292,25 @@ def test_backing_out_leaves_no_stale_answers_on_screen(tmp_path):
     child.close()
 
 
+def test_backing_out_erases_a_wrapped_notice_too(tmp_path):
+    child = spawn("new", cwd=tmp_path, rows=24, cols=80)
+    term = Terminal(child, 24, 80)
+    s = Screen(child)
+    s.at("Which model do you want to fine-tune?", DOWN, ENTER)  # a real model: "needs a CUDA GPU" notice
+    s.at("Which data?")
+    child.expect_exact("← Back")
+    assert "this machine has none" in term.text()
+    child.send("<")
+    s.at("Which model do you want to fine-tune?")
+    child.expect_exact("Other: a ModelScope id")
+    screen = term.text()
+    assert "this machine has none" not in screen and "replay it on a GPU" not in screen
+    assert screen.count("Which model do you want to fine-tune?") == 1
+    child.send(CTRL_C)
+    child.expect(pexpect.EOF)
+    child.close()
+
+
 def test_summary_and_estimate_fit_in_24_rows(tmp_path):
     child = spawn("new", "--out", "mine.yaml", cwd=tmp_path, rows=24, cols=80)
     term = Terminal(child, 24, 80)
