@@ -192,6 +192,8 @@ class Transcript:
         self.printed: list[int] = []  # terminal lines printed per answered question, in order
 
     def _lines(self, text) -> int:
+        if isinstance(text, str):
+            text = console.render_str(text)
         return len(console.render_lines(text, console.options.update(height=None), pad=False))
 
     def echo(self, q: Question, value: Any, choices: list[Choice], note: str | None) -> None:
@@ -208,6 +210,15 @@ class Transcript:
             console.print(shown)
             n += self._lines(shown)
         self.printed.append(n)
+
+    def say(self, renderable) -> None:
+        """Print more under the last answer (a data check...): going back erases it with that answer."""
+        console.print(renderable)
+        n = self._lines(renderable)
+        if self.printed:
+            self.printed[-1] += n
+        else:
+            self.printed.append(n)
 
     def erase_last(self) -> None:
         """Erase the answer printed last (on a terminal; a pipe keeps what it got)."""
@@ -252,12 +263,13 @@ def run_questions(walk: Walk, *, from_menu: bool, transcript: Transcript | None 
             continue
         walk.answer(value)
         transcript.echo(q, value, choices, notices(q, walk.answers, walk.machine))
-        after_answer(q, walk)
+        after_answer(q, walk, transcript)
     return True
 
 
-def after_answer(q: Question, walk: Walk) -> None:
-    """Hook point after each answer (e.g. a quick look at the data after the dataset answer)."""
+def after_answer(q: Question, walk: Walk, transcript: Transcript) -> None:
+    """Hook point after each answer (e.g. a quick look at the data after the dataset answer).
+    Print through `transcript.say(...)`, so that going back erases it with the answer."""
     return None
 
 
