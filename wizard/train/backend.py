@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     recorder, stop = RunRecorder(run_dir, writes=rank0), None
     if not rank0:  # one voice in train.log: the other ranks' prints would repeat rank 0's (stderr stays)
         sys.stdout = open(os.devnull, "w")
+    recorder.status("running", ("resuming: " if args.resume else "") + "loading PyTorch and transformers")  # stage
     try:
         from wizard.train.callbacks import StopFlag  # imports transformers: seconds, Ctrl-C may come meanwhile
 
@@ -63,11 +64,14 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     checkpoint = _resume_point(run_dir, recorder) if resume else None
     recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
-                    else "reading the data and the model")
+                    else "reading the data")
 
     captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
+    recorder.event("data", train_images=len(captions.train), eval_images=len(captions.eval))  # dashboard counts
+    recorder.status("running", f"loading the model {recipe.model.id}")  # stage
     device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
+    recorder.status("running", f"building the dataset: {len(captions.train) + len(captions.eval)} images")  # stage
     data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
@@ -166,11 +170,15 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     """Tokenize every caption and process every image once (wizard.train.collate)."""
     from wizard.chat import resolve_prompt
     from wizard.train.collate import CaptionCollator, build_dataset
+    from wizard.train.stages import ImageProgress
 
     prompt, longest = resolve_prompt(recipe), recipe.train.max_target_length
     t = time.perf_counter()
-    train = build_dataset(captions.train, processor, prompt, max_target_length=longest)
-    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest) if captions.eval else None
+    loader = ImageProgress(recorder, len(captions.train) + len(captions.eval))  # the dashboard's k/N
+    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest,
+                          loader=loader) if captions.eval else None
+    loader.finish()
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
           flush=True)
