@@ -28,7 +28,7 @@ import functools
 import math
 from dataclasses import dataclass, field
 
-from wizard.catalog import model_info
+from wizard.catalog import is_demo_data, model_info
 
 DEMO_SAMPLES_PER_S = 86.0  # 290 steps x 16 in 54 s of training (BENCHMARKS.md, 2-core CPU)
 DEMO_STARTUP_S = 14.0  # 68 s wall - 54 s training: Python, torch, the model and 461 images
@@ -58,7 +58,7 @@ def _devices(recipe, machine) -> int:
 def train_examples(recipe) -> int | None:
     """Training examples (captions) per epoch when known without reading the data: the demo's."""
     d = recipe.data
-    if d.format != "shapes":
+    if not is_demo_data(d):
         return None
     from wizard.data.load import eval_count
     from wizard.demo.shapes import make_shapes
@@ -166,7 +166,7 @@ def _downloads(recipe) -> list[str]:
     else:
         lines.append(f"model: the local folder {recipe.model.id}")
     d = recipe.data
-    if d.format == "shapes":
+    if is_demo_data(d):
         lines.append("data: generated, nothing to download")
     else:
         from wizard.catalog import DATASETS

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from wizard.catalog import (DATASETS, DEMO_DATASET_ID, DEMO_MODEL_ID, MODELS, STRATEGIES, TASKS,
+from wizard.catalog import (DATASETS, DEMO_DATASET_ID, is_demo_data, DEMO_MODEL_ID, MODELS, STRATEGIES, TASKS,
                             model_info, task_prompt)
 from wizard.machine import Machine
 
@@ -283,7 +283,7 @@ def _data_slug(answers: Answers, data: dict) -> str:
     """coco-en, coco-cn, shapes, or the folder/file name of your own data."""
     if answers.get("dataset") == OWN_DATA:
         what = Path(data["dataset"]).stem
-    elif data["subset"] or data["format"] == "shapes":
+    elif data["subset"] or is_demo_data(data):
         what = data["subset"] or data["dataset"]
     else:  # modelscope/coco_2014_caption -> coco-en
         what = f"{re.split(r'[_-]', data['dataset'].split('/')[-1])[0]}-{data['language']}"
@@ -393,11 +393,10 @@ def _precision_choices(answers: Answers, machine: Machine) -> list[Choice]:
 
 
 def _format_choices(answers: Answers, machine: Machine) -> list[Choice]:
-    return [Choice("auto · detect from the files", "auto"),
-            Choice("imagefolder · images with captions.jsonl/csv or same-name .txt files", "imagefolder"),
-            Choice("coco · a COCO captions json", "coco"), Choice("messages · chat messages jsonl", "messages"),
-            Choice("coco_csv · image url/path + caption csv", "coco_csv"),
-            Choice("hf · a saved Hugging Face dataset", "hf")]
+    from wizard.data.detect import FORMATS, WHY  # every format the readers know, as detection describes it
+
+    return [Choice("auto · detect from the files", "auto")] + [
+        Choice(f"{fmt} · {WHY[fmt]}", fmt) for fmt in FORMATS if fmt != "shapes"]
 
 
 def _device_choices(answers: Answers, machine: Machine) -> list[Choice]:
