@@ -169,7 +169,12 @@ def test_dry_run_prints_the_resolved_recipe_hash_and_memory_and_trains_nothing(t
               "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "learning_rate: 0.0003" in out.stdout
-    assert "recipe hash: " in out.stdout and "Memory estimate" in out.stdout
+    import yaml
+
+    assert yaml.safe_load(out.stdout)["train"]["learning_rate"] == 3e-4  # piped: stdout is the YAML alone
+    assert out.stdout.splitlines()[0].endswith("demo-shapes.yaml train.learning_rate=3e-4")  # how to replay it
+    assert "recipe hash: " in out.stderr and "Memory estimate" in out.stderr
+    assert "steps: 290 " in out.stderr and "measured" in out.stderr  # the plan, as in the wizard's summary
     assert not (tmp_path / "runs").exists()
 
 

@@ -7,10 +7,11 @@
     caption-wizard runs                                             # table of runs
 
 This process prepares the run folder (wizard.runs), resolves the model (download if needed:
-progress shows here), then starts the training process (wizard.train.backend) in its own
-session and attaches the dashboard to it. Ctrl-C in the terminal reaches only this process;
-the dashboard asks, and a "stop" is forwarded as SIGINT. The exit status is the training
-process's: 0 completed, 1 failed, 130 stopped (2: bad input, found before or during start-up).
+progress shows here), then starts the training process (wizard.train.backend; one per GPU
+through torchrun: wizard.train.launch) in its own session and attaches the dashboard to it.
+Ctrl-C in the terminal reaches only this process; the dashboard asks, and a "stop" is
+forwarded as SIGINT. The exit status is the training process's: 0 completed, 1 failed,
+130 stopped (2: bad input, found before or during start-up).
 """
 
 from __future__ import annotations
@@ -35,23 +36,41 @@ def cmd_run(args) -> int:
     from wizard.stopping import on_terminate
 
     recipe = apply_overrides(load_recipe(args.recipe), list(args.overrides or []))
+    if getattr(args, "print_launch", None):  # a Slurm batch script for the recipe, nothing runs
+        from wizard.train.launch import slurm_script
+
+        console.print(slurm_script(recipe, args.recipe, list(args.overrides or [])), markup=False,
+                      highlight=False, end="", soft_wrap=True)
+        return 0
     if args.dry_run:
-        return dry_run(recipe, args.recipe)
+        return dry_run(recipe, args.recipe, overrides=list(args.overrides or []))
     with on_terminate():  # SIGTERM/SIGHUP: stop the training like Ctrl-C -> Stop (wizard.stopping)
+        if recipe.launch.nodes > 1:
+            from wizard.train.launch import announce_nodes
+
+            return announce_nodes(recipe, args, start_run)
         return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir,
                          plain=True if args.plain else None)
 
 
-def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
-    """What would run: the resolved recipe (overrides applied), its hash and the memory estimate."""
+def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overrides: list[str] = ()) -> int:
+    """What would run: the resolved recipe (overrides applied), its hash, the plan and the memory estimate.
+
+    Piped (`--dry-run > x.yaml`), stdout gets the YAML alone, unwrapped; the rest goes to stderr."""
     from wizard.estimate import estimate_memory, render_estimate
+    from wizard.plan import dry_run_plan, replay_comment
     from wizard.preflight import local_model_path, preflight
+    from wizard.train.launch import describe_launch
 
     preflight(recipe, local_model_path(recipe), recipe_path)  # bad devices, impossible sizes, unknown modules
-    console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
-    console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
-    console.print(render_estimate(estimate_memory(recipe)))
-    console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
+    out = console if console.is_terminal else console_err
+    console.print(replay_comment(recipe_to_yaml(recipe, recipe_path), recipe_path, overrides),
+                  markup=False, highlight=False, end="", soft_wrap=True)
+    out.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
+    dry_run_plan(recipe, out)
+    out.print(render_estimate(estimate_memory(recipe)))
+    out.print(f"launch: {describe_launch(recipe)}", markup=False)
+    out.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0
 
 
@@ -75,11 +94,13 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     """Create the run folder, start the training process, follow it; returns its exit status."""
     from wizard.fsutil import check_writable_dir
     from wizard.hub import resolve_model
+    from wizard.train.launch import plan_launch
 
     check_writable_dir(runs_dir or runs.default_runs_dir(), "run folders", hint="choose another with --runs-dir DIR")
     from wizard.preflight import preflight
 
     preflight(recipe, recipe_path=recipe_path)  # before a download: devices and memory
+    plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
     from wizard.preflight import check_target_modules
 
@@ -109,28 +130,18 @@ def create_run(recipe: Recipe, resolved: Any, *, runs_dir=None, recipe_path=None
 
 
 def launch_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False) -> subprocess.Popen:
-    """python -m wizard.train.backend RUN_DIR in its own session (terminal Ctrl-C stays with us)."""
-    devices = recipe.launch.devices
+    """The training process(es) in their own session (terminal Ctrl-C stays with us): wizard.train.launch."""
+    from wizard.train.launch import start_backend
+
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false",
                HF_HUB_OFFLINE="1")  # the model is already local: no network call from the trainer
     # OpenMP threads that spin while waiting make CPU training ~10x slower as soon as anything else
     # runs on the machine (measured: 6 vs 72 samples/s on a busy 2-core box); sleeping costs little.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    backend = ["-m", "wizard.train.backend", str(run_dir)] + (["--resume"] if resume else [])
-    cmd = [sys.executable, *backend]
-    if isinstance(devices, list):
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
-        if len(devices) > 1:  # one process per GPU; torchrun forwards SIGINT/SIGTERM to them
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={len(devices)}", *backend]
     held = _HELD.pop(Path(run_dir), None)  # the run folder's lock goes to the training process
     env = held.child_env(env) if held else env
-    with open(run_dir / runs.LOG_FILE, "ab") as log:
-        what = "resume" if resume else "run"
-        log.write(f"=== caption-wizard {what} {runs.now_iso()}: {' '.join(cmd)}\n".encode())
-        log.flush()
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True, pass_fds=(held.fd,) if held else ())
+    proc = start_backend(run_dir, recipe, resume=resume, env=env, log_header="resume" if resume else "run",
+                         pass_fds=(held.fd,) if held else ())
     from wizard.stopping import track
 
     track(proc)  # from now on SIGTERM/SIGHUP stop it instead of orphaning it
@@ -171,10 +182,13 @@ def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
 
 # ----------------------------------------------------------------------------- resume
 # What an edited recipe.yaml may change on resume. Anything not listed: the checkpoint's value wins.
-REFUSED = ("model.", "tuning.strategy", "data.")  # other weights or other data: not this run any more
-APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.devices")
+REFUSED = ("model.", "tuning.strategy", "data.",  # other weights or other data: not this run any more
+           "launch.strategy")  # DDP, FSDP and ZeRO checkpoints differ
+APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.devices", "launch.processes",
+           "launch.nodes")  # a different number of processes is refused later unless --allow-resize
 FREE = ("train.save_steps", "train.save_total_limit", "train.logging_steps", "train.eval_steps",
-        "train.eval_metrics", "generation.")  # bookkeeping and captioning: take the new value quietly
+        "train.eval_metrics", "generation.",  # bookkeeping and captioning: take the new value quietly
+        "launch.node_rank", "launch.master_addr", "launch.master_port")
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -241,13 +255,13 @@ def _cmd_resume(args) -> int:
         by_name = Path(args.runs_dir or runs.default_runs_dir()) / args.run_dir
         if not run_dir.is_dir() and by_name.is_dir():  # `resume NAME` works as well as `resume runs/NAME`
             run_dir = by_name
-        return resume_run(run_dir, plain=True if args.plain else None)
+        return resume_run(run_dir, plain=True if args.plain else None, allow_resize=args.allow_resize)
     choice = choose_run(args.runs_dir)
-    return resume_run(choice, plain=True if args.plain else None)
+    return resume_run(choice, plain=True if args.plain else None, allow_resize=args.allow_resize)
 
 
 @_releases_lock
-def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
+def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None, allow_resize: bool = False) -> int:
     """Continue a stopped, interrupted or failed run from its last complete checkpoint."""
     from wizard.train.lock import read_lock, write_lock
 
@@ -274,6 +288,9 @@ def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
     from wizard.preflight import check_devices
 
     check_devices(plan.recipe, run_dir / runs.RECIPE_FILE)  # an edited launch.devices must exist here
+    from wizard.train.launch import check_resize
+
+    check_resize(lock, plan.recipe, allow=allow_resize)  # another number of processes: refused or announced
     checkpoint = info.last_checkpoint()
     where = f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]})" if checkpoint else "the start (no checkpoint yet)"
     console.print(f"resuming {run_dir.name} from {where}", markup=False)
@@ -358,6 +375,10 @@ def _runs_table(infos: list[runs.RunInfo], title: str = "Runs"):
     for r in infos:
         table.add_row(escape(r.name), f"[{colors.get(r.status, 'white')}]{r.status_text}[/]", _steps(r), _loss(r),
                       _when(r.started))
+    if console.measure(table, options=console.options.update_width(1000)).maximum > console.width:  # too narrow
+        from wizard.dashboard.runs_list import runs_list  # each name whole on its own line
+
+        return runs_list(infos, title, colors, _steps, _loss, _when)
     return table
 
 
