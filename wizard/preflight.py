@@ -17,8 +17,16 @@ from pathlib import Path
 from wizard.errors import UserError
 
 
-def preflight(recipe, model_path: str | Path | None = None, recipe_path: str | Path | None = None) -> None:
-    check_devices(recipe, recipe_path)
+def preflight(recipe, model_path: str | Path | None = None, recipe_path: str | Path | None = None,
+              *, warn=None) -> None:
+    """Raise UserError on the first problem. `warn(message)`: device problems are only reported
+    (`--dry-run` of a recipe written for another machine still shows what it would do)."""
+    try:
+        check_devices(recipe, recipe_path)
+    except UserError as e:
+        if warn is None:
+            raise
+        warn(f"warning: {e.message}; `run` refuses this here ({e.hint})")
     from wizard.estimate import estimate_memory, refuse_impossible
 
     refuse_impossible(estimate_memory(recipe, suggest=False))

@@ -62,7 +62,8 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overri
     from wizard.preflight import local_model_path, preflight
     from wizard.train.launch import describe_launch
 
-    preflight(recipe, local_model_path(recipe), recipe_path)  # bad devices, impossible sizes, unknown modules
+    warn = lambda line: console_err.print(line, markup=False)  # noqa: E731
+    preflight(recipe, local_model_path(recipe), recipe_path, warn=warn)  # impossible sizes, unknown modules
     out = console if console.is_terminal else console_err
     console.print(replay_comment(recipe_to_yaml(recipe, recipe_path), recipe_path, overrides),
                   markup=False, highlight=False, end="", soft_wrap=True)
