@@ -10,6 +10,7 @@
     caption-wizard caption RUN_DIR_OR_MODEL IMAGE...
     caption-wizard eval RUN_DIR [--limit N]
     caption-wizard export RUN_DIR [--merge] [--out DIR]
+    caption-wizard data RECIPE_OR_PATH [KEY=VALUE ...]
 
 Start-up must stay instant: this module imports only the standard library at
 import time; each command imports what it needs (torch only where it trains or
@@ -34,6 +35,7 @@ COMMANDS = {
     "caption": "wizard.caption:cmd_caption",
     "eval": "wizard.evaluate:cmd_eval",
     "export": "wizard.export:cmd_export",
+    "data": "wizard.data.check:cmd_data",
 }
 
 
@@ -103,6 +105,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--merge", action="store_true", help="merge the LoRA into a full-precision base")
     s.add_argument("--out", default=None, help="output folder (default RUN_DIR/export[-merged])")
     s.add_argument("--force", action="store_true", help="replace an existing output folder")
+
+    s = sub.add_parser("data", help="check the data without training: format, counts, bad rows, lengths, examples")
+    s.add_argument("target", metavar="RECIPE_OR_PATH", help="a recipe file, or a data folder or file")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. data.language=zh")
     return p
 
 
@@ -125,7 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # Overrides may come after flags (`run R --plain train.epochs=1`): argparse stops the
     # KEY=VALUE list at the first flag, so collect the rest here.
-    if args.command == "run":
+    if args.command in ("run", "data"):
         args.overrides += [e for e in extra if "=" in e and not e.startswith("-")]
         extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
     if extra:

@@ -39,11 +39,14 @@ def cmd_run(args) -> int:
 
 
 def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
-    """What would run: the resolved recipe (overrides applied), its hash and the memory estimate."""
+    """What would run: the resolved recipe (overrides applied), its hash, the data check and the memory estimate."""
+    from wizard.data.check import check_recipe, print_check
     from wizard.estimate import estimate_memory, render_estimate
 
     console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
     console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
+    base_dir = Path(recipe_path).parent if recipe_path else None
+    print_check(check_recipe(recipe, base_dir=base_dir), recipe, console)  # bad data: UserError, exit 2
     console.print(render_estimate(estimate_memory(recipe)))
     console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0
@@ -54,11 +57,39 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     """Create the run folder, start the training process, follow it; returns its exit status."""
     from wizard.hub import resolve_model
 
+    prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None)  # bad data: no run folder
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
+    record_prepared(run_dir, prepared)
     console.print(f"run folder: {run_dir}", markup=False)
     proc = launch_backend(run_dir, recipe)
     return follow(run_dir, proc, plain)
+
+
+def prepare_run_data(recipe: Recipe, base_dir: Path | None, *, fingerprint: str | None = None):
+    """Read and verify the data here, before any run folder or training process exists; the training
+    process reads the verified index (wizard.data.prepare). `fingerprint`: the data the run started
+    with (resume): other data is refused here, before anything starts."""
+    from wizard.data.prepare import prepare_data
+
+    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, console=console_err)
+    console.print(prepared.summary(), markup=False, highlight=False, soft_wrap=True)
+    found = prepared.captions.fingerprint
+    if fingerprint and fingerprint != found:
+        raise UserError(f"the data of {recipe.data.dataset} changed since this run started (fingerprint "
+                        f"{fingerprint[:12]} -> {found[:12]}); resuming would train on other data",
+                        hint="restore the original data, or start a new run with the run's recipe.yaml")
+    return prepared
+
+
+def record_prepared(run_dir: Path, prepared) -> None:
+    """lock.json: the fingerprint, the index the training process reads, and the summary it shows."""
+    from wizard.train.lock import update_lock
+
+    r = prepared.captions.report
+    short = f"{r.format}, {r.captions:,} captions" + (f", {r.bad_rows:,} bad rows skipped" if r.bad_rows else "")
+    update_lock(run_dir, dataset={"fingerprint": prepared.captions.fingerprint, "summary": short,
+                                  "index": str(prepared.index) if prepared.index else None})
 
 
 def create_run(recipe: Recipe, resolved: Any, *, runs_dir=None, recipe_path=None) -> Path:
@@ -215,7 +246,10 @@ def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
     lock.setdefault("resumes", []).append({"at": runs.now_iso(), "checkpoint": checkpoint.name if checkpoint else None,
                                            "changed": plan.applied, "kept": plan.kept})
     _check_model_folder(lock, plan.recipe)
+    prepared = prepare_run_data(plan.recipe, Path(lock["recipe_dir"]) if lock.get("recipe_dir") else None,
+                                fingerprint=(lock.get("dataset") or {}).get("fingerprint"))
     write_lock(run_dir, lock)
+    record_prepared(run_dir, prepared)
     runs.write_state(run_dir, status="running", pid=None, recipe_hash=recipe_hash(plan.recipe))
     proc = launch_backend(run_dir, plan.recipe, resume=True)
     return follow(run_dir, proc, plain)

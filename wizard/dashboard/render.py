@@ -127,7 +127,7 @@ def _header(st: DashboardState, width: int) -> list[Text]:
         parts.append(f"{fmt_count(st.trainable_params)} of {fmt_count(st.total_params)} params trained "
                      f"({pct:.1f}%)")
     if st.num_train is not None:
-        parts.append(f"{st.num_train} train / {st.num_eval or 0} eval images")
+        parts.append(f"{st.num_train} train / {st.num_eval or 0} eval images" + (f" ({st.data})" if st.data else ""))
     return [_line(top), _line(" " + _fit(parts, width - 1), "dim")]
 
 

@@ -13,6 +13,9 @@
   larger datasets process each batch's images on the fly.
 - Labels are -100 everywhere except the caption tokens (and the end-of-turn token after them):
   the loss never covers the system prompt, the instruction, the image or the padding.
+- Not cached: images are decoded and processed per batch, in DataLoader worker processes
+  (loader_workers()), so the training loop does not wait for them. The collator then runs in a
+  worker: it keeps no counters (the trainer counts tokens; build_dataset counts truncations).
 """
 
 from __future__ import annotations
@@ -156,8 +159,32 @@ def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_leng
     return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated)
 
 
+def loader_workers(dataset: CaptionDataset) -> int:
+    """DataLoader worker processes: none when every image is cached (batches are cheap slices), else
+    one per spare core (at least one, at most 4) to decode and process images beside training."""
+    if dataset.images.cached:
+        return 0
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores - 1))
+
+
+class TokenCounter:
+    """Non-padding tokens trained on, counted by the trainer in the training process (a counter in the
+    collator would count in DataLoader workers, out of sight)."""
+
+    def __init__(self):
+        self.tokens = 0
+
+    def add(self, batch: dict) -> None:
+        mask = batch.get("attention_mask") if hasattr(batch, "get") else None
+        if mask is not None:
+            self.tokens += int(mask.sum())
+
+
 class CaptionCollator:
-    """Items -> one padded batch (right padding). Counts the tokens it has batched (for tokens/s)."""
+    """Items -> one padded batch (right padding). Stateless, so it can run in DataLoader workers."""
 
     def __init__(self, processor, dataset: CaptionDataset):
         self.images = dataset.images
@@ -165,7 +192,6 @@ class CaptionCollator:
         self.pad_id = processor.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = processor.tokenizer.eos_token_id
-        self.tokens = 0  # non-padding tokens batched so far
 
     def __call__(self, items: list[Item]) -> dict[str, Any]:
         import torch
@@ -183,7 +209,6 @@ class CaptionCollator:
             input_ids[r, : len(seq)] = seq
             labels[r, n_prompt: len(seq)] = seq[n_prompt:]
             attention[r, : len(seq)] = 1
-        self.tokens += sum(len(seq) for seq, _ in rows)
         return {
             "input_ids": input_ids,
             "attention_mask": attention,

@@ -27,9 +27,10 @@ class NonFiniteLoss(RuntimeError):
 
 
 class CaptionTrainer(Trainer):
-    def __init__(self, *args, losses: LossTracker, **kwargs):
+    def __init__(self, *args, losses: LossTracker, tokens=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.losses = losses
+        self.tokens = tokens  # a TokenCounter (wizard.train.collate): tokens/s for the dashboard
         self.lr_changed: tuple[float, float] | None = None  # (checkpoint's, recipe's) when they differ
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         _lean_mode_and_zero_grad(self.model, self._trainable)
@@ -41,6 +42,8 @@ class CaptionTrainer(Trainer):
         return self.accelerator.clip_grad_norm_(self._trainable, self.args.max_grad_norm)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.tokens is not None:
+            self.tokens.add(inputs)
         loss = super().training_step(model, inputs, num_items_in_batch)
         if not torch.isfinite(loss):  # checked before the optimizer step: the weights stay good
             raise NonFiniteLoss(self.state.global_step + 1, float(loss))

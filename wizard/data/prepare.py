@@ -1,0 +1,234 @@
+"""Data preparation in the front end: read, verify (in parallel) and index the data once, cached.
+
+    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=recipe_dir)
+    prepared.captions          # the CaptionSet (train / eval / report / fingerprint)
+    prepared.index             # the verified index on disk: the training process reads this
+    read_prepared(prepared.index, recipe.data, seed=...)   # -> the same CaptionSet, no image opened
+
+`caption-wizard run` prepares the data before the run folder exists (bad data: exit 2, no run
+folder) and before the training process starts; that process reads the index instead of reading
+and verifying again.
+
+The index of one source (the file or folder, its format and the data settings that change which
+rows are read) lives in CACHE/data/<key>.json. It holds, per image file, (path, size, mtime_ns,
+sha256) and, per sha256, the verdict (the reason it is bad, or its width and height). A second
+preparation of the same data:
+  - stats every image file; when (size, mtime) still match, the recorded verdict is used and the
+    file is not even opened: replay and resume of 50k images cost about a second;
+  - reads the files whose stat changed (and embedded image bytes) and hashes them; only content
+    never seen before is decoded. So a copied or touched dataset is re-hashed, not re-decoded,
+    and the fingerprint is always over the content digests.
+CACHE is $CAPTION_WIZARD_CACHE, default ~/.cache/caption-wizard. Deleting it costs one re-check.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import time
+from collections import Counter
+from dataclasses import dataclass
+from pathlib import Path
+
+from wizard.data.examples import BadRow, CaptionSet, DataReport, Example, inspect_image_bytes
+from wizard.data.load import Check, check_parallel, check_source, finish_caption_set, load_caption_set
+
+INDEX_VERSION = 1
+# data settings that do not change which rows or images are read: not part of the source key
+_NOT_IN_KEY = ("prompt", "eval_fraction", "max_pixels", "min_pixels")
+
+
+def cache_root() -> Path:
+    return Path(os.environ.get("CAPTION_WIZARD_CACHE") or Path.home() / ".cache" / "caption-wizard").expanduser()
+
+
+def index_dir() -> Path:
+    return cache_root() / "data"
+
+
+@dataclass
+class Prepared:
+    captions: CaptionSet
+    index: Path | None  # the index file (None: it could not be written)
+    checked: int  # images decoded by this preparation
+    reused: int  # images whose verdict came from the index
+    seconds: float
+
+    def summary(self) -> str:
+        """The one line printed on the terminal and shown in the dashboard header."""
+        r = self.captions.report
+        fmt = r.format + (" (detected)" if r.detected else "")
+        line = (f"data: {fmt} · {r.images:,} images, {r.captions:,} captions · {r.num_train:,} train / "
+                f"{r.num_eval:,} eval")
+        if r.bad_rows:
+            line += f" · {r.bad_rows:,} bad rows skipped"
+        if self.checked:
+            rate = self.checked / max(self.seconds, 1e-6)
+            line += f" · {self.checked:,} images checked in {self.seconds:.1f}s ({rate:,.0f}/s)"
+        elif self.reused:
+            line += f" · index reused ({self.reused:,} images, none re-checked) in {self.seconds:.1f}s"
+        return line
+
+
+def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, console=None,
+                 cache_dir: str | Path | None = None) -> Prepared:
+    """Read and verify recipe.data through the index cache, then write the index (atomically)."""
+    t = time.perf_counter()
+    verifier = IndexVerifier(Path(cache_dir) if cache_dir else index_dir())
+    captions = load_caption_set(spec, seed=seed, base_dir=base_dir, console=console, verifier=verifier)
+    path = verifier.save()
+    return Prepared(captions, path, verifier.checked, verifier.reused, time.perf_counter() - t)
+
+
+def read_prepared(path: str | Path | None, spec, *, seed: int) -> CaptionSet | None:
+    """The CaptionSet from an index written by prepare_data, without opening any image; None when
+    there is no usable index (missing, other settings, or images embedded in the data files)."""
+    index = _load(Path(path)) if path else None
+    if not index or index.get("key_spec") != _key_spec(spec) or index.get("examples") is None:
+        return None
+    examples, digests, sizes = [], {}, {}
+    for ex_id, image, captions, digest, w, h in index["examples"]:
+        examples.append(Example(ex_id, Path(image), list(captions)))
+        digests[ex_id], sizes[ex_id] = digest, (w, h)
+    rep = dict(index["report"])
+    rep["first_bad"] = [BadRow(where, reason) for where, reason in rep.get("first_bad", [])]
+    report = DataReport(**rep)
+    return finish_caption_set(examples, digests, sizes, report, spec, seed=seed,
+                              prompts=Counter(dict(index.get("prompts") or {})))
+
+
+# ----------------------------------------------------------------------------- the verifier
+def _key_spec(spec) -> dict:
+    d = spec.to_dict() if hasattr(spec, "to_dict") else spec.model_dump(mode="json")
+    return {k: v for k, v in sorted(d.items()) if k not in _NOT_IN_KEY}
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return index if isinstance(index, dict) and index.get("version") == INDEX_VERSION else None
+
+
+class IndexVerifier:
+    """Checks images for wizard.data.load, reusing the verdicts recorded for this source."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.path: Path | None = None
+        self.checked = 0
+        self.reused = 0
+        self.files: dict[str, list] = {}  # path -> [size, mtime_ns, sha256]
+        self.verdicts: dict[str, list] = {}  # sha256 -> [reason, width, height]
+        self._old_files: dict[str, list] = {}
+        self._old_verdicts: dict[str, list] = {}
+        self._meta: dict = {}
+
+    def bind(self, located, result, spec) -> None:
+        """Called by load_caption_set once the rows are read: which source, which index file."""
+        key_spec = _key_spec(spec)
+        source = str(Path(located.path).resolve()) if located.path else str(spec.dataset)
+        key = hashlib.sha256(json.dumps([source, located.format, key_spec], sort_keys=True).encode()).hexdigest()
+        self.path = self.folder / f"{key[:32]}.json"
+        self._meta = {"source": source, "format": located.format, "key_spec": key_spec,
+                      "prompts": Counter(r.prompt for r in result.rows if r.prompt).most_common(3)}
+        old = _load(self.path) or {}
+        self._old_files, self._old_verdicts = old.get("files") or {}, old.get("verdicts") or {}
+
+    def check(self, images: list, console=None) -> list[Check]:
+        out: list[Check | None] = [None] * len(images)
+        todo: list[int] = []
+        for i, image in enumerate(images):
+            if isinstance(image, Path):
+                hit = self._by_stat(image)
+                if hit is not None:
+                    out[i] = hit
+                    continue
+            elif not isinstance(image, (bytes, bytearray)):  # an in-memory image: nothing to cache
+                out[i] = check_source(image)
+                continue
+            todo.append(i)
+        done = check_parallel([images[i] for i in todo], console, self._check_chunk)
+        for i, (check, record) in zip(todo, done):
+            out[i] = check
+            if record is not None:
+                path, size, mtime, sha, verdict, decoded = record
+                self.checked += decoded
+                self.reused += not decoded
+                if path is not None:
+                    self.files[path] = [size, mtime, sha]
+                self.verdicts[sha] = verdict
+        return out  # type: ignore[return-value]
+
+    def _by_stat(self, path: Path) -> Check | None:
+        key = str(path)
+        rec = self._old_files.get(key)
+        if rec is None:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        verdict = self._old_verdicts.get(rec[2])
+        if verdict is None or rec[0] != st.st_size or rec[1] != st.st_mtime_ns:
+            return None
+        self.files[key], self.verdicts[rec[2]] = rec, verdict
+        self.reused += 1
+        return _as_check(rec[2], verdict)
+
+    def _check_chunk(self, images: list) -> list[tuple[Check, tuple | None]]:
+        return [self._check_one(im) for im in images]
+
+    def _check_one(self, image) -> tuple[Check, tuple | None]:
+        """(check, (path, size, mtime, sha, verdict, decoded?)); no record when the file is unreadable."""
+        path = size = mtime = None
+        if isinstance(image, Path):
+            try:
+                st = os.stat(image)
+                data = image.read_bytes()
+            except OSError:
+                return check_source(image), None  # not found / a folder / unreadable: the usual reasons
+            path, size, mtime = str(image), st.st_size, st.st_mtime_ns
+        else:
+            data = bytes(image)
+        sha = hashlib.sha256(data).hexdigest()
+        verdict = self._old_verdicts.get(sha)
+        if verdict is not None:
+            return _as_check(sha, verdict), (path, size, mtime, sha, verdict, False)
+        digest, reason, dims = inspect_image_bytes(data)
+        verdict = [reason, *(dims or (None, None))]
+        return (digest, reason, dims), (path, size, mtime, sha, verdict, True)
+
+    def collected(self, examples: list[Example], digests: dict, sizes: dict, report: DataReport) -> None:
+        """Called by load_caption_set with every verified example, before the split and the cap."""
+        rep = {k: v for k, v in report.__dict__.items()
+               if k not in ("images", "captions", "num_train", "num_eval", "capped_from")}
+        rep["first_bad"] = [[b.where, b.reason] for b in report.first_bad]
+        rep["bad_by_reason"], rep["notes"], rep["info"] = dict(report.bad_by_reason), list(report.notes), list(report.info)
+        every_file = all(isinstance(ex.image, Path) for ex in examples)
+        self._meta.update(report=rep, examples=[[ex.id, str(ex.image), ex.captions, digests[ex.id],
+                                                 *(sizes.get(ex.id) or (None, None))] for ex in examples]
+                          if every_file else None)
+
+    def save(self) -> Path | None:
+        """Write the index: the verdict of every image seen, and the verified examples when every image
+        is a file (embedded images stay in their data files: the training process reads those again,
+        through this same cache)."""
+        if self.path is None:
+            return None
+        from wizard.fsutil import atomic_write_text
+
+        index = {"version": INDEX_VERSION, **self._meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                 "files": self.files, "verdicts": self.verdicts}
+        with contextlib.suppress(OSError):  # a read-only cache: slower next time, nothing worse
+            atomic_write_text(self.path, json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+            return self.path
+        return None
+
+
+def _as_check(sha: str, verdict: list) -> Check:
+    reason, w, h = verdict
+    return (None, reason, None) if reason else (sha, None, (w, h))
