@@ -164,6 +164,10 @@ def run_questions(walk: Walk, *, from_menu: bool) -> bool:
                 return False
             continue
         walk.answer(value)
+        if q.name == "dataset_path":  # the user's own data: check it now, show what was found and 3 examples
+            from wizard.data.check import check_own_data
+
+            check_own_data(value, console=console)
         note = notices(q, walk.answers, walk.machine)
         if note:
             console.print(f"[yellow]! {note}[/]")

@@ -97,14 +97,15 @@ def report_lines(check: DataCheck, recipe, *, examples: int = SHOW_EXAMPLES) -> 
     out += _length_lines(check)
     out += _image_lines(check, recipe)
     names = {"en": "English", "zh": "Chinese", "mixed": "mixed"}
-    agree = "matches" if r.language_guess == recipe.data.language else "DIFFERS from"
-    out.append(f"  language: captions look {names.get(r.language_guess, r.language_guess)}; {agree} "
+    agree = ("matches " if r.language_guess == recipe.data.language else
+             "DIFFERS from " if r.language_guess in names and r.language_guess != "mixed" else "")
+    out.append(f"  language: captions look {names.get(r.language_guess, r.language_guess)}; {agree}"
                f"data.language={recipe.data.language}")
     if check.duplicates:
         extra = sum(len(ids) - 1 for ids in check.duplicates)
-        first = ", ".join(" = ".join(ids[:3]) for ids in check.duplicates[:3])
-        out.append(f"  duplicate images: {len(check.duplicates):,} images appear more than once "
-                   f"({extra:,} extra copies), e.g. {first}")
+        first = ", ".join(" = ".join(sorted(ids)[:3]) for ids in check.duplicates[:3])
+        out.append(f"  duplicate images: {extra:,} extra copies of {len(check.duplicates):,} images (the same "
+                   f"content under another name), e.g. {first}")
     else:
         out.append("  duplicate images: none")
     out += [f"  note: {n}" for n in r.notes]
@@ -275,19 +276,25 @@ def print_check(check: DataCheck, recipe, console, *, examples: int = SHOW_EXAMP
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def wizard_summary(data_spec, *, seed: int = 42, console, base_dir=None) -> bool:
+def check_own_data(dataset: str, *, console, seed: int = 42, **data) -> bool:
     """For the wizard, right after the user named their own data: the summary line and 3 examples,
-    or the reason it cannot be used. True when the data can be used."""
+    or the reason it cannot be used (the wizard goes on: a later question may fix it, e.g. the
+    format). True when the data can be used. `data`: other data settings known by then."""
     from wizard.errors import UserError
+    from wizard.recipe import DataSpec
 
     try:
-        prepared = prepare_data(data_spec, seed=seed, base_dir=base_dir, console=console)
+        data_spec = DataSpec(dataset=dataset, **data)
+        with console.status("checking your data…"):
+            prepared = prepare_data(data_spec, seed=seed)
     except UserError as e:
         console.print(f"[bold red]this data cannot be used yet:[/] {e.message}", highlight=False, soft_wrap=True)
         if e.hint:
             console.print(f"  [yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
         return False
-    console.print(prepared.summary(), markup=False, highlight=False, soft_wrap=True)
-    for line in example_lines(prepared.captions, SHOW_EXAMPLES):
-        console.print(f"  {line}", markup=False, highlight=False, soft_wrap=True)
+    report = prepared.captions.report
+    lines = [prepared.summary()] + [f"  skipped {b}" for b in report.first_bad[:3]]
+    lines += [f"  note: {n}" for n in report.notes] + [f"  {line}" for line in example_lines(prepared.captions)]
+    for line in lines:
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
     return True
