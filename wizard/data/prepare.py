@@ -32,10 +32,11 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from wizard.data.detect import locate
 from wizard.data.examples import BadRow, CaptionSet, DataReport, Example, inspect_image_bytes
 from wizard.data.load import Check, check_parallel, check_source, finish_caption_set, load_caption_set
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2
 # data settings that do not change which rows or images are read: not part of the source key
 _NOT_IN_KEY = ("prompt", "eval_fraction", "max_pixels", "min_pixels")
 
@@ -76,10 +77,16 @@ def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, console
                  cache_dir: str | Path | None = None) -> Prepared:
     """Read and verify recipe.data through the index cache, then write the index (atomically)."""
     t = time.perf_counter()
-    verifier = IndexVerifier(Path(cache_dir) if cache_dir else index_dir())
-    captions = load_caption_set(spec, seed=seed, base_dir=base_dir, console=console, verifier=verifier)
-    path = verifier.save()
-    return Prepared(captions, path, verifier.checked, verifier.reused, time.perf_counter() - t)
+    verifier = IndexVerifier(Path(cache_dir) if cache_dir else index_dir(), locate(spec, base_dir), spec)
+    captions = verifier.unchanged(seed)  # nothing changed since the index was written: no row read again
+    if captions is None:
+        captions = load_caption_set(spec, seed=seed, base_dir=base_dir, console=console, verifier=verifier)
+        verifier.save()
+    elif console is not None:
+        for line in captions.report.lines():
+            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    return Prepared(captions, verifier.path if verifier.path.is_file() else None, verifier.checked, verifier.reused,
+                    time.perf_counter() - t)
 
 
 def read_prepared(path: str | Path | None, spec, *, seed: int) -> CaptionSet | None:
@@ -88,14 +95,17 @@ def read_prepared(path: str | Path | None, spec, *, seed: int) -> CaptionSet | N
     index = _load(Path(path)) if path else None
     if not index or index.get("key_spec") != _key_spec(spec) or index.get("examples") is None:
         return None
-    examples, digests, sizes = [], {}, {}
-    for ex_id, image, captions, digest, w, h in index["examples"]:
-        examples.append(Example(ex_id, Path(image), list(captions)))
-        digests[ex_id], sizes[ex_id] = digest, (w, h)
+    return _from_index(index, spec, seed)
+
+
+def _from_index(index: dict, spec, seed: int) -> CaptionSet:
+    ex = index["examples"]
+    examples = [Example(i, Path(im), caps) for i, im, caps in zip(ex["id"], ex["image"], ex["captions"])]
+    digests = dict(zip(ex["id"], ex["digest"]))
+    sizes = {i: (w, h) for i, w, h in zip(ex["id"], ex["w"], ex["h"])}
     rep = dict(index["report"])
     rep["first_bad"] = [BadRow(where, reason) for where, reason in rep.get("first_bad", [])]
-    report = DataReport(**rep)
-    return finish_caption_set(examples, digests, sizes, report, spec, seed=seed,
+    return finish_caption_set(examples, digests, sizes, DataReport(**rep), spec, seed=seed,
                               prompts=Counter(dict(index.get("prompts") or {})))
 
 
@@ -113,30 +123,55 @@ def _load(path: Path) -> dict | None:
     return index if isinstance(index, dict) and index.get("version") == INDEX_VERSION else None
 
 
+def _stat(path: str) -> list | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return [st.st_size, st.st_mtime_ns]
+
+
 class IndexVerifier:
     """Checks images for wizard.data.load, reusing the verdicts recorded for this source."""
 
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.path: Path | None = None
-        self.checked = 0
-        self.reused = 0
-        self.files: dict[str, list] = {}  # path -> [size, mtime_ns, sha256]
-        self.verdicts: dict[str, list] = {}  # sha256 -> [reason, width, height]
-        self._old_files: dict[str, list] = {}
-        self._old_verdicts: dict[str, list] = {}
-        self._meta: dict = {}
-
-    def bind(self, located, result, spec) -> None:
-        """Called by load_caption_set once the rows are read: which source, which index file."""
+    def __init__(self, folder: Path, located, spec):
         key_spec = _key_spec(spec)
         source = str(Path(located.path).resolve()) if located.path else str(spec.dataset)
         key = hashlib.sha256(json.dumps([source, located.format, key_spec], sort_keys=True).encode()).hexdigest()
-        self.path = self.folder / f"{key[:32]}.json"
-        self._meta = {"source": source, "format": located.format, "key_spec": key_spec,
-                      "prompts": Counter(r.prompt for r in result.rows if r.prompt).most_common(3)}
-        old = _load(self.path) or {}
-        self._old_files, self._old_verdicts = old.get("files") or {}, old.get("verdicts") or {}
+        self.path = folder / f"{key[:32]}.json"
+        self.spec = spec
+        self.checked = 0
+        self.reused = 0
+        self.files: dict[str, tuple] = {}  # path -> (size, mtime_ns, sha256)
+        self.verdicts: dict[str, list] = {}  # sha256 -> [reason, width, height]
+        self.missing: set[str] = set()  # image paths that could not be read (not found, a folder...)
+        self._meta: dict = {"source": source, "format": located.format, "key_spec": key_spec}
+        self._old = _load(self.path) or {}
+        f = self._old.get("files") or {}
+        self._old_files = {p: (s, m, h) for p, s, m, h in zip(f.get("path", ()), f.get("size", ()),
+                                                               f.get("mtime", ()), f.get("sha", ()))}
+        self._old_verdicts: dict[str, list] = self._old.get("verdicts") or {}
+
+    def unchanged(self, seed: int) -> CaptionSet | None:
+        """The indexed CaptionSet when the data files, every image file (size and mtime) and every
+        missing image are as they were; None otherwise (then everything is read, verdicts reused)."""
+        old = self._old
+        if not old.get("examples") or not old.get("sources"):
+            return None
+        if any(_stat(path) != [size, mtime] for path, size, mtime in old["sources"]):
+            return None
+        if any(_stat(path) != [size, mtime] for path, (size, mtime, _) in self._old_files.items()):
+            return None
+        if any(os.path.exists(path) for path in old.get("missing") or ()):
+            return None
+        self.reused = len(self._old_files)
+        return _from_index(old, self.spec, seed)
+
+    def bind(self, located, result, spec) -> None:
+        """Called by load_caption_set once the rows are read: which files they came from."""
+        sources = {str(Path(p).resolve()) for p in (located.path, result.file) if p and Path(p).is_file()}
+        self._meta["sources"] = [[p, *_stat(p)] for p in sorted(sources) if _stat(p)]
+        self._meta["prompts"] = Counter(r.prompt for r in result.rows if r.prompt).most_common(3)
 
     def check(self, images: list, console=None) -> list[Check]:
         out: list[Check | None] = [None] * len(images)
@@ -154,27 +189,23 @@ class IndexVerifier:
         done = check_parallel([images[i] for i in todo], console, self._check_chunk)
         for i, (check, record) in zip(todo, done):
             out[i] = check
-            if record is not None:
-                path, size, mtime, sha, verdict, decoded = record
-                self.checked += decoded
-                self.reused += not decoded
-                if path is not None:
-                    self.files[path] = [size, mtime, sha]
-                self.verdicts[sha] = verdict
+            if record is None:
+                self.missing.add(str(images[i]))
+                continue
+            path, size, mtime, sha, verdict, decoded = record
+            self.checked += decoded
+            self.reused += not decoded
+            if path is not None:
+                self.files[path] = (size, mtime, sha)
+            self.verdicts[sha] = verdict
         return out  # type: ignore[return-value]
 
     def _by_stat(self, path: Path) -> Check | None:
         key = str(path)
         rec = self._old_files.get(key)
-        if rec is None:
+        if rec is None or _stat(key) != [rec[0], rec[1]] or rec[2] not in self._old_verdicts:
             return None
-        try:
-            st = os.stat(path)
-        except OSError:
-            return None
-        verdict = self._old_verdicts.get(rec[2])
-        if verdict is None or rec[0] != st.st_size or rec[1] != st.st_mtime_ns:
-            return None
+        verdict = self._old_verdicts[rec[2]]
         self.files[key], self.verdicts[rec[2]] = rec, verdict
         self.reused += 1
         return _as_check(rec[2], verdict)
@@ -208,21 +239,27 @@ class IndexVerifier:
                if k not in ("images", "captions", "num_train", "num_eval", "capped_from")}
         rep["first_bad"] = [[b.where, b.reason] for b in report.first_bad]
         rep["bad_by_reason"], rep["notes"], rep["info"] = dict(report.bad_by_reason), list(report.notes), list(report.info)
-        every_file = all(isinstance(ex.image, Path) for ex in examples)
-        self._meta.update(report=rep, examples=[[ex.id, str(ex.image), ex.captions, digests[ex.id],
-                                                 *(sizes.get(ex.id) or (None, None))] for ex in examples]
-                          if every_file else None)
+        self._meta["report"] = rep
+        self._meta["examples"] = None
+        if all(isinstance(ex.image, Path) for ex in examples):  # columns: compact, and quick to parse
+            dims = [sizes.get(ex.id) or (None, None) for ex in examples]
+            self._meta["examples"] = {"id": [ex.id for ex in examples], "image": [str(ex.image) for ex in examples],
+                                      "captions": [ex.captions for ex in examples],
+                                      "digest": [digests[ex.id] for ex in examples],
+                                      "w": [d[0] for d in dims], "h": [d[1] for d in dims]}
 
     def save(self) -> Path | None:
         """Write the index: the verdict of every image seen, and the verified examples when every image
         is a file (embedded images stay in their data files: the training process reads those again,
         through this same cache)."""
-        if self.path is None:
-            return None
         from wizard.fsutil import atomic_write_text
 
+        files = sorted(self.files.items())
         index = {"version": INDEX_VERSION, **self._meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                 "files": self.files, "verdicts": self.verdicts}
+                 "missing": sorted(self.missing),
+                 "files": {"path": [p for p, _ in files], "size": [r[0] for _, r in files],
+                           "mtime": [r[1] for _, r in files], "sha": [r[2] for _, r in files]},
+                 "verdicts": self.verdicts}
         with contextlib.suppress(OSError):  # a read-only cache: slower next time, nothing worse
             atomic_write_text(self.path, json.dumps(index, ensure_ascii=False, separators=(",", ":")))
             return self.path

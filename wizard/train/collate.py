@@ -9,8 +9,9 @@
 - Each caption of a train image is its own training example; all targets are tokenized in one
   batch call up front and truncated at train.max_target_length tokens.
 - Images go through the processor once: for small datasets (pixel values under
-  CACHE_LIMIT_BYTES) all of them up front, so no epoch decodes or resizes an image again;
-  larger datasets process each batch's images on the fly.
+  CACHE_LIMIT_BYTES) each image when its first batch needs it, kept for the later epochs (so
+  training starts at once, and no later epoch decodes or resizes an image again); larger
+  datasets process each batch's images on the fly.
 - Labels are -100 everywhere except the caption tokens (and the end-of-turn token after them):
   the loss never covers the system prompt, the instruction, the image or the padding.
 - Not cached: images are decoded and processed per batch, in DataLoader worker processes
@@ -41,18 +42,15 @@ class Item:
 class ImageStore:
     """Pixel values + grid of every image, processed once (cached) or per batch (large datasets)."""
 
-    def __init__(self, examples: Sequence, image_processor, *, loader: Callable, cache: bool | None = None,
-                 chunk: int = 64):
+    def __init__(self, examples: Sequence, image_processor, *, loader: Callable, cache: bool | None = None):
         self.examples = examples
         self.image_processor = image_processor
         self.loader = loader
         self._cache: list | None = None
         if cache is None:
             cache = self._estimate_bytes() <= CACHE_LIMIT_BYTES
-        if cache:
-            self._cache = []
-            for start in range(0, len(examples), chunk):
-                self._cache.extend(self._process(range(start, min(start + chunk, len(examples)))))
+        if cache:  # filled as batches ask (the same values as processing everything up front)
+            self._cache = [None] * len(examples)
 
     @property
     def cached(self) -> bool:
@@ -74,9 +72,12 @@ class ImageStore:
         return [(p.contiguous(), grids[k:k + 1]) for k, p in enumerate(pixels)]
 
     def get(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        if self._cache is not None:
-            return [self._cache[i] for i in indices]
-        return self._process(indices)
+        if self._cache is None:
+            return self._process(indices)
+        todo = list(dict.fromkeys(i for i in indices if self._cache[i] is None))
+        for i, value in zip(todo, self._process(todo) if todo else []):
+            self._cache[i] = value
+        return [self._cache[i] for i in indices]
 
 
 @dataclass
@@ -112,7 +113,8 @@ def tokenize_targets(processor, captions: list[str], max_length: int) -> tuple[l
 
     from wizard.chat import target_text
 
-    texts = [target_text(processor, c) for c in captions]
+    end = target_text(processor, "")  # the end-of-turn token (looked up once: get_vocab() is slow)
+    texts = [c.strip() + end for c in captions]
     encoded = processor.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     cut = sum(len(ids) > max_length for ids in encoded)
     return [torch.tensor(ids[:max_length]) for ids in encoded], cut
@@ -136,9 +138,6 @@ class CaptionDataset:
         self.images = images
         self.prompt = prompt
         self.truncated = truncated
-        if images.cached:  # every image's size is known: build every row now, once
-            for it in items:
-                it.seq, it.n_prompt = _widen(it, prompt, images.get([it.image])[0][1])
 
     def __len__(self) -> int:
         return len(self.items)
