@@ -24,6 +24,7 @@ CACHE is $CAPTION_WIZARD_CACHE, default ~/.cache/caption-wizard. Deleting it cos
 from __future__ import annotations
 
 import contextlib
+import gc
 import hashlib
 import json
 import os
@@ -55,7 +56,8 @@ class Prepared:
     index: Path | None  # the index file (None: it could not be written)
     checked: int  # images decoded by this preparation
     reused: int  # images whose verdict came from the index
-    seconds: float
+    seconds: float  # the whole preparation
+    verify_s: float = 0.0  # of which checking images (reading, hashing, decoding)
 
     def summary(self) -> str:
         """The one line printed on the terminal and shown in the dashboard header."""
@@ -66,7 +68,7 @@ class Prepared:
         if r.bad_rows:
             line += f" · {r.bad_rows:,} bad rows skipped"
         if self.checked:
-            rate = self.checked / max(self.seconds, 1e-6)
+            rate = self.checked / max(self.verify_s, 1e-6)
             line += f" · {self.checked:,} images checked in {self.seconds:.1f}s ({rate:,.0f}/s)"
         elif self.reused:
             line += f" · index reused ({self.reused:,} images, none re-checked) in {self.seconds:.1f}s"
@@ -78,15 +80,16 @@ def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, console
     """Read and verify recipe.data through the index cache, then write the index (atomically)."""
     t = time.perf_counter()
     verifier = IndexVerifier(Path(cache_dir) if cache_dir else index_dir(), locate(spec, base_dir), spec)
-    captions = verifier.unchanged(seed)  # nothing changed since the index was written: no row read again
-    if captions is None:
-        captions = load_caption_set(spec, seed=seed, base_dir=base_dir, console=console, verifier=verifier)
-        verifier.save()
-    elif console is not None:
-        for line in captions.report.lines():
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+    with _no_gc():
+        captions = verifier.unchanged(seed)  # nothing changed since the index was written: no row read again
+        if captions is None:
+            captions = load_caption_set(spec, seed=seed, base_dir=base_dir, console=console, verifier=verifier)
+            verifier.save()
+        elif console is not None:
+            for line in captions.report.lines():
+                console.print(line, highlight=False, markup=False, soft_wrap=True)
     return Prepared(captions, verifier.path if verifier.path.is_file() else None, verifier.checked, verifier.reused,
-                    time.perf_counter() - t)
+                    time.perf_counter() - t, verifier.verify_s)
 
 
 def read_prepared(path: str | Path | None, spec, *, seed: int) -> CaptionSet | None:
@@ -95,7 +98,22 @@ def read_prepared(path: str | Path | None, spec, *, seed: int) -> CaptionSet | N
     index = _load(Path(path)) if path else None
     if not index or index.get("key_spec") != _key_spec(spec) or index.get("examples") is None:
         return None
-    return _from_index(index, spec, seed)
+    with _no_gc():
+        return _from_index(index, spec, seed)
+
+
+@contextlib.contextmanager
+def _no_gc():
+    """No cyclic garbage collection while building 100k small objects (none of them in a cycle): with
+    torch imported (the training process), each automatic collection walks its millions of objects,
+    which made reading 5k examples take 0.6 s instead of 0.1 s."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
 
 
 def _from_index(index: dict, spec, seed: int) -> CaptionSet:
@@ -142,6 +160,7 @@ class IndexVerifier:
         self.spec = spec
         self.checked = 0
         self.reused = 0
+        self.verify_s = 0.0
         self.files: dict[str, tuple] = {}  # path -> (size, mtime_ns, sha256)
         self.verdicts: dict[str, list] = {}  # sha256 -> [reason, width, height]
         self.missing: set[str] = set()  # image paths that could not be read (not found, a folder...)
@@ -186,7 +205,9 @@ class IndexVerifier:
                 out[i] = check_source(image)
                 continue
             todo.append(i)
+        t = time.perf_counter()
         done = check_parallel([images[i] for i in todo], console, self._check_chunk)
+        self.verify_s += time.perf_counter() - t
         for i, (check, record) in zip(todo, done):
             out[i] = check
             if record is None:

@@ -59,6 +59,7 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
                     else "reading the data and the model")
 
+    gc.freeze()  # the imports' objects: out of the collections that building 100k examples would trigger
     captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
     device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
