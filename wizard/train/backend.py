@@ -168,10 +168,13 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     from wizard.chat import resolve_prompt
     from wizard.train.collate import CaptionCollator, build_dataset
 
-    prompt, longest = resolve_prompt(recipe), recipe.train.max_target_length
+    from wizard.data.prepare import index_dir
+
+    prompt, longest, tokens = resolve_prompt(recipe), recipe.train.max_target_length, index_dir() / "tokens"
     t = time.perf_counter()
-    train = build_dataset(captions.train, processor, prompt, max_target_length=longest)
-    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest) if captions.eval else None
+    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, token_cache=tokens)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest,
+                          token_cache=tokens) if captions.eval else None
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
           flush=True)

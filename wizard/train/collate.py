@@ -107,17 +107,76 @@ def tokenize_prompt(processor, prompt: str) -> Prompt:
     return Prompt(torch.tensor(ids[:cut]), torch.tensor(ids[cut + 1:]), image_token_id, merge)
 
 
-def tokenize_targets(processor, captions: list[str], max_length: int) -> tuple[list, int]:
-    """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated."""
+def tokenize_targets(processor, captions: list[str], max_length: int, cache_dir=None) -> tuple[list, int]:
+    """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated.
+    `cache_dir`: keep the ids there, keyed by the tokenizer file, the texts and `max_length` (a replay
+    of 50k captions then loads them in milliseconds instead of tokenizing for seconds)."""
     import torch
 
     from wizard.chat import target_text
 
+    if not captions:
+        return [], 0
     end = target_text(processor, "")  # the end-of-turn token (looked up once: get_vocab() is slow)
     texts = [c.strip() + end for c in captions]
-    encoded = processor.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    cache = _token_cache_file(processor, texts, max_length, cache_dir) if cache_dir else None
+    if cache is not None and cache.is_file():
+        import numpy as np
+
+        try:
+            with np.load(cache) as z:
+                flat, lengths, cut = torch.from_numpy(z["ids"]), z["lengths"].tolist(), int(z["cut"])
+            return list(flat.split(lengths)), cut
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: tokenize again
+    targets, cut = _tokenize(processor, texts, max_length)
+    if cache is not None:
+        _save_tokens(cache, targets, cut)
+    return targets, cut
+
+
+def _token_cache_file(processor, texts: list[str], max_length: int, cache_dir):
+    import hashlib
+    from pathlib import Path
+
+    file = Path(getattr(processor.tokenizer, "name_or_path", "") or ".") / "tokenizer.json"
+    if not file.is_file():
+        return None
+    h = hashlib.sha256(file.read_bytes())
+    h.update(f"\x00{max_length}\x00".encode())
+    h.update("\x1f".join(texts).encode("utf-8"))
+    return Path(cache_dir) / f"{h.hexdigest()[:32]}.npz"
+
+
+def _save_tokens(path, targets: list, cut: int) -> None:
+    import contextlib
+    import os
+
+    import numpy as np
+    import torch
+
+    ids = torch.cat(targets).numpy() if targets else np.zeros(0, dtype=np.int64)
+    with contextlib.suppress(OSError):  # a read-only cache: tokenize again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez(tmp, ids=ids, lengths=np.array([len(t) for t in targets], dtype=np.int64), cut=cut)
+        os.replace(tmp, path)
+
+
+def _tokenize(processor, texts: list[str], max_length: int) -> tuple[list, int]:
+    import torch
+
+    tok = processor.tokenizer
+    backend = getattr(tok, "backend_tokenizer", None)
+    if backend is not None:  # the Rust tokenizer itself: the same ids without a Python dict per caption
+        encoded = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
+    else:
+        encoded = tok(texts, add_special_tokens=False)["input_ids"]
     cut = sum(len(ids) > max_length for ids in encoded)
-    return [torch.tensor(ids[:max_length]) for ids in encoded], cut
+    kept = [ids[:max_length] for ids in encoded]
+    # one tensor, one view per caption: 50k small tensors took seconds to make
+    flat = torch.tensor([i for ids in kept for i in ids], dtype=torch.long)
+    return list(flat.split([len(ids) for ids in kept])), cut
 
 
 def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
@@ -147,12 +206,13 @@ class CaptionDataset:
 
 
 def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_length: int,
-                  loader: Callable | None = None, cache: bool | None = None) -> CaptionDataset:
-    """One Item per (image, caption); images and captions are processed here, once."""
+                  loader: Callable | None = None, cache: bool | None = None, token_cache=None) -> CaptionDataset:
+    """One Item per (image, caption); images and captions are processed here, once.
+    `token_cache`: a folder for the tokenized captions (see tokenize_targets)."""
     if loader is None:
         from wizard.data import load_image as loader
     pairs = [(i, caption) for i, ex in enumerate(examples) for caption in ex.captions]
-    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length)
+    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length, token_cache)
     images = ImageStore(examples, processor.image_processor, loader=loader, cache=cache)
     items = [Item(i, t, store=images) for (i, _), t in zip(pairs, targets)]
     return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated)
