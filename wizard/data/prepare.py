@@ -37,7 +37,7 @@ from wizard.data.detect import locate
 from wizard.data.examples import BadRow, CaptionSet, DataReport, Example, inspect_image_bytes
 from wizard.data.load import Check, check_parallel, check_source, finish_caption_set, load_caption_set
 
-INDEX_VERSION = 2
+INDEX_VERSION = 3
 # data settings that do not change which rows or images are read: not part of the source key
 _NOT_IN_KEY = ("prompt", "eval_fraction", "max_pixels", "min_pixels")
 
@@ -117,14 +117,21 @@ def _no_gc():
 
 
 def _from_index(index: dict, spec, seed: int) -> CaptionSet:
-    ex = index["examples"]
-    examples = [Example(i, Path(im), caps) for i, im, caps in zip(ex["id"], ex["image"], ex["captions"])]
-    digests = dict(zip(ex["id"], ex["digest"]))
-    sizes = {i: (w, h) for i, w, h in zip(ex["id"], ex["w"], ex["h"])}
+    ex, files = index["examples"], index["files"]
+    paths, shas = _full_paths(index), files["sha"]
+    examples = [Example(i, Path(paths[k]), caps) for i, k, caps in zip(ex["id"], ex["file"], ex["captions"])]
+    digests = {i: shas[k] for i, k in zip(ex["id"], ex["file"])}
+    sizes = {i: (files["w"][k], files["h"][k]) for i, k in zip(ex["id"], ex["file"])}
     rep = dict(index["report"])
     rep["first_bad"] = [BadRow(where, reason) for where, reason in rep.get("first_bad", [])]
     return finish_caption_set(examples, digests, sizes, DataReport(**rep), spec, seed=seed,
                               prompts=Counter(dict(index.get("prompts") or {})))
+
+
+def _full_paths(index: dict) -> list[str]:
+    """Image paths are stored relative to the index's root folder when inside it (half the bytes)."""
+    root = index.get("root") or ""
+    return [p if p.startswith("/") or not root else f"{root}/{p}" for p in index["files"]["path"]]
 
 
 # ----------------------------------------------------------------------------- the verifier
@@ -165,11 +172,23 @@ class IndexVerifier:
         self.verdicts: dict[str, list] = {}  # sha256 -> [reason, width, height]
         self.missing: set[str] = set()  # image paths that could not be read (not found, a folder...)
         self._meta: dict = {"source": source, "format": located.format, "key_spec": key_spec}
+        self._root = str(Path(source).parent if located.path and Path(source).is_file() else source)
         self._old = _load(self.path) or {}
         f = self._old.get("files") or {}
-        self._old_files = {p: (s, m, h) for p, s, m, h in zip(f.get("path", ()), f.get("size", ()),
-                                                               f.get("mtime", ()), f.get("sha", ()))}
-        self._old_verdicts: dict[str, list] = self._old.get("verdicts") or {}
+        self._old_files = dict(zip(_full_paths(self._old), zip(f.get("size", ()), f.get("mtime", ()), f.get("sha", ())))) \
+            if f else {}
+        self._old_verdicts_cache: dict[str, list] | None = None
+
+    @property
+    def _old_verdicts(self) -> dict[str, list]:
+        """sha256 -> [reason, width, height] of everything the index saw (built when first needed)."""
+        if self._old_verdicts_cache is None:
+            f = self._old.get("files") or {}
+            found = dict(self._old.get("blobs") or {})
+            found.update((h, [r, w, ht]) for h, r, w, ht in zip(f.get("sha", ()), f.get("reason", ()),
+                                                                f.get("w", ()), f.get("h", ())))
+            self._old_verdicts_cache = found
+        return self._old_verdicts_cache
 
     def unchanged(self, seed: int) -> CaptionSet | None:
         """The indexed CaptionSet when the data files, every image file (size and mtime) and every
@@ -206,6 +225,7 @@ class IndexVerifier:
                 continue
             todo.append(i)
         t = time.perf_counter()
+        assert self._old_verdicts is not None  # built here, before the threads read it
         done = check_parallel([images[i] for i in todo], console, self._check_chunk)
         self.verify_s += time.perf_counter() - t
         for i, (check, record) in zip(todo, done):
@@ -261,13 +281,8 @@ class IndexVerifier:
         rep["first_bad"] = [[b.where, b.reason] for b in report.first_bad]
         rep["bad_by_reason"], rep["notes"], rep["info"] = dict(report.bad_by_reason), list(report.notes), list(report.info)
         self._meta["report"] = rep
-        self._meta["examples"] = None
-        if all(isinstance(ex.image, Path) for ex in examples):  # columns: compact, and quick to parse
-            dims = [sizes.get(ex.id) or (None, None) for ex in examples]
-            self._meta["examples"] = {"id": [ex.id for ex in examples], "image": [str(ex.image) for ex in examples],
-                                      "captions": [ex.captions for ex in examples],
-                                      "digest": [digests[ex.id] for ex in examples],
-                                      "w": [d[0] for d in dims], "h": [d[1] for d in dims]}
+        files = all(isinstance(ex.image, Path) and str(ex.image) in self.files for ex in examples)
+        self._examples = [(ex.id, str(ex.image), ex.captions) for ex in examples] if files else None
 
     def save(self) -> Path | None:
         """Write the index: the verdict of every image seen, and the verified examples when every image
@@ -276,11 +291,20 @@ class IndexVerifier:
         from wizard.fsutil import atomic_write_text
 
         files = sorted(self.files.items())
+        position = {p: k for k, (p, _) in enumerate(files)}
+        verdicts = [self.verdicts[rec[2]] for _, rec in files]
+        on_disk = {rec[2] for _, rec in files}
+        root = self._root.rstrip("/") + "/"
+        ex = getattr(self, "_examples", None)
         index = {"version": INDEX_VERSION, **self._meta, "written": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                 "missing": sorted(self.missing),
-                 "files": {"path": [p for p, _ in files], "size": [r[0] for _, r in files],
-                           "mtime": [r[1] for _, r in files], "sha": [r[2] for _, r in files]},
-                 "verdicts": self.verdicts}
+                 "root": self._root, "missing": sorted(self.missing),
+                 "files": {"path": [p[len(root):] if p.startswith(root) else p for p, _ in files],
+                           "size": [r[0] for _, r in files], "mtime": [r[1] for _, r in files],
+                           "sha": [r[2] for _, r in files], "reason": [v[0] for v in verdicts],
+                           "w": [v[1] for v in verdicts], "h": [v[2] for v in verdicts]},
+                 "blobs": {h: v for h, v in self.verdicts.items() if h not in on_disk},  # embedded images
+                 "examples": {"id": [e[0] for e in ex], "file": [position[e[1]] for e in ex],
+                              "captions": [e[2] for e in ex]} if ex is not None else None}
         with contextlib.suppress(OSError):  # a read-only cache: slower next time, nothing worse
             atomic_write_text(self.path, json.dumps(index, ensure_ascii=False, separators=(",", ":")))
             return self.path
