@@ -113,14 +113,7 @@ def test_dry_run_prints_the_data_check(tmp_path):
     assert "split: 461 train / 51 eval images" in result.stdout
 
 
-def test_a_run_on_bad_data_leaves_no_run_folder(tmp_path):
-    bad = build_imagefolder(tmp_path, n_good=10)
-    runs = tmp_path / "runs"
-    result = run_cli("run", str(DEMO), f"data.dataset={bad.path}", "data.format=auto", "--plain",
-                     "--runs-dir", str(runs), cwd=tmp_path, env=env(tmp_path))
-    assert result.returncode == 2
-    assert "metadata.jsonl:3: image not found: missing.png" in result.stderr
-    assert not runs.exists() or not any(runs.iterdir())
+# a `run` on bad data: tests/test_train.py::test_bad_data_exits_2_names_the_rows_and_leaves_no_run_folder
 
 
 def test_resume_refuses_changed_data_in_the_front_end(tmp_path, cache):
@@ -143,10 +136,15 @@ def test_second_preparation_reuses_the_index_and_checks_no_image(tmp_path, cache
     monkeypatch.setattr(prepare_mod, "inspect_image_bytes", lambda data: decoded.append(1) or real(data))
     spec = DataSpec(dataset=str(folder), eval_fraction=0.1)
 
+    reads = []
+    real_load = prepare_mod.load_caption_set
+    monkeypatch.setattr(prepare_mod, "load_caption_set", lambda *a, **k: reads.append(1) or real_load(*a, **k))
+
     first = prepare_data(spec, seed=3)
-    assert (len(decoded), first.checked, first.reused) == (40, 40, 0)
+    assert (len(decoded), first.checked, first.reused, len(reads)) == (40, 40, 0, 1)
     second = prepare_data(spec, seed=3)
     assert (len(decoded), second.checked, second.reused) == (40, 0, 40)  # not one image opened again
+    assert len(reads) == 1  # nor the metadata file: sizes and times of the files were enough
     assert "index reused (40 images, none re-checked)" in second.summary()
     assert second.captions.fingerprint == first.captions.fingerprint
     assert second.index == first.index and second.index.parent == cache / "data"
@@ -165,6 +163,18 @@ def test_second_preparation_reuses_the_index_and_checks_no_image(tmp_path, cache
     fourth = prepare_data(spec, seed=3)
     assert (fourth.checked, len(decoded)) == (1, 41)
     assert fourth.captions.fingerprint != first.captions.fingerprint
+
+
+def test_an_image_that_appears_later_is_noticed(tmp_path, cache):
+    folder = jpeg_folder(tmp_path, 40)
+    missing = (folder / "007.jpg").read_bytes()
+    (folder / "007.jpg").unlink()
+    spec = DataSpec(dataset=str(folder))
+    assert prepare_data(spec, seed=0).captions.report.bad_rows == 1
+    assert prepare_data(spec, seed=0).captions.report.bad_rows == 1  # from the index
+    (folder / "007.jpg").write_bytes(missing)
+    again = prepare_data(spec, seed=0)
+    assert (again.captions.report.bad_rows, again.captions.report.images, again.checked) == (0, 40, 1)
 
 
 def test_truncated_jpeg_that_passes_verify_is_skipped_and_counted(tmp_path, cache):
@@ -190,3 +200,19 @@ def test_dashboard_header_shows_the_data_summary():
     con = Console(width=160, record=True, color_system=None)
     con.print(render(st, width=160, height=30, now=2.0))
     assert "9 train / 1 eval images (imagefolder, 12 captions, 2 bad rows skipped)" in con.export_text()
+
+
+def test_the_wizard_shows_the_summary_and_three_examples_of_the_users_data(tmp_path, cache):
+    from rich.console import Console
+
+    from wizard.data.check import check_own_data
+
+    good = build_imagefolder(tmp_path / "good")
+    con = Console(width=200, record=True, color_system=None)
+    assert check_own_data(str(good.path), console=con)
+    text = con.export_text()
+    assert "data: imagefolder (detected) · 76 images, 77 captions" in text
+    assert "skipped metadata.jsonl:3: image not found: missing.png" in text
+    assert len([line for line in text.splitlines() if line.startswith("  img_")]) == 3  # three examples
+    assert not check_own_data(str(tmp_path / "nothing-here"), console=con)
+    assert "this data cannot be used yet: dataset not found" in con.export_text()
