@@ -46,7 +46,7 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int
     console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
     console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
     base_dir = Path(recipe_path).parent if recipe_path else None
-    print_check(check_recipe(recipe, base_dir=base_dir), recipe, console)  # bad data: UserError, exit 2
+    print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, console)  # bad data: exit 2
     console.print(render_estimate(estimate_memory(recipe)))
     console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0

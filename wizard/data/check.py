@@ -53,8 +53,12 @@ class DataCheck:
 
 
 def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
-    """Prepare the data (UserError on bad data) and measure what training will see."""
-    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, console=console)
+    """Prepare the data (UserError on bad data) and measure what training will see. `console`: where
+    a status line shows while the images are checked."""
+    import contextlib
+
+    with console.status("checking the data…") if console is not None else contextlib.nullcontext():
+        prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir)
     cs = prepared.captions
     model_dir = local_model_dir(recipe.model)
     counter, how = _token_counter(model_dir)
@@ -266,7 +270,9 @@ def cmd_data(args) -> int:
 
     recipe, base_dir = recipe_for(args.target)
     recipe = apply_overrides(recipe, list(getattr(args, "overrides", None) or []))
-    check = check_recipe(recipe, base_dir=base_dir, console=None)
+    from wizard.console import console_err
+
+    check = check_recipe(recipe, base_dir=base_dir, console=console_err)
     print_check(check, recipe, console)
     return 0
 

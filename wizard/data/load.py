@@ -4,7 +4,8 @@
     cs.train, cs.eval, cs.report.lines(), cs.fingerprint
 
 Steps: find the data and its format (detect.py) -> read rows (adapters.py, tables.py, builtin.py)
--> check every image once and drop bad rows, counting them -> merge rows of the same image
+-> check every image once (read, hash, decode; in threads; through prepare.py's index when given a
+verifier) and drop bad rows, counting them -> merge rows of the same image
 -> cap (data.max_samples) and split by a seeded hash of each image's id -> fingerprint.
 """
 
