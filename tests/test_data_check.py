@@ -96,6 +96,21 @@ def test_image_tokens_match_the_processors_smart_resize():
         assert image_tokens(h, w, factor=28, min_pixels=lo, max_pixels=hi) == rh * rw // 784, (h, w)
 
 
+def test_caption_lengths_are_counted_as_training_counts_them(tmp_path, cache):
+    from transformers import AutoProcessor
+
+    from wizard.data.check import local_model_dir
+    from wizard.train.collate import tokenize_targets
+
+    recipe = load_recipe(DEMO)
+    check = check_recipe(recipe)
+    processor = AutoProcessor.from_pretrained(str(local_model_dir(recipe.model)))
+    captions = [c for ex in check.captions.examples for c in ex.captions]
+    targets, cut = tokenize_targets(processor, captions, 10_000)
+    assert check.lengths == [len(t) for t in targets] and len(set(check.lengths)) > 1
+    assert check.over_limit == tokenize_targets(processor, captions, recipe.train.max_target_length)[1]
+
+
 # ----------------------------------------------------------------------------- before a run exists
 def test_dry_run_of_a_missing_dataset_exits_2_and_creates_no_run_folder(tmp_path):
     runs = tmp_path / "runs"

@@ -197,6 +197,8 @@ def _token_counter(model_dir: Path | None):
             from tokenizers import Tokenizer
 
             tok = Tokenizer.from_file(str(file))
+            tok.no_padding()  # tokenizer.json may pad a batch to its longest caption
+            tok.no_truncation()
             end = "<|im_end|>" if tok.token_to_id("<|im_end|>") is not None else ""
 
             def count(captions: list[str]) -> list[int]:

@@ -59,11 +59,14 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
                     else "reading the data and the model")
 
-    gc.freeze()  # the imports' objects: out of the collections that building 100k examples would trigger
-    captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
+    from wizard.data.prepare import no_gc  # 100k examples, targets, items: no collection walks while made
+
+    with no_gc():
+        captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
     device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
-    data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
+    with no_gc():
+        data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
 

@@ -33,7 +33,7 @@ class Item:
     """One training example: which image, and the tokenized caption to learn."""
 
     image: int  # index into ImageStore
-    target: Any  # 1-D LongTensor: caption tokens + end of turn
+    target: Any  # caption token ids + end of turn (a list of ints: 50k small tensors took seconds to make)
     seq: Any = None  # the whole input_ids row, once the image's token count is known
     n_prompt: int = 0  # tokens before the caption (masked out of the loss)
     store: Any = None  # the ImageStore that `image` indexes (train and eval sets each have their own)
@@ -111,7 +111,7 @@ def tokenize_targets(processor, captions: list[str], max_length: int, cache_dir=
     """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated.
     `cache_dir`: keep the ids there, keyed by the tokenizer file, the texts and `max_length` (a replay
     of 50k captions then loads them in milliseconds instead of tokenizing for seconds)."""
-    import torch
+    import itertools
 
     from wizard.chat import target_text
 
@@ -125,8 +125,9 @@ def tokenize_targets(processor, captions: list[str], max_length: int, cache_dir=
 
         try:
             with np.load(cache) as z:
-                flat, lengths, cut = torch.from_numpy(z["ids"]), z["lengths"].tolist(), int(z["cut"])
-            return list(flat.split(lengths)), cut
+                flat, lengths, cut = z["ids"].tolist(), z["lengths"].tolist(), int(z["cut"])
+            ends = list(itertools.accumulate(lengths))
+            return [flat[e - n:e] for e, n in zip(ends, lengths)], cut
         except (OSError, ValueError, KeyError):
             pass  # unreadable: tokenize again
     targets, cut = _tokenize(processor, texts, max_length)
@@ -153,9 +154,8 @@ def _save_tokens(path, targets: list, cut: int) -> None:
     import os
 
     import numpy as np
-    import torch
 
-    ids = torch.cat(targets).numpy() if targets else np.zeros(0, dtype=np.int64)
+    ids = np.fromiter((i for t in targets for i in t), dtype=np.int64)
     with contextlib.suppress(OSError):  # a read-only cache: tokenize again next time
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
@@ -164,19 +164,11 @@ def _save_tokens(path, targets: list, cut: int) -> None:
 
 
 def _tokenize(processor, texts: list[str], max_length: int) -> tuple[list, int]:
-    import torch
-
-    tok = processor.tokenizer
-    backend = getattr(tok, "backend_tokenizer", None)
-    if backend is not None:  # the Rust tokenizer itself: the same ids without a Python dict per caption
-        encoded = [e.ids for e in backend.encode_batch(texts, add_special_tokens=False)]
-    else:
-        encoded = tok(texts, add_special_tokens=False)["input_ids"]
+    # through transformers, not the Rust tokenizer directly: tokenizer.json may switch padding on
+    # (the demo's pads to the longest in the batch), and transformers sets it per call
+    encoded = processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
     cut = sum(len(ids) > max_length for ids in encoded)
-    kept = [ids[:max_length] for ids in encoded]
-    # one tensor, one view per caption: 50k small tensors took seconds to make
-    flat = torch.tensor([i for ids in kept for i in ids], dtype=torch.long)
-    return list(flat.split([len(ids) for ids in kept])), cut
+    return [list(ids[:max_length]) for ids in encoded], cut
 
 
 def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
@@ -186,7 +178,8 @@ def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
     n_image = int(grid.prod()) // (prompt.merge * prompt.merge)
     image = torch.full((n_image,), prompt.image_token_id, dtype=torch.long)
     n_prompt = len(prompt.before) + n_image + len(prompt.after)
-    return torch.cat([prompt.before, image, prompt.after, item.target]), n_prompt
+    target = torch.tensor(item.target, dtype=torch.long)
+    return torch.cat([prompt.before, image, prompt.after, target]), n_prompt
 
 
 class CaptionDataset:
