@@ -58,7 +58,7 @@ def test_data_command_reports_good_data_and_refuses_bad_data(tmp_path):
     result = run_cli("data", str(good.path), cwd=tmp_path, env=env(tmp_path))
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
-    assert "format: imagefolder (detected: a metadata file with a file_name column" in out
+    assert "format: imagefolder (detected: metadata.jsonl: a metadata file with a file_name column" in out
     assert "76 images, 77 captions from 81 rows" in out
     assert "bad rows skipped: 4" in out and "metadata.jsonl:3: image not found: missing.png" in out
     assert "caption length, tokens of demo-base's tokenizer" in out  # this machine's default model is local

@@ -11,6 +11,9 @@
     caption-wizard eval RUN_DIR [--limit N]
     caption-wizard export RUN_DIR [--merge] [--out DIR]
     caption-wizard data RECIPE_OR_PATH [KEY=VALUE ...]
+    caption-wizard import SOURCE --out recipes/NAME.yaml [--force]
+    caption-wizard compare RUN_DIR RUN_DIR... [--out PNG]
+    caption-wizard serve RUN_OR_EXPORT [--host H] [--port P] [--api-key K] [--engine vllm]
 
 Start-up must stay instant: this module imports only the standard library at
 import time; each command imports what it needs (torch only where it trains or
@@ -36,6 +39,9 @@ COMMANDS = {
     "eval": "wizard.evaluate:cmd_eval",
     "export": "wizard.export:cmd_export",
     "data": "wizard.data.check:cmd_data",
+    "import": "wizard.importer:cmd_import",
+    "compare": "wizard.compare:cmd_compare",
+    "serve": "wizard.serve:cmd_serve",
 }
 
 
@@ -63,11 +69,15 @@ def build_parser() -> argparse.ArgumentParser:
                    help="validate, apply overrides, print the recipe, hash and memory estimate")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
     s.add_argument("--runs-dir", default=None, help="where run directories go (default ./runs)")
+    s.add_argument("--print-launch", choices=["slurm"], default=None,
+                   help="print a Slurm batch script for this recipe (srun + torchrun) instead of running")
 
     s = sub.add_parser("resume", help="continue an interrupted run from its last checkpoint")
     s.add_argument("run_dir", nargs="?", help="run directory; none: choose from a list")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
     s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
+    s.add_argument("--allow-resize", action="store_true",
+                   help="resume with a different number of processes (changes the global batch)")
 
     s = sub.add_parser("runs", help="table of runs")
     s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
@@ -109,6 +119,29 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("data", help="check the data without training: format, counts, bad rows, lengths, examples")
     s.add_argument("target", metavar="RECIPE_OR_PATH", help="a recipe file, or a data folder or file")
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. data.language=zh")
+    s = sub.add_parser("import", help="a recipe from a swift sft command/script, an ms-swift args.json "
+                                      "or a LLaMA-Factory YAML")
+    s.add_argument("source", help="file, or a quoted `swift sft ...` command line")
+    s.add_argument("--out", required=True, help="where to write the recipe, e.g. recipes/NAME.yaml")
+    s.add_argument("--dataset-info", default=None, help="LLaMA-Factory dataset_info.json (default: DATASET_DIR/)")
+    s.add_argument("--force", action="store_true", help="overwrite an existing recipe file")
+
+    s = sub.add_parser("compare", help="recipe differences, eval metrics and overlaid loss curves of runs")
+    s.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    s.add_argument("--out", default=None, help="loss-curve PNG (default compare-loss.png)")
+
+    s = sub.add_parser("serve", help="OpenAI-compatible caption server for a run or an export")
+    s.add_argument("source", metavar="RUN_OR_EXPORT")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("--api-key", default=None, help="clients must send it as a Bearer token "
+                                                   "(default: $CAPTION_WIZARD_API_KEY)")
+    s.add_argument("--engine", choices=["auto", "transformers", "vllm"], default="auto")
+    s.add_argument("--max-batch-size", type=int, default=8, help="requests captioned together (1: no batching)")
+    s.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
+    s.add_argument("--model-name", default=None, help="the model name clients use (default: the run's name)")
+    s.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 32)")
+    s.add_argument("--max-image-megapixels", type=float, default=None, help="largest image (default 50)")
     return p
 
 

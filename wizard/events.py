@@ -137,5 +137,6 @@ class RunRecorder:
         self.state(status=status, **state)
 
     def warning(self, message: str) -> None:
-        print(f"warning: {message}", flush=True)
+        if self.writes:  # rank 0 alone prints, as it alone writes
+            print(f"warning: {message}", flush=True)
         self.event("warning", message=message)

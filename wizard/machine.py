@@ -6,8 +6,10 @@
 
 GPUs are read through NVML (nvidia-ml-py), not torch: importing torch takes
 seconds and the wizard must open instantly. No driver, no library, no GPU: [].
-CUDA_VISIBLE_DEVICES is honoured when it is a list of indices (GPUs are then
-renumbered from 0, as CUDA numbers them).
+CUDA_VISIBLE_DEVICES is honoured, as indices or GPU UUIDs (GPUs are then renumbered
+from 0, as CUDA numbers them). A training process reads its own GPU's memory through
+the NVML handle matched by UUID or PCI bus id (`nvml_memory`): NVML's index order is
+not CUDA's once CUDA_VISIBLE_DEVICES is set.
 
 Tests (and anyone curious about the GPU branches on a laptop) can pretend:
     CAPTION_WIZARD_FAKE_GPUS="NVIDIA H100:80,NVIDIA H100:80"   two 80 GiB GPUs
@@ -28,6 +30,7 @@ class GpuInfo:
     index: int
     name: str
     total_bytes: int
+    uuid: str | None = None  # "GPU-8932f937-..." as NVML and CUDA_VISIBLE_DEVICES write it
 
     def describe(self) -> str:
         return f"GPU {self.index}: {self.name} ({self.total_bytes / GiB:.0f} GB)"
@@ -74,13 +77,16 @@ def _visible(gpus: list[GpuInfo]) -> list[GpuInfo]:
     spec = spec.strip()
     if spec == "" or spec == "-1":
         return []
-    try:
-        wanted = [int(x) for x in spec.split(",") if x.strip()]
-    except ValueError:
-        return gpus
-    by_index = {g.index: g for g in gpus}
-    return [GpuInfo(new, by_index[old].name, by_index[old].total_bytes)
-            for new, old in enumerate(w for w in wanted if w in by_index)]
+    chosen = []
+    for entry in (x.strip() for x in spec.split(",") if x.strip()):
+        if entry.isdigit():
+            match = [g for g in gpus if g.index == int(entry)]
+        else:  # a UUID or a unique prefix of one (as CUDA accepts); MIG ids are not matched here
+            match = [g for g in gpus if g.uuid and g.uuid.startswith(entry)]
+        if len(match) != 1:
+            break  # CUDA stops at the first entry it cannot use
+        chosen.append(match[0])
+    return [GpuInfo(new, g.name, g.total_bytes, g.uuid) for new, g in enumerate(chosen)]
 
 
 def _nvml_gpus() -> list[GpuInfo]:
@@ -99,7 +105,8 @@ def _nvml_gpus() -> list[GpuInfo]:
             name = pynvml.nvmlDeviceGetName(handle)
             name = name.decode() if isinstance(name, bytes) else str(name)
             total = int(pynvml.nvmlDeviceGetMemoryInfo(handle).total)
-            gpus.append(GpuInfo(i, name, total))
+            uuid = pynvml.nvmlDeviceGetUUID(handle)
+            gpus.append(GpuInfo(i, name, total, uuid.decode() if isinstance(uuid, bytes) else str(uuid)))
         return gpus
     except Exception:
         return []
@@ -129,3 +136,46 @@ def detect_machine() -> Machine:
     gpus = detect_gpus()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
     return Machine(gpus=tuple(gpus), ram_bytes=_ram_bytes(), cpu_count=cpus)
+
+
+# ----------------------------------------------------------------------------- one CUDA device's memory
+def cuda_device_ids(index: int) -> tuple[str | None, str | None]:
+    """(UUID as NVML writes it, PCI bus id) of CUDA device `index` of this process (torch: imported here)."""
+    import torch
+
+    props = torch.cuda.get_device_properties(index)
+    uuid = getattr(props, "uuid", None)
+    uuid = f"GPU-{uuid}" if uuid is not None and not str(uuid).startswith(("GPU-", "MIG-")) else uuid
+    bus = getattr(props, "pci_bus_id", None)
+    pci = (f"{getattr(props, 'pci_domain_id', 0):08X}:{bus:02X}:{getattr(props, 'pci_device_id', 0):02X}.0"
+           if isinstance(bus, int) else None)
+    return (str(uuid) if uuid is not None else None), pci
+
+
+_nvml_ready: bool | None = None
+
+
+def nvml_memory(uuid: str | None, pci_bus_id: str | None) -> tuple[int | None, int | None]:
+    """(used, total) bytes of the GPU with this UUID (else PCI bus id) per NVML; (None, None) without it."""
+    global _nvml_ready
+    try:
+        import pynvml
+    except ImportError:
+        return None, None
+    if _nvml_ready is None:
+        try:
+            pynvml.nvmlInit()
+            _nvml_ready = True
+        except Exception:
+            _nvml_ready = False
+    if not _nvml_ready:
+        return None, None
+    for how, key in ((pynvml.nvmlDeviceGetHandleByUUID, uuid), (pynvml.nvmlDeviceGetHandleByPciBusId, pci_bus_id)):
+        if key is None:
+            continue
+        try:
+            info = pynvml.nvmlDeviceGetMemoryInfo(how(key))
+            return int(info.used), int(info.total)
+        except Exception:
+            continue
+    return None, None

@@ -18,7 +18,7 @@ import json
 import math
 from enum import Enum
 from pathlib import Path
-from typing import Any, Literal, Union
+from typing import Any, Literal, Union, get_args
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -51,16 +51,37 @@ class ModelSpec(_Section):
     revision: str = "master"
 
 
+class DataColumns(_Section):
+    """Which columns hold the image and the caption, for a CSV/JSONL/JSON file with other names
+    (like ms-swift --columns and LLaMA-Factory's columns). Unset: found by their usual names."""
+    image: str | None = Field(None, min_length=1)  # a path (relative to the file or data.image_dir), URL or base64
+    caption: str | None = Field(None, min_length=1)  # a caption, or a list of captions
+
+
+class FilterSpec(_Section):
+    """data.filter: data-quality filtering before the split (wizard/data/filter.py)."""
+
+    clip_min: float | None = Field(None, ge=-1.0, le=1.0)  # drop captions whose CLIP similarity is below
+    clip_model: str | None = None  # None: an English CLIP, or Chinese-CLIP for language zh
+    min_side: int | None = Field(None, gt=0)  # drop images whose shorter side is below (pixels)
+    dedupe: bool = False  # merge near-duplicate images (perceptual hash)
+
+
 class DataSpec(_Section):
     dataset: str = Field(min_length=1)
     subset: str | None = None
-    format: Literal["auto", "imagefolder", "coco", "messages", "hf", "shapes", "m3it", "coco_csv"] = "auto"
+    format: Literal["auto", "imagefolder", "coco", "messages", "hf", "shapes", "m3it", "coco_csv",
+                    "karpathy", "blip", "flickr", "coco_cn", "aic", "table", "webdataset",
+                    "llama_factory"] = "auto"
     prompt: str | None = None  # None: the task's default prompt in `language`
     language: Literal["en", "zh"] = "en"
     eval_fraction: float = Field(0.02, ge=0.0, lt=1.0)
     max_pixels: int = Field(401408, gt=0)  # caps image tokens: the usual cause of VLM OOM
     min_pixels: int = Field(3136, gt=0)
     max_samples: int | None = Field(None, gt=0)
+    columns: DataColumns | None = None  # table formats: {image: img, caption: text}
+    image_dir: str | None = None  # where the images are, when not next to the caption file (COCO-CN: the COCO folder)
+    filter: FilterSpec = Field(default_factory=FilterSpec)
 
     @model_validator(mode="after")
     def _pixels_order(self):
@@ -125,8 +146,41 @@ class GenerationSpec(_Section):
     do_sample: bool = False  # temperature only matters when sampling
 
 
+class LaunchStrategy(str, Enum):
+    ddp = "ddp"  # a full copy of the model per process; gradients averaged (DistributedDataParallel)
+    fsdp = "fsdp"  # weights, gradients and optimizer states sharded across processes (torch FSDP)
+    zero2 = "zero2"  # DeepSpeed ZeRO-2: gradients and optimizer states sharded
+    zero3 = "zero3"  # DeepSpeed ZeRO-3: the weights too
+
+
 class LaunchSpec(_Section):
-    devices: Union[Literal["auto", "cpu"], list[int]] = "auto"  # e.g. [0, 1]: several GPUs via accelerate
+    devices: Union[Literal["auto", "cpu"], list[int]] = "auto"  # [0, 1]: indices among the visible GPUs
+    processes: int | None = Field(None, gt=0, le=1024)  # per machine; None: one per GPU (on the CPU: 1)
+    nodes: int = Field(1, gt=0, le=4096)  # machines; each runs `caption-wizard run RECIPE launch.node_rank=K`
+    node_rank: int = Field(0, ge=0)  # this machine's number, 0..nodes-1 (0 prints the others' command)
+    master_addr: str = Field("127.0.0.1", min_length=1)  # node 0's address, reachable from every node
+    master_port: int = Field(29500, gt=0, lt=65536)
+    strategy: LaunchStrategy = LaunchStrategy.ddp
+
+    @field_validator("devices")
+    @classmethod
+    def _device_list(cls, v):
+        if isinstance(v, list):
+            if not v:
+                raise ValueError("an empty list: give GPU indices like [0, 1], or auto, or cpu")
+            if any(i < 0 for i in v) or len(set(v)) != len(v):
+                raise ValueError("GPU indices must be distinct numbers from 0 (indices among the visible GPUs)")
+        return v
+
+    @model_validator(mode="after")
+    def _nodes(self):
+        if self.node_rank >= self.nodes:
+            raise ValueError(f"launch.node_rank={self.node_rank} but launch.nodes={self.nodes}: node ranks "
+                             f"are 0..{self.nodes - 1}")
+        if isinstance(self.devices, list) and self.processes is not None and self.processes != len(self.devices):
+            raise ValueError(f"launch.processes={self.processes} but launch.devices lists {len(self.devices)} "
+                             "GPUs: one process per GPU (leave processes out)")
+        return self
 
 
 class Recipe(_Section):
@@ -178,6 +232,7 @@ def _fields_at(model_cls: type[BaseModel], loc: tuple) -> list[str]:
         if field is None:
             return []
         cls = field.annotation
+        cls = next((a for a in get_args(cls) if hasattr(a, "model_fields")), cls)  # `X | None` -> X
     return list(getattr(cls, "model_fields", {}).keys())
 
 
@@ -244,13 +299,16 @@ def load_recipe(path: str | Path) -> Recipe:
 COMMENTS = {
     "data.max_pixels": "caps image tokens (pixels / 784 per image): the usual cause of VLM OOM",
     "data.eval_fraction": "held out for eval loss and `caption-wizard eval`, same split on every replay",
+    "data.filter.clip_min": "the seed article keeps pairs >= 0.2; null: no CLIP filter",
     "tuning.strategy": "qlora | lora | full",
     "tuning.lora.alpha": "usually 2 x rank",
     "tuning.lora.target_modules": "null: the model family's default",
     "tuning.freeze_vision": "keep the vision tower as it is (faster, less memory)",
     "train.precision": "auto: bf16 where supported, fp16 on older GPUs, fp32 on CPU",
     "train.max_steps": "set: overrides epochs",
-    "launch.devices": "auto | cpu | [0, 1] (several GPUs run through accelerate)",
+    "launch.devices": "auto | cpu | [0, 1] (several GPUs: one process each, through torchrun)",
+    "launch.processes": "per machine; null: one per GPU (on the CPU: N processes with gloo)",
+    "launch.strategy": "ddp | fsdp | zero2 | zero3 (how several GPUs share the model)",
 }
 
 

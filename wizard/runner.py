@@ -7,10 +7,11 @@
     caption-wizard runs                                             # table of runs
 
 This process prepares the run folder (wizard.runs), resolves the model (download if needed:
-progress shows here), then starts the training process (wizard.train.backend) in its own
-session and attaches the dashboard to it. Ctrl-C in the terminal reaches only this process;
-the dashboard asks, and a "stop" is forwarded as SIGINT. The exit status is the training
-process's: 0 completed, 1 failed, 130 stopped (2: bad input, found before or during start-up).
+progress shows here), then starts the training process (wizard.train.backend; one per GPU
+through torchrun: wizard.train.launch) in its own session and attaches the dashboard to it.
+Ctrl-C in the terminal reaches only this process; the dashboard asks, and a "stop" is
+forwarded as SIGINT. The exit status is the training process's: 0 completed, 1 failed,
+130 stopped (2: bad input, found before or during start-up).
 """
 
 from __future__ import annotations
@@ -33,8 +34,18 @@ from wizard.recipe import Recipe, apply_overrides, load_recipe, recipe_from_dict
 # ----------------------------------------------------------------------------- run
 def cmd_run(args) -> int:
     recipe = apply_overrides(load_recipe(args.recipe), list(args.overrides or []))
+    if getattr(args, "print_launch", None):  # a Slurm batch script for the recipe, nothing runs
+        from wizard.train.launch import slurm_script
+
+        console.print(slurm_script(recipe, args.recipe, list(args.overrides or [])), markup=False,
+                      highlight=False, end="", soft_wrap=True)
+        return 0
     if args.dry_run:
         return dry_run(recipe, args.recipe)
+    if recipe.launch.nodes > 1:
+        from wizard.train.launch import announce_nodes
+
+        return announce_nodes(recipe, args, start_run)
     return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=True if args.plain else None)
 
 
@@ -48,6 +59,9 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int
     base_dir = Path(recipe_path).parent if recipe_path else None
     print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, console)  # bad data: exit 2
     console.print(render_estimate(estimate_memory(recipe)))
+    from wizard.train.launch import describe_launch
+
+    console.print(f"launch: {describe_launch(recipe)}", markup=False)
     console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0
 
@@ -56,7 +70,9 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
               runs_dir: str | os.PathLike | None = None, plain: bool | None = None) -> int:
     """Create the run folder, start the training process, follow it; returns its exit status."""
     from wizard.hub import resolve_model
+    from wizard.train.launch import plan_launch
 
+    plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None)  # bad data: no run folder
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
@@ -110,26 +126,15 @@ def create_run(recipe: Recipe, resolved: Any, *, runs_dir=None, recipe_path=None
 
 
 def launch_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False) -> subprocess.Popen:
-    """python -m wizard.train.backend RUN_DIR in its own session (terminal Ctrl-C stays with us)."""
-    devices = recipe.launch.devices
+    """The training process(es) in their own session (terminal Ctrl-C stays with us): wizard.train.launch."""
+    from wizard.train.launch import start_backend
+
     env = dict(os.environ, PYTHONUNBUFFERED="1", TQDM_DISABLE="1", TOKENIZERS_PARALLELISM="false",
                HF_HUB_OFFLINE="1")  # the model is already local: no network call from the trainer
     # OpenMP threads that spin while waiting make CPU training ~10x slower as soon as anything else
     # runs on the machine (measured: 6 vs 72 samples/s on a busy 2-core box); sleeping costs little.
     env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    backend = ["-m", "wizard.train.backend", str(run_dir)] + (["--resume"] if resume else [])
-    cmd = [sys.executable, *backend]
-    if isinstance(devices, list):
-        env["CUDA_VISIBLE_DEVICES"] = ",".join(str(d) for d in devices)
-        if len(devices) > 1:  # one process per GPU; torchrun forwards SIGINT/SIGTERM to them
-            cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                   f"--nproc_per_node={len(devices)}", *backend]
-    with open(run_dir / runs.LOG_FILE, "ab") as log:
-        what = "resume" if resume else "run"
-        log.write(f"=== caption-wizard {what} {runs.now_iso()}: {' '.join(cmd)}\n".encode())
-        log.flush()
-        return subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                env=env, start_new_session=True)
+    return start_backend(run_dir, recipe, resume=resume, env=env, log_header="resume" if resume else "run")
 
 
 def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
@@ -144,10 +149,13 @@ def follow(run_dir: Path, proc: subprocess.Popen, plain: bool | None) -> int:
 
 # ----------------------------------------------------------------------------- resume
 # What an edited recipe.yaml may change on resume. Anything not listed: the checkpoint's value wins.
-REFUSED = ("model.", "tuning.strategy", "data.")  # other weights or other data: not this run any more
-APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.devices")
+REFUSED = ("model.", "tuning.strategy", "data.",  # other weights or other data: not this run any more
+           "launch.strategy")  # DDP, FSDP and ZeRO checkpoints differ
+APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.devices", "launch.processes",
+           "launch.nodes")  # a different number of processes is refused later unless --allow-resize
 FREE = ("train.save_steps", "train.save_total_limit", "train.logging_steps", "train.eval_steps",
-        "train.eval_metrics", "generation.")  # bookkeeping and captioning: take the new value quietly
+        "train.eval_metrics", "generation.",  # bookkeeping and captioning: take the new value quietly
+        "launch.node_rank", "launch.master_addr", "launch.master_port")
 
 
 def _flat(d: dict, prefix: str = "") -> dict[str, Any]:
@@ -207,12 +215,12 @@ def cmd_resume(args) -> int:
         by_name = Path(args.runs_dir or runs.default_runs_dir()) / args.run_dir
         if not run_dir.is_dir() and by_name.is_dir():  # `resume NAME` works as well as `resume runs/NAME`
             run_dir = by_name
-        return resume_run(run_dir, plain=True if args.plain else None)
+        return resume_run(run_dir, plain=True if args.plain else None, allow_resize=args.allow_resize)
     choice = choose_run(args.runs_dir)
-    return resume_run(choice, plain=True if args.plain else None)
+    return resume_run(choice, plain=True if args.plain else None, allow_resize=args.allow_resize)
 
 
-def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
+def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None, allow_resize: bool = False) -> int:
     """Continue a stopped, interrupted or failed run from its last complete checkpoint."""
     from wizard.train.lock import read_lock, write_lock
 
@@ -234,6 +242,9 @@ def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None) -> int:
                         f"cannot change this:\n  " + "\n  ".join(plan.refused),
                         hint=f"undo the edit to resume, or start a new run with: caption-wizard run "
                              f"{run_dir / runs.RECIPE_FILE}")
+    from wizard.train.launch import check_resize
+
+    check_resize(lock, plan.recipe, allow=allow_resize)  # another number of processes: refused or announced
     checkpoint = info.last_checkpoint()
     where = f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]})" if checkpoint else "the start (no checkpoint yet)"
     console.print(f"resuming {run_dir.name} from {where}", markup=False)

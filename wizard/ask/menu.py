@@ -168,7 +168,16 @@ def _replay(machine) -> int:
 
 
 def _runs(machine) -> int:
-    return _call("runs", [])
+    from wizard.ask.prompting import ask_checkbox, ask_confirm
+    from wizard.ask.questions import Choice
+    from wizard.runs import list_runs
+
+    status, runs = _call("runs", []), list_runs()
+    if len(runs) >= 2 and ask_confirm("Compare runs?", default=False) is True:
+        picked = ask_checkbox("Compare which runs? (space picks, enter compares)",
+                              [Choice(r.name, str(r.path)) for r in runs], [])
+        return _call("compare", picked) if isinstance(picked, list) and len(picked) >= 2 else status
+    return status
 
 
 def _caption(machine) -> int:

@@ -400,11 +400,26 @@ def _device_choices(answers: Answers, machine: Machine) -> list[Choice]:
     if len(gpus) == 1:
         out.append(Choice(gpus[0].describe(), "auto"))
     elif gpus:
-        out.append(Choice(f"All {len(gpus)} GPUs ({', '.join(str(g.index) for g in gpus)}) · data parallel "
-                          "through accelerate, each holds a full copy", [g.index for g in gpus]))
+        out.append(Choice(f"All {len(gpus)} GPUs ({', '.join(str(g.index) for g in gpus)}) · one process per GPU "
+                          "(torchrun); next: how they share the model", [g.index for g in gpus]))
         out += [Choice(f"{g.describe()} only", [g.index]) for g in gpus]
     out.append(Choice("CPU only · slow, fine for the demo", "cpu"))
     return out
+
+
+def _sharing_choices(answers: Answers, machine: Machine) -> list[Choice]:
+    """A copy per GPU / FSDP shards / ZeRO-3, each with the memory estimate per GPU."""
+    from wizard.estimate import gb
+    from wizard.train.launch import per_gpu_bytes
+
+    recipe = answers_to_recipe({k: v for k, v in answers.items() if k != "gpu_sharing"}, machine)
+    used = [g for g in machine.gpus if g.index in answers["devices"]]
+    ways = (("ddp", "A copy per GPU (DDP)", "fastest while the model fits one GPU"),
+            ("fsdp", "FSDP shards", "weights, gradients and optimizer states split over the GPUs (torch FSDP)"),
+            ("zero3", "DeepSpeed ZeRO-3 shards",
+             "like FSDP, through DeepSpeed: pip install 'caption-wizard[deepspeed]'"))
+    return [Choice(f"{title} · about {gb(per_gpu_bytes(recipe, value, used))} per GPU", value, note)
+            for value, title, note in ways]
 
 
 # ----------------------------------------------------------------------------- notices
@@ -482,6 +497,11 @@ QUESTIONS: list[Question] = [
              parse=lambda t: _number(t, int, "seed", None)),
     Question("devices", "select", "Train on:", key="launch.devices", when=lambda a, m: bool(m.gpus),
              choices=_device_choices, default=_default_devices),
+    Question("gpu_sharing", "select", "How should the GPUs share the model?", key="launch.strategy",
+             when=lambda a, m: isinstance(a.get("devices"), list) and len(a["devices"]) > 1,
+             choices=lambda a, m: _sharing_choices(a, m), default=lambda a, m: "ddp"),
+    Question("nodes", "text", "Machines taking part (each runs the same recipe):", key="launch.nodes",
+             advanced=True, when=lambda a, m: bool(m.gpus), parse=lambda t: _number(t, int, "machines", 1)),
     Question("name", "text", "Recipe name:", key="name", parse=_parse_name, default=_default_name),
 ]
 BY_NAME = {q.name: q for q in QUESTIONS}

@@ -7,9 +7,10 @@
         img = load_image(ex)            # PIL RGB, decoded on demand
     refs = {ex.id: ex.captions for ex in cs.eval}   # every caption is a reference
 
-Formats (data.format, detected when "auto"): imagefolder, coco, messages, hf, shapes, m3it, coco_csv;
-see wizard/data/detect.py for the detection rules. Never imports torch; `datasets` only for
-save_to_disk folders.
+Formats (data.format, detected when "auto"): imagefolder, coco, messages, hf, shapes, m3it, coco_csv,
+karpathy, blip, flickr, coco_cn, aic, table, webdataset, llama_factory; see wizard/data/detect.py
+for the detection rules and wizard/data/formats.py for the readers. Image URLs are downloaded once
+into a cache (wizard/data/urls.py). Never imports torch; `datasets` only for save_to_disk folders.
 """
 
 from wizard.data.detect import FORMATS, locate

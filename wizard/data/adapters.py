@@ -40,6 +40,9 @@ class ReadResult:
     file: Path  # named in messages about bad rows
     root: Path | None  # image ids are paths relative to this folder
     info: list[str] = field(default_factory=list)  # what was read how (columns, folders)
+    # The file's own split (Karpathy, BLIP, Flickr8k, COCO-CN): the images held out for eval; the
+    # other rows train. None: the loader holds out data.eval_fraction by a seeded hash.
+    held_out: set | None = None
 
 
 # ----------------------------------------------------------------------------- shared helpers
@@ -251,14 +254,33 @@ USER_ROLES = {"user", "human"}
 ASSISTANT_ROLES = {"assistant", "gpt", "bot", "model"}
 
 
+MULTI_TURN = "multi-turn record"
+MULTI_IMAGE = "multi-image record"
+# Reasons that need more than their name, added to the message when they stop a run (>5% of rows).
+EXPLAIN = {
+    MULTI_TURN: "a multi-turn record is a chat: its later answers reply to follow-up questions, not "
+                "to the image, so it is not a caption example (one image, one answer about it)",
+    MULTI_IMAGE: "a multi-image record's answer is about several images at once, so it is not a caption "
+                 "example of any one of them",
+}
+
+
 def read_messages(path: Path) -> ReadResult:
-    """ms-swift JSONL or a LLaMA-Factory JSON array of {"messages": [...], "images": [...]}.
-    Also query/response records, sharegpt "conversations" (from/value) and OpenAI content parts."""
-    if path.suffix.lower() == ".json" and _first_char(path) == "[":
+    """ms-swift JSONL / CSV or a LLaMA-Factory JSON array of {"messages": [...], "images": [...]}.
+    Also query/response, alpaca instruction/input/output, sharegpt "conversations" (from/value),
+    ms-swift "conversation" (human/assistant) and content parts (OpenAI image_url, type/value)."""
+    if path.suffix.lower() == ".csv":
+        records = _csv_message_records(path)
+    elif path.suffix.lower() == ".json" and _first_char(path) == "[":
         doc = read_json_document(path)
         records = ((f"{path.name}[{i}]", rec) for i, rec in enumerate(doc))
     else:
         records = jsonl_records(path)
+    return ReadResult(message_rows(records, path.parent), path, path.parent)
+
+
+def message_rows(records, base: Path) -> list[Row]:
+    """One Row per (where, record); image paths are relative to `base`."""
     rows = []
     for where, rec in records:
         row = Row(where)
@@ -266,15 +288,55 @@ def read_messages(path: Path) -> ReadResult:
         try:
             if isinstance(rec, RowProblem):
                 raise rec
-            images, caption, prompt = _parse_record(rec)
+            images, caption, prompt = parse_record(rec)
             row.captions = caption_values(caption)
             row.prompt = prompt
             if len(images) != 1:
-                raise RowProblem("no image" if not images else f"{len(images)} images (a caption example has one)")
-            row.image = _image_entry(images[0], path.parent)
+                raise RowProblem("no image" if not images else
+                                 f"{MULTI_IMAGE} ({len(images)} images; a caption example has one)")
+            row.image = _image_entry(images[0], base)
         except RowProblem as e:
             row.problem = str(e)
-    return ReadResult(rows, path, path.parent)
+    return rows
+
+
+def _csv_message_records(path: Path) -> Iterator[tuple[str, Any]]:
+    """ms-swift CSV: query,response,images (+ system); `images` is a path or a list written as text."""
+    for where, rec in _csv_rows(path):
+        if isinstance(rec, dict) and isinstance(rec.get("images"), str):
+            rec["images"] = _list_cell(rec["images"])
+        yield where, rec
+
+
+def _list_cell(text: str) -> Any:
+    """A CSV cell holding a list: JSON (["a.jpg"]) or Python (['a.jpg']) syntax; else the text itself."""
+    s = text.strip()
+    if s.startswith("[") and s.endswith("]"):
+        import ast
+
+        for parse in (json.loads, ast.literal_eval):
+            try:
+                return parse(s)
+            except (ValueError, SyntaxError):
+                continue
+    return [s] if s else []
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[str, Any]]:
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            reader = csv.DictReader(f)
+            for rec in reader:
+                where = f"{path.name}:{reader.line_num}"
+                if None in rec:
+                    yield where, RowProblem(f"{len(rec) - 1 + len(rec[None])} cells, header has "
+                                            f"{len(reader.fieldnames or [])}")
+                else:
+                    yield where, rec
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text", hint=UTF8_HINT) from None
+    except csv.Error as e:
+        raise UserError(f"{path}: not a readable CSV file ({e})") from None
 
 
 def _first_char(path: Path) -> str:
@@ -283,32 +345,50 @@ def _first_char(path: Path) -> str:
     return head[:1]
 
 
-def _parse_record(rec: Any) -> tuple[list, Any, str | None]:
-    """(images, caption, user prompt) from one record of any accepted style."""
+def parse_record(rec: Any) -> tuple[list, Any, str | None]:
+    """(images, caption, user prompt) from one record of any accepted style. A record with more
+    than one question or answer is a chat, not a caption example: RowProblem(MULTI_TURN ...)."""
     if not isinstance(rec, dict):
         raise RowProblem(f"expected a JSON object, got {type(rec).__name__}")
     images = rec.get("images", rec.get("image"))
     images = [] if images is None else list(images) if isinstance(images, (list, tuple)) else [images]
     messages = rec.get("messages", rec.get("conversations"))
+    if messages is None and isinstance(rec.get("conversation"), list):  # ms-swift sharegpt: human/assistant pairs
+        messages = []
+        for turn in rec["conversation"]:
+            if not isinstance(turn, dict):
+                raise RowProblem("a conversation turn is not an object")
+            messages += [{"role": "user", "content": turn.get("human")},
+                         {"role": "assistant", "content": turn.get("assistant")}]
     if messages is None:
+        if rec.get("history"):  # query/response and alpaca records carry earlier turns here
+            raise RowProblem(f"{MULTI_TURN} ({len(rec['history']) + 1} answers: has a history)")
+        if "output" in rec and ("instruction" in rec or "input" in rec):  # alpaca
+            query = "\n".join(str(rec[k]) for k in ("instruction", "input") if rec.get(k))
+            return images, rec.get("output"), _strip_tag(_text_of(query, images))
         if "response" not in rec and "query" not in rec:
-            raise RowProblem("no messages (nor query/response)")
+            raise RowProblem("no messages (nor query/response, instruction/output)")
         return images, rec.get("response"), _strip_tag(_text_of(rec.get("query"), images))
     if not isinstance(messages, list):
         raise RowProblem("messages is not a list")
-    caption, prompt = None, None
+    caption, prompt, answers, questions = None, None, 0, 0
     for m in messages:
         if not isinstance(m, dict):
             raise RowProblem("a message is not an object")
         role = str(m.get("role", m.get("from", ""))).lower()
         text = _text_of(m.get("content", m.get("value")), images)
-        if role in USER_ROLES and prompt is None:
-            prompt = _strip_tag(text)
+        if role in USER_ROLES:
+            questions += 1
+            prompt = _strip_tag(text) if prompt is None else prompt
         elif role in ASSISTANT_ROLES:
+            answers += 1
             caption = text
+    if answers > 1 or questions > 1:
+        raise RowProblem(f"{MULTI_TURN} ({max(answers, questions)} turns; a caption example has one answer)")
     if caption is None:
         raise RowProblem("no assistant message (the caption)")
     return images, caption, prompt
+
 
 
 def _text_of(content: Any, images: list) -> str:
@@ -328,9 +408,9 @@ def _text_of(content: Any, images: list) -> str:
             continue
         kind = part.get("type")
         if kind == "text" or (kind is None and "text" in part):
-            texts.append(str(part.get("text", "")))
+            texts.append(str(part.get("text", part.get("value", ""))))  # LLaMA-Factory v1 parts: {type, value}
         elif kind in ("image_url", "image") or "image_url" in part or "image" in part:
-            ref = part.get("image_url", part.get("image"))
+            ref = part.get("image_url", part.get("image", part.get("value")))
             if isinstance(ref, dict):
                 ref = ref.get("url", ref.get("path", ref.get("bytes")))
             if ref is not None:

@@ -24,18 +24,6 @@ from wizard.data.prepare import Prepared, prepare_data
 TOKEN_SAMPLE = 20_000  # captions tokenized for the length statistics
 SHOW_EXAMPLES = 3
 
-# why auto-detection chose each format (wizard/data/detect.py has the rules)
-WHY = {
-    "imagefolder": "a metadata file with a file_name column next to the images",
-    "coco": "a JSON file with 'images' and 'annotations' lists (COCO captions)",
-    "messages": "chat records (messages / conversations / query+response) with images",
-    "hf": "a Hugging Face dataset (save_to_disk folder or .parquet files)",
-    "shapes": "data.dataset is the built-in synthetic set",
-    "m3it": "the layout of AI-ModelScope/M3IT (data/captioning/SUBSET/*.jsonl)",
-    "coco_csv": "the layout of modelscope/coco_2014_caption (CSV with uniq_id,image_id,caption,image)",
-}
-
-
 @dataclass
 class DataCheck:
     prepared: Prepared
@@ -46,6 +34,7 @@ class DataCheck:
     image_tokens: list[int] = field(default_factory=list)  # per image, at data.max_pixels
     downscaled: int = 0  # images larger than data.max_pixels (resized down by the processor)
     duplicates: list[list[str]] = field(default_factory=list)  # ids of images with the same content
+    why: str = ""  # what auto-detection saw (wizard.data.detect: Located.why)
 
     @property
     def captions(self):
@@ -78,13 +67,16 @@ def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
     for ex in cs.examples:
         by_digest.setdefault(cs.digests[ex.id], []).append(ex.id)
     dups = [ids for ids in by_digest.values() if len(ids) > 1]
-    return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups)
+    from wizard.data.detect import locate
+
+    why = locate(recipe.data, base_dir).why
+    return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups, why)
 
 
 # ----------------------------------------------------------------------------- the report
 def report_lines(check: DataCheck, recipe, *, examples: int = SHOW_EXAMPLES) -> list[str]:
     cs, r = check.captions, check.captions.report
-    how = "detected: " + WHY.get(r.format, "its layout") if r.detected else "set in data.format"
+    how = f"detected: {check.why or 'its layout'}" if r.detected else "set in data.format"
     out = [f"data: {r.source}",
            f"  format: {r.format} ({how}); rows from {r.file}",
            f"  {r.images:,} images, {r.captions:,} captions from {r.rows_read:,} rows",

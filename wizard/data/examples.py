@@ -210,9 +210,13 @@ class RowProblem(Exception):
     """Raised by a reader for one row; becomes a BadRow with this message."""
 
 
+class ImageUrl(str):
+    """An http(s) image reference read from a data file; wizard/data/urls.py turns it into a cached Path."""
+
+
 def image_from_string(text: str, base: Path) -> Path | bytes:
     """An image reference as written in a data file: a path (relative to `base`), a file:// URL,
-    a base64 data URI, or a bare base64 string. http(s) URLs are refused (nothing is downloaded)."""
+    a base64 data URI, a bare base64 string, or an http(s) URL (an ImageUrl, fetched later)."""
     s = text.strip()
     if not s:
         raise RowProblem("empty image path")
@@ -222,7 +226,7 @@ def image_from_string(text: str, base: Path) -> Path | bytes:
             raise RowProblem("data URI is not base64 (expected data:image/...;base64,...)")
         return _b64decode(payload, "data URI")
     if s.startswith(("http://", "https://")):
-        raise RowProblem(f"image is a URL, not a local file (download it first): {s[:80]}")
+        return ImageUrl(s)  # downloaded into the cache by wizard/data/urls.py before checking
     if s.startswith("file://"):
         s = s[len("file://"):]
     if len(s) >= 64 and "." not in s[-8:] and _B64.fullmatch(s[:4096]):  # bare base64 (M3IT); paths have a suffix

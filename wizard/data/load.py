@@ -24,6 +24,8 @@ from wizard.data.adapters import ReadResult, Row, read_coco, read_imagefolder, r
 from wizard.data.detect import Located, locate, search_dirs
 from wizard.data.examples import (BadRow, CaptionSet, DataReport, Example, guess_language, image_digest,
                                   inspect_image_bytes, inspect_image_file)
+from wizard.data.formats import EXPLAIN, READERS
+from wizard.data.urls import fetch_images
 from wizard.errors import UserError
 
 MAX_BAD_FRACTION = 0.05  # more bad rows than this: stop, the data is probably not what the user meant
@@ -38,14 +40,20 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
     `verifier`: checks the images of the rows (wizard.data.prepare.IndexVerifier: cached on disk);
     None: every image is checked here (once per process)."""
     located = locate(data_spec, base_dir)
-    result = _read(located, data_spec, base_dir, console)
+    result = fetch_images(_read(located, data_spec, base_dir, console), console)  # image URLs -> cached files
     if verifier is not None:
         verifier.bind(located, result, data_spec)
     examples, digests, sizes, report = _collect(result, located, data_spec, console, verifier)
+    from wizard.data.filter import apply_filter, is_active
+
+    if is_active(data_spec):  # data.filter: CLIP score, image size, near-duplicates
+        examples = apply_filter(examples, digests, data_spec, report, console)
+    held_out = None if result.held_out is None else {e.id for e in examples if e.image in result.held_out}
     if verifier is not None:
-        verifier.collected(examples, digests, sizes, report)
+        verifier.collected(examples, digests, sizes, report, held_out)
     prompts = Counter(r.prompt for r in result.rows if r.prompt)
-    caption_set = finish_caption_set(examples, digests, sizes, report, data_spec, seed=seed, prompts=prompts)
+    caption_set = finish_caption_set(examples, digests, sizes, report, data_spec, seed=seed, prompts=prompts,
+                                     held_out=held_out)
     if console is not None:
         for line in caption_set.report.lines():
             console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -53,10 +61,12 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
 
 
 def finish_caption_set(examples: list[Example], digests: dict[str, str], sizes: dict, report: DataReport, data_spec,
-                       *, seed: int, prompts: Counter | None = None) -> CaptionSet:
-    """Checked examples -> the seeded split, the counts of the report and the fingerprint."""
+                       *, seed: int, prompts: Counter | None = None, held_out: set[str] | None = None) -> CaptionSet:
+    """Checked examples -> the seeded split, the counts of the report and the fingerprint. `held_out`:
+    ids of the images the data file itself holds out (Karpathy test)."""
+    held = None if held_out is None else {e.image for e in examples if e.id in held_out}
     train, eval_ = split_examples(examples, seed=seed, eval_fraction=data_spec.eval_fraction,
-                                  max_samples=data_spec.max_samples, report=report)
+                                  max_samples=data_spec.max_samples, report=report, held_out=held)
     kept = train + eval_
     report.images, report.captions = len(kept), sum(len(e.captions) for e in kept)
     report.num_train, report.num_eval = len(train), len(eval_)
@@ -66,16 +76,18 @@ def finish_caption_set(examples: list[Example], digests: dict[str, str], sizes: 
 
 def _read(located: Located, spec, base_dir, console) -> ReadResult:
     fmt, path = located.format, located.path
+    if fmt in READERS:  # the formats of wizard/data/formats.py: papers' files, tables, shards, LLaMA-Factory
+        return READERS[fmt](path, spec, search_dirs(base_dir))
     if fmt == "imagefolder":
         return read_imagefolder(path, spec.language)
     if fmt == "coco":
-        return read_coco(path, spec.subset, search_dirs(base_dir))
+        return read_coco(path, spec.image_dir or spec.subset, search_dirs(base_dir))
     if fmt == "messages":
         return read_messages(path)
     if fmt == "hf":
         from wizard.data.tables import read_hf
 
-        return read_hf(path, spec.subset, spec.language)
+        return read_hf(path, spec.subset, spec.language, spec.columns)
     from wizard.data import builtin
 
     if fmt == "shapes":
@@ -225,7 +237,8 @@ def _collect(result: ReadResult, located: Located, spec, console, verifier=None)
 def _check_bad_fraction(report: DataReport, result: ReadResult, located: Located) -> None:
     if not report.rows_read or report.bad_rows / report.rows_read <= MAX_BAD_FRACTION:
         return
-    if located.format == "coco_csv":  # images fetched by URL: dead links are not the user's to fix
+    fetched_only = set(report.bad_by_reason) == {"image not fetched"}
+    if located.format == "coco_csv" or fetched_only:  # images fetched by URL: dead links are not the user's to fix
         report.notes.append(f"{report.bad_rows:,} of {report.rows_read:,} images could not be used "
                             f"(mostly dead image links); training on the rest")
         return
@@ -236,6 +249,7 @@ def _check_bad_fraction(report: DataReport, result: ReadResult, located: Located
     if report.bad_rows > len(report.first_bad):
         kinds = ", ".join(f"{k}: {v}" for k, v in Counter(report.bad_by_reason).most_common())
         lines.append(f"    ... {report.bad_rows - len(report.first_bad):,} more ({kinds})")
+    lines += [f"    ({EXPLAIN[k]})" for k in report.bad_by_reason if k in EXPLAIN]
     where = f"paths are relative to {result.root}; " if result.root and located.format != "shapes" else ""
     raise UserError("\n".join(lines),
                     hint=f"fix or remove those rows ({where}read as data.format={located.format}"
@@ -272,14 +286,17 @@ def eval_count(n: int, eval_fraction: float) -> int:
 
 
 def split_examples(examples: list[Example], *, seed: int, eval_fraction: float, max_samples: int | None = None,
-                   report: DataReport | None = None) -> tuple[list[Example], list[Example]]:
+                   report: DataReport | None = None, held_out: set | None = None) -> tuple[list[Example], list[Example]]:
     """(train, eval): images ordered by sha256(seed, id) — so the same for any row order, replay or
-    resume — then the first max_samples kept and the first eval_fraction of those held out."""
+    resume — then the first max_samples kept and the first eval_fraction of those held out.
+    `held_out`: the images the file itself holds out (Karpathy test): they are the eval set."""
     ordered = sorted(examples, key=lambda e: _order(seed, e.id))
     if max_samples is not None and len(ordered) > max_samples:
         if report is not None:
             report.capped_from = len(ordered)
         ordered = ordered[:max_samples]
+    if held_out is not None:
+        return [e for e in ordered if e.image not in held_out], [e for e in ordered if e.image in held_out]
     k = eval_count(len(ordered), eval_fraction)
     return ordered[k:], ordered[:k]
 

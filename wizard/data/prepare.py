@@ -40,7 +40,7 @@ from wizard.data.detect import locate
 from wizard.data.examples import BadRow, CaptionSet, DataReport, Example, inspect_image_bytes
 from wizard.data.load import Check, check_parallel, check_source, finish_caption_set, load_caption_set
 
-INDEX_VERSION = 3
+INDEX_VERSION = 4
 # data settings that do not change which rows or images are read: not part of the source key
 _NOT_IN_KEY = ("prompt", "eval_fraction", "max_pixels", "min_pixels")
 
@@ -127,8 +127,10 @@ def _from_index(index: dict, spec, seed: int) -> CaptionSet:
     sizes = {i: (files["w"][k], files["h"][k]) for i, k in zip(ex["id"], ex["file"])}
     rep = dict(index["report"])
     rep["first_bad"] = [BadRow(where, reason) for where, reason in rep.get("first_bad", [])]
+    held_out = index.get("held_out")
     return finish_caption_set(examples, digests, sizes, DataReport(**rep), spec, seed=seed,
-                              prompts=Counter(dict(index.get("prompts") or {})))
+                              prompts=Counter(dict(index.get("prompts") or {})),
+                              held_out=None if held_out is None else set(held_out))
 
 
 def _full_paths(index: dict) -> list[str]:
@@ -277,13 +279,16 @@ class IndexVerifier:
         verdict = [reason, *(dims or (None, None))]
         return (digest, reason, dims), (path, size, mtime, sha, verdict, True)
 
-    def collected(self, examples: list[Example], digests: dict, sizes: dict, report: DataReport) -> None:
-        """Called by load_caption_set with every verified example, before the split and the cap."""
+    def collected(self, examples: list[Example], digests: dict, sizes: dict, report: DataReport,
+                  held_out: set[str] | None = None) -> None:
+        """Called by load_caption_set with every verified (and filtered) example, before the split and
+        the cap; `held_out`: the ids the data file holds out."""
         rep = {k: v for k, v in report.__dict__.items()
                if k not in ("images", "captions", "num_train", "num_eval", "capped_from")}
         rep["first_bad"] = [[b.where, b.reason] for b in report.first_bad]
         rep["bad_by_reason"], rep["notes"], rep["info"] = dict(report.bad_by_reason), list(report.notes), list(report.info)
         self._meta["report"] = rep
+        self._meta["held_out"] = None if held_out is None else sorted(held_out)
         files = all(isinstance(ex.image, Path) and str(ex.image) in self.files for ex in examples)
         self._examples = [(ex.id, str(ex.image), ex.captions) for ex in examples] if files else None
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Iterator
 
-from wizard.data.adapters import CAPTION_COLUMNS, ReadResult, Row, caption_values, pick_caption_key
+from wizard.data.adapters import CAPTION_COLUMNS, MULTI_IMAGE, ReadResult, Row, caption_values, pick_caption_key
 from wizard.data.examples import RowProblem, image_from_string
 from wizard.errors import UserError
 
@@ -45,7 +45,8 @@ def parquet_files(path: Path, subset: str | None) -> tuple[list[Path], list[str]
     return files, []
 
 
-def read_hf(path: Path, subset: str | None, language: str) -> ReadResult:
+def read_hf(path: Path, subset: str | None, language: str, columns=None) -> ReadResult:
+    """`columns`: data.columns (image / caption column names), else found by their usual names."""
     if path.is_dir() and is_saved_dataset(path):
         label, table, notes = _saved_dataset(path, subset)
         batches = [(label, table.schema, table.to_batches(max_chunksize=512), path)]
@@ -65,7 +66,7 @@ def read_hf(path: Path, subset: str | None, language: str) -> ReadResult:
     rows: list[Row] = []
     used = set()
     for label, schema, stream, base in batches:
-        image_col, caption_col = _columns(schema, label, language)
+        image_col, caption_col = _columns(schema, label, language, columns)
         used.add((image_col, caption_col))
         i = 0
         for batch in stream:
@@ -113,10 +114,15 @@ def _saved_dataset(path: Path, subset: str | None):
     return label, ds.data.table, notes
 
 
-def _columns(schema, label: str, language: str) -> tuple[str, str]:
+def _columns(schema, label: str, language: str, given=None) -> tuple[str, str]:
     import pyarrow as pa
 
     names = list(schema.names)
+    for key in ("image", "caption"):
+        want = getattr(given, key, None) if given is not None else None
+        if want and want not in names:
+            raise UserError(f"{label}: no column {want!r} (data.columns.{key}); columns: {', '.join(names)}",
+                            hint="set data.columns to the table's own column names")
 
     def is_image_struct(t) -> bool:
         if pa.types.is_list(t) or pa.types.is_large_list(t):
@@ -126,6 +132,8 @@ def _columns(schema, label: str, language: str) -> tuple[str, str]:
     image_col = next((n for n in names if is_image_struct(schema.field(n).type)), None)
     image_col = image_col or next((n for n in IMAGE_COLUMNS if n in names), None)
     caption_col = pick_caption_key(names, language)
+    if given is not None:
+        image_col, caption_col = given.image or image_col, given.caption or caption_col
     if image_col is None or caption_col is None:
         missing = "an image column" if image_col is None else "a caption column"
         raise UserError(f"{label}: no {missing}; columns: {', '.join(names)}",
@@ -140,7 +148,7 @@ def _image_value(value: Any, base: Path) -> tuple[Any, str | None]:
         raise RowProblem("no image (empty cell)")
     if isinstance(value, list):
         if len(value) != 1:
-            raise RowProblem("no image" if not value else f"{len(value)} images (a caption example has one)")
+            raise RowProblem("no image" if not value else f"{MULTI_IMAGE} ({len(value)} images; a caption example has one)")
         return _image_value(value[0], base)
     if isinstance(value, dict):
         name = os.path.basename(value["path"]) if value.get("path") else None

@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     from wizard.events import RunRecorder
 
     recorder, stop = RunRecorder(run_dir, writes=rank0), None
+    if not rank0:  # one voice in train.log: the other ranks' prints would repeat rank 0's (stderr stays)
+        sys.stdout = open(os.devnull, "w")
     try:
         from wizard.train.callbacks import StopFlag  # imports transformers: seconds, Ctrl-C may come meanwhile
 
@@ -53,7 +55,11 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     from wizard.recipe import load_recipe
     from wizard.train.lock import read_lock
 
+    from wizard.train.launch import bind_local_device, check_world_size
+
+    bind_local_device()  # cuda:LOCAL_RANK before anything touches CUDA
     recipe, lock = load_recipe(run_dir / runs.RECIPE_FILE), read_lock(run_dir)
+    check_world_size(lock, resume=resume, warn=recorder.warning, run_dir=run_dir)  # other process count?
     checkpoint = _resume_point(run_dir, recorder) if resume else None
     recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
@@ -80,15 +86,17 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
                         f"caption-wizard resume {run_dir}")
         return 130
     _final_eval(trainer, data)
-    adapter = _save_adapter(run_dir, trainer, processor, recipe)
-    _finish(run_dir, recipe, recorder, events, trainer, adapter)
+    adapter = _save_adapter(run_dir, trainer, processor, recipe)  # every rank takes part; rank 0 writes
+    if trainer.is_world_process_zero():
+        _finish(run_dir, recipe, recorder, events, trainer, adapter)
+    trainer.accelerator.wait_for_everyone()  # the others leave once the run is recorded as completed
     return 0
 
 
 # ----------------------------------------------------------------------------- setup
 def _resume_point(run_dir: Path, recorder) -> Path | None:
-    """The last complete checkpoint; half-written ones (killed mid-save) are removed first."""
-    for bad in runs.remove_incomplete_checkpoints(run_dir):
+    """The last complete checkpoint; half-written ones (killed mid-save) are removed first (by rank 0)."""
+    for bad in (runs.remove_incomplete_checkpoints(run_dir) if recorder.writes else []):
         recorder.warning(f"removed the incomplete checkpoint {bad.name} (the process died while saving it)")
     checkpoint = runs.last_good_checkpoint(run_dir)
     if checkpoint is None:
@@ -194,8 +202,13 @@ def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resu
         return
     import torch
 
+    from wizard.train.launch import rank, world_size
+
+    if rank() != 0:
+        return
     names = [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if device != "cpu" else []
-    update_lock(run_dir, device={"kind": "cpu" if device == "cpu" else "cuda", "threads": threads, "gpus": names},
+    update_lock(run_dir, device={"kind": "cpu" if device == "cpu" else "cuda", "threads": threads, "gpus": names,
+                                 "world_size": world_size()},
                 dataset={"fingerprint": data.fingerprint, "num_train": len(data.train),
                          "num_eval": len(data.eval) if data.eval else 0})
 
@@ -203,12 +216,13 @@ def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resu
 def _training_args(run_dir: Path, recipe, device: str, has_eval: bool, workers: int = 0):
     from transformers import TrainingArguments
 
+    from wizard.train.launch import training_arguments, world_size
     from wizard.train.load import resolve_precision
 
     t = recipe.train
     precision = resolve_precision(t.precision, device)
     evaluate = has_eval and t.eval_steps is not None
-    return TrainingArguments(
+    args = TrainingArguments(
         output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
@@ -237,7 +251,11 @@ def _training_args(run_dir: Path, recipe, device: str, has_eval: bool, workers: 
         label_names=["labels"],
         use_cpu=device == "cpu",
         save_only_model=False,
+        **training_arguments(recipe, run_dir, world_size()),  # DDP / FSDP / DeepSpeed: the Trainer's own
     )
+    if args.n_gpu > 1:  # one process seeing several GPUs: never nn.DataParallel (it splits pixel_values by patch)
+        args._n_gpu = 1
+    return args
 
 
 def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: str, recorder, stop, checkpoint):
@@ -259,7 +277,8 @@ def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: 
         losses.last, losses.best = marker.get("last_loss"), marker.get("best_loss")
         seconds_before = float(marker.get("seconds") or 0.0)
     trainable, total = count_parameters(model)
-    devices = [device] if args.world_size <= 1 else [f"cuda:{i}" for i in range(args.world_size)]
+    devices = ([device] if args.world_size <= 1 else [f"cpu x{args.world_size} (gloo)"] if device == "cpu"
+               else [f"cuda:{i}" for i in range(args.world_size)])
     start = {"run": run_dir.name, "model": recipe.model.id, "strategy": recipe.tuning.strategy.value,
              "devices": devices, "recipe_hash": recipe_hash(recipe), "trainable_params": trainable,
              "total_params": total, "num_train": len(data.train), "num_eval": len(data.eval) if data.eval else 0,
@@ -297,11 +316,23 @@ def _final_eval(trainer, data: Data) -> None:
 
 
 def _save_adapter(run_dir: Path, trainer, processor, recipe) -> Path:
-    """adapter/: the PEFT adapter + processor (full: the whole model), written to a temp dir then renamed."""
+    """adapter/: the PEFT adapter + processor (full: the whole model), written to a temp dir then renamed.
+
+    Every rank calls it (FSDP and ZeRO-3 gather the weights from all of them); rank 0 alone writes."""
     final = run_dir / runs.ADAPTER_DIR
     tmp = run_dir / f".{runs.ADAPTER_DIR}.tmp"
-    shutil.rmtree(tmp, ignore_errors=True)
-    trainer.model.save_pretrained(str(tmp))
+    zero = trainer.is_world_process_zero()
+    if zero:
+        shutil.rmtree(tmp, ignore_errors=True)
+    trainer.accelerator.wait_for_everyone()
+    if trainer.args.world_size > 1:
+        if trainer.is_fsdp_enabled:  # checkpoints stay sharded; the adapter is one whole file
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(tmp))  # the Trainer's own gather for FSDP/DeepSpeed; writes on rank 0
+    else:
+        trainer.model.save_pretrained(str(tmp))
+    if not zero:
+        return final
     processor.save_pretrained(str(tmp))
     runs.mark_checkpoint_complete(tmp, trainer.state.global_step, strategy=recipe.tuning.strategy.value)
     old = run_dir / f".{runs.ADAPTER_DIR}.old"
@@ -324,8 +355,13 @@ def _finish(run_dir: Path, recipe, recorder, events, trainer, adapter: Path) -> 
 
 def _fail(recorder, error: Exception) -> int:
     from wizard.errors import UserError
+    from wizard.train.launch import peer_lost
     from wizard.train.trainer import NonFiniteLoss
 
+    if peer_lost(error):  # another rank died: every rank stops; the run reads as interrupted, resumable
+        recorder.warning(f"another process of this run died ({str(error).splitlines()[0][:160]}); all stop. "
+                         f"Resume from the last checkpoint with: caption-wizard resume {recorder.dir}")
+        return 130
     if isinstance(error, NonFiniteLoss):
         message = (f"{error}: training stopped before that step changed the weights; the last checkpoint "
                    f"is intact. Lower train.learning_rate, or use train.precision=fp32")
@@ -337,6 +373,8 @@ def _fail(recorder, error: Exception) -> int:
         message = f"{type(error).__name__}: {error}"
         code = 1
     tail = traceback.format_exc()
+    if not recorder.writes and isinstance(error, NonFiniteLoss):
+        tail = message  # every rank stops on it; rank 0 reports it once
     print(tail if code != 2 else message, file=sys.stderr, flush=True)
     recorder.event("error", sync=True, message=message, log_tail=tail[-4000:] if code != 2 else None)
     recorder.status("failed", message)

@@ -24,23 +24,6 @@ from wizard.events import RunRecorder
 
 
 # ----------------------------------------------------------------------------- memory
-_nvml = None
-
-
-def _nvml_handles():
-    """NVML device handles (nvidia-ml-py), or [] when there is no driver or package."""
-    global _nvml
-    if _nvml is None:
-        try:
-            import pynvml
-
-            pynvml.nvmlInit()
-            _nvml = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
-        except Exception:
-            _nvml = []
-    return _nvml
-
-
 def _proc_rss() -> int:
     try:
         with open("/proc/self/statm") as f:
@@ -57,29 +40,40 @@ def _mem_total() -> int:
 
 
 def memory_snapshot(device: str) -> dict[str, Any]:
-    """CPU: this process's RSS and peak RSS. CUDA: allocated/reserved/peak per device + NVML used/total."""
+    """CPU: this process's RSS and peak RSS. CUDA: this process's GPU: allocated/reserved/peak from its
+    own allocator, used/total from NVML (the handle matched by UUID or PCI bus id, not by index)."""
     if not device.startswith("cuda"):
         rss = _proc_rss()
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; updated lazily
         return {"kind": "cpu", "rss": rss, "peak_rss": max(peak, rss), "total": _mem_total()}
     import torch
 
-    handles = _nvml_handles()
-    devices = []
-    for i in range(torch.cuda.device_count()):
-        used = total = None
-        if i < len(handles):
-            try:
-                import pynvml
+    from wizard.machine import cuda_device_ids, nvml_memory
 
-                info = pynvml.nvmlDeviceGetMemoryInfo(handles[i])
-                used, total = int(info.used), int(info.total)
-            except Exception:
-                pass
-        devices.append({"index": i, "name": torch.cuda.get_device_name(i),
-                        "allocated": torch.cuda.memory_allocated(i), "reserved": torch.cuda.memory_reserved(i),
-                        "peak": torch.cuda.max_memory_allocated(i), "used": used, "total": total})
-    return {"kind": "cuda", "devices": devices}
+    i = torch.device(device).index or 0
+    used, total = nvml_memory(*cuda_device_ids(i))
+    return {"kind": "cuda", "devices": [{
+        "index": int(os.environ.get("RANK", i)), "name": torch.cuda.get_device_name(i),
+        "allocated": torch.cuda.memory_allocated(i), "reserved": torch.cuda.memory_reserved(i),
+        "peak": torch.cuda.max_memory_allocated(i), "used": used, "total": total}]}
+
+
+def gather_memory(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Every rank's snapshot, merged (a collective: all ranks call it): one row per GPU, each from the
+    process that owns it; on the CPU the processes' RSS added up (they share the machine's RAM)."""
+    if not _distributed():
+        return snapshot
+    from accelerate.utils import gather_object
+
+    return merge_memory(gather_object([snapshot]))
+
+
+def merge_memory(snapshots: list[dict[str, Any]]) -> dict[str, Any]:
+    if snapshots[0].get("kind") == "cpu":
+        return {"kind": "cpu", "rss": sum(s.get("rss") or 0 for s in snapshots),
+                "peak_rss": sum(s.get("peak_rss") or 0 for s in snapshots), "total": snapshots[0].get("total"),
+                "processes": len(snapshots)}
+    return {"kind": "cuda", "devices": [d for s in snapshots for d in s.get("devices") or []]}
 
 
 # ----------------------------------------------------------------------------- signals
@@ -197,8 +191,9 @@ class EventsCallback(TrainerCallback):
         logs = logs or {}
         if "loss" not in logs or "train_runtime" in logs:
             return  # eval metrics arrive through on_evaluate; the final summary is not a step
-        loss = self.losses.take() if args.world_size <= 1 else None
+        loss = self.losses.take()  # exact; with several processes already the mean over them (CaptionTrainer)
         loss = logs["loss"] if loss is None else loss
+        memory = gather_memory(memory_snapshot(self.device))  # every rank: a collective
         t0, step0, tokens0 = self._window
         dt = max(time.perf_counter() - t0, 1e-9)
         steps = state.global_step - step0
@@ -208,7 +203,7 @@ class EventsCallback(TrainerCallback):
                        grad_norm=None if grad_norm is None else float(grad_norm),
                        samples_per_s=steps * self.samples_per_step / dt,
                        tokens_per_s=(self.token_counter.tokens - tokens0) / dt,
-                       memory=memory_snapshot(self.device))
+                       memory=memory)
         self.rec.state(durable=False, step=state.global_step, last_loss=loss)
         print(f"step {state.global_step}/{state.max_steps} loss {loss:.4f} lr {logs.get('learning_rate', 0):.3g}",
               flush=True)

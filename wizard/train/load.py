@@ -117,6 +117,8 @@ def quant_config(recipe: Recipe, precision: str, skip_quant: list[str]):
         bnb_4bit_quant_type=q.type,
         bnb_4bit_use_double_quant=q.double_quant,
         bnb_4bit_compute_dtype=torch_dtype(precision),
+        # FSDP / ZeRO-3 flatten weights into shards of one dtype: store the 4-bit data in the compute dtype
+        bnb_4bit_quant_storage=torch_dtype(precision) if recipe.launch.strategy.value in ("fsdp", "zero3") else None,
         # transformers matches these from the start of a module name: "(?:.*\.)?visual" reaches model.visual
         llm_int8_skip_modules=[rf"(?:.*\.)?{re.escape(name)}" for name in skip_quant],
     )

@@ -45,6 +45,8 @@ class CaptionTrainer(Trainer):
         if self.tokens is not None:
             self.tokens.add(inputs)
         loss = super().training_step(model, inputs, num_items_in_batch)
+        if self.args.world_size > 1:  # the global batch's loss, the same on every rank: a NaN anywhere stops all
+            loss = self.accelerator.reduce(loss.detach().clone(), reduction="mean")
         if not torch.isfinite(loss):  # checked before the optimizer step: the weights stay good
             raise NonFiniteLoss(self.state.global_step + 1, float(loss))
         self.losses.add(loss)
