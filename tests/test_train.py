@@ -22,7 +22,7 @@ def test_a_full_fine_tune_trains_end_to_end_and_the_loss_falls(tmp_path, tiny_mo
                           train={"batch_size": 8, "max_steps": 30, "save_steps": 20, "logging_steps": 5})
     out = run("run", str(recipe), "--plain", "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert out.returncode == 0, out.stdout + out.stderr
-    assert "data: shapes · 64 images, 128 captions · 58 train / 6 eval" in out.stdout  # the front end's check
+    assert "data: shapes (detected) · 64 images, 128 captions · 58 train / 6 eval" in out.stdout  # front end
     run_dir = only_run(tmp_path / "runs")
     assert state(run_dir)["status"] == "completed"
     assert [e["data"] for e in events(run_dir) if e["type"] == "start"] == ["shapes, 128 captions"]  # dashboard header
