@@ -14,15 +14,18 @@ check warms the cache of the run that follows. No torch or transformers import.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from wizard.data.detect import locate
 from wizard.data.prepare import Prepared, prepare_data
 
 TOKEN_SAMPLE = 20_000  # captions tokenized for the length statistics
 SHOW_EXAMPLES = 3
+
 
 @dataclass
 class DataCheck:
@@ -44,8 +47,6 @@ class DataCheck:
 def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
     """Prepare the data (UserError on bad data) and measure what training will see. `console`: where
     a status line shows while the images are checked."""
-    import contextlib
-
     with console.status("checking the data…") if console is not None else contextlib.nullcontext():
         prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir)
     cs = prepared.captions
@@ -67,8 +68,6 @@ def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
     for ex in cs.examples:
         by_digest.setdefault(cs.digests[ex.id], []).append(ex.id)
     dups = [ids for ids in by_digest.values() if len(ids) > 1]
-    from wizard.data.detect import locate
-
     why = locate(recipe.data, base_dir).why
     return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups, why)
 
