@@ -565,6 +565,12 @@ def test_live_ctrl_c_detach_then_watch_shows_completed(tmp_path):
     assert "completed" in res.stdout and "60/60" in res.stdout
 
 
+def pexpect_timeout():
+    import pexpect
+
+    return pexpect.TIMEOUT
+
+
 def pexpect_eof():
     import pexpect
 
@@ -596,11 +602,33 @@ def the_run_dir(tmp_path) -> Path:
 def test_demo_run_shows_live_chart_memory_and_reaches_the_last_step(tmp_path):
     import re
 
+    import pyte
+
     steps = 4
     child = demo_run(tmp_path, f"train.max_steps={steps}", "train.logging_steps=1", "train.save_steps=2")
-    raw = child.read()            # until the run ends
+    screen = pyte.Screen(100, 30)
+    stream, raw, first_frame = pyte.Stream(screen), "", None
+    while True:   # what the user sees, frame by frame, until the run ends
+        try:
+            chunk = child.read_nonblocking(100000, timeout=0.1)
+        except pexpect_timeout():
+            continue
+        except pexpect_eof():
+            break
+        raw += chunk
+        stream.feed(chunk)
+        shown = "\n".join(screen.display)
+        if first_frame is None and " steps " in shown:
+            first_frame = (time.monotonic(), shown)
     child.close()
     text = screen_text(raw)
+    # the dashboard's first frame already says what is happening (not a frozen "starting … ETA —")
+    assert first_frame is not None and re.search(r"starting the training process|loading", first_frame[1]), \
+        first_frame
+    for stage in ("loading PyTorch and transformers", "loading the model", "building the dataset"):
+        assert stage in text, stage
+    assert re.search(r"time +\d+s \(training \d+s\)", text), "the wall time waited, and the training part"
+    assert "caption-wizard export" in text, "the next steps mention export"
     assert child.exitstatus == 0, text[-3000:]
     assert re.search(r"\d\.\d+ ┤", text) and "└──" in text and "step" in text, "the loss chart"
     sizes = [float(x) for x in re.findall(r"RSS (\d+(?:\.\d+)?) (?:MiB|GiB)", text)]
@@ -635,3 +663,132 @@ def test_demo_ctrl_c_detach_training_completes_and_watch_shows_it(tmp_path):
                          timeout=60, cwd=ROOT)
     assert res.returncode == 0, res.stderr
     assert "completed" in res.stdout and "10/10" in res.stdout
+
+
+# ---------------------------------------------------------------------------- what a newcomer sees
+def test_launch_shows_a_stage_at_once_and_elapsed_counts_from_the_command():
+    st = DashboardState(run_dir="runs/x")
+    st.apply({"type": "launch", "t": T0, "resume": False})
+    text = to_text(render(st, width=80, height=24, now=T0 + 0.2), 80)
+    assert "starting the training process" in text and "○ starting" in text
+    st.apply({"t": T0 + 1, "type": "status", "status": "running", "message": "loading PyTorch and transformers"})
+    st.apply({"t": T0 + 9, "type": "data", "train_images": 461, "eval_images": 51})
+    st.apply({"t": T0 + 9, "type": "status", "status": "running", "message": "loading the model demo"})
+    text = to_text(render(st, width=80, height=24, now=T0 + 10), 80)
+    assert "loading the model demo" in text
+    assert "○ starting" in text.splitlines()[0] and "● running" not in text.splitlines()[0]
+    assert "elapsed 10s" in text  # from the command's start, not from the backend's first event
+    st.apply({**start_event(T0 + 16), "num_train": 922, "num_eval": 102})
+    text = to_text(render(st, width=120, height=30, now=T0 + 17), 120)
+    assert "461/51 train/eval images (922/102 captions)" in text
+    for s_ in (2, 4):
+        st.apply(log_event(T0 + 16 + s_, s_))
+    st.apply({"t": T0 + 62, "type": "end", "step": 4, "seconds": 38.0})
+    st.apply({"t": T0 + 62, "type": "status", "status": "completed"})
+    rows = dict(render_summary_rows(st))
+    assert rows["time"] == "1m 02s (training 38s)"  # what the user waited, and the training part
+
+
+def render_summary_rows(st):
+    from wizard.dashboard.render import summary_rows
+
+    return summary_rows(st)
+
+
+def test_a_resume_says_resuming_from_its_checkpoint_never_stopped():
+    events, _ = resumed_run()
+    st = DashboardState(run_dir="runs/x")
+    for e in events[: events.index(next(e for e in events if e.get("status") == "stopped")) + 1]:
+        st.apply(e)
+    assert "■ stopped" in to_text(render(st, width=80, height=24, now=T0 + 130), 80)
+    st.apply({"type": "launch", "t": T0 + 700, "resume": True})  # `caption-wizard resume` started it
+    text = to_text(render(st, width=80, height=24, now=T0 + 701), 80)
+    assert "resuming from checkpoint-50" in text and "■ stopped" not in text
+    # `watch` (no launch event): the backend's own first status is enough
+    st2 = DashboardState(run_dir="runs/x")
+    for e in events[: events.index(next(e for e in events if e.get("status") == "stopped")) + 1]:
+        st2.apply(e)
+    st2.apply({"t": T0 + 700, "type": "status", "status": "running",
+               "message": "resuming: loading PyTorch and transformers"})
+    text = to_text(render(st2, width=80, height=24, now=T0 + 701), 80)
+    assert "■ stopped" not in text and "resuming: loading" in text
+
+
+def test_long_run_names_are_never_cut_at_80_columns():
+    name = "qwen2.5-vl-3b-coco-cn-lora-with-a-long-name-20261128-043607"
+    st = DashboardState(run_dir=f"runs/{name}")
+    st.apply(start_event(T0, run=name))
+    st.apply(log_event(T0 + 5, 5))
+    text = to_text(render(st, width=80, height=24, now=T0 + 6), 80)
+    assert name in text and "…" not in text.splitlines()[0]
+    st.apply({"t": T0 + 7, "type": "end", "step": 5})
+    st.apply({"t": T0 + 7, "type": "status", "status": "completed"})
+    panel = to_text(summary(st), 80)
+    assert all(f"caption-wizard {c}" in panel for c in ("caption", "eval", "export"))
+    unfolded = "".join(line.strip("│ ") for line in panel.splitlines())  # folded lines joined again
+    assert unfolded.count(name) >= 3 and "…" not in panel  # each command names the whole run folder
+
+
+def test_event_lines_are_cut_between_words_and_metrics_print_plainly():
+    from wizard.dashboard.render import cut_words
+
+    assert cut_words("stopping at step 164, saving a checkpoint", 20) == "stopping at step…"
+    st = DashboardState(run_dir="runs/x")
+    st.apply(start_event(T0))
+    st.apply({"t": T0 + 1, "type": "status", "status": "running",
+              "message": "stopping at step 164 and saving checkpoint-164 before the end"})
+    st.apply({"t": T0 + 2, "type": "eval", "step": 0, "which": "base",
+              "metrics": {"CIDEr": 3.18e-18, "BLEU-4": 0.0}})
+    text = to_text(render(st, width=80, height=24, now=T0 + 3), 80)
+    assert "step 16…" not in text and "3.18e-18" not in text and "CIDEr 0.000" in text
+
+
+def test_loss_axis_goes_logarithmic_when_the_loss_spans_more_than_10x():
+    from wizard.dashboard.chart import LossChart
+
+    steps = list(range(1, 101))
+    losses = [20 * 0.95 ** s + 0.05 for s in steps]  # 19 -> 0.17: most of the run would be one flat line
+    lines = [t.plain for t in LossChart(steps, losses, losses, rows=12).lines(70)]
+    labels = {i: float(x.split("┤")[0]) for i, x in enumerate(lines) if "┤" in x}
+    assert labels[0] > 10 and labels[11] < 0.3
+    per_row = [math.log10(labels[a] / labels[b]) / (b - a) for a, b in zip(labels, list(labels)[1:])]
+    assert max(per_row) - min(per_row) < 0.01  # log axis: every row is the same factor
+    # the second half of the run (losses 0.6 -> 0.17) spreads over several rows, not one flat line
+    rows_after_40 = {i for i, x in enumerate(lines[:12]) if x[6:][len(x[6:]) * 2 // 5:].strip(" │┤")}
+    assert len(rows_after_40) >= 4
+    flat = [t.plain for t in LossChart(steps, [1 + 0.01 * s for s in steps], [1.0] * 100, rows=12).lines(70)]
+    flat_labels = {i: float(x.split("┤")[0]) for i, x in enumerate(flat) if "┤" in x}
+    steps_per_row = [(flat_labels[a] - flat_labels[b]) / (b - a) for a, b in zip(flat_labels, list(flat_labels)[1:])]
+    assert max(steps_per_row) - min(steps_per_row) < 0.005  # under 10x: a linear axis, as before
+
+
+def test_samples_per_second_is_smoothed_over_a_window():
+    st = DashboardState(run_dir="runs/x")
+    st.apply(start_event(T0))
+    for i, rate in enumerate([100.0, 10.0, 100.0, 10.0]):
+        st.apply({**log_event(T0 + i + 1, i + 1), "samples_per_s": rate})
+    assert st.session_samples_per_s() == pytest.approx(55.0)
+
+
+def test_building_the_dataset_reports_images_read_k_of_n():
+    from wizard.train.stages import ImageProgress
+
+    said = []
+
+    class Recorder:
+        def status(self, status, message=None):
+            said.append(message)
+
+    loader = ImageProgress(Recorder(), 3, loader=lambda ex: f"image {ex}")
+    assert [loader(i) for i in range(3)] == ["image 0", "image 1", "image 2"]
+    assert said[0] == "building the dataset: reading images (1/3)" and said[-1].endswith("(3/3)")
+    loader.finish()
+    loader(3)  # per-batch loading during training says nothing
+    assert said[-1].endswith("(3/3)") and len(said) <= 3
+    said.clear()
+    many = ImageProgress(Recorder(), 1000, loader=lambda ex: ex)
+    many.last = -1e9
+    for i in range(1000):
+        many(i)
+        many.last = -1e9  # as if every image took long: still at most every 5%, plus the last
+    assert 20 <= len(said) <= 21 and said[-1].endswith("(1000/1000)")

@@ -124,8 +124,9 @@ def test_dry_run_of_a_missing_dataset_exits_2_and_creates_no_run_folder(tmp_path
 def test_dry_run_prints_the_data_check(tmp_path):
     result = run_cli("run", str(DEMO), "--dry-run", cwd=tmp_path, env=env(tmp_path))
     assert result.returncode == 0, result.stderr
-    assert "512 images, 1,024 captions from 512 rows" in result.stdout
-    assert "split: 461 train / 51 eval images" in result.stdout
+    shown = result.stdout + result.stderr  # piped: the YAML on stdout, the rest on stderr
+    assert "512 images, 1,024 captions from 512 rows" in shown
+    assert "split: 461 train / 51 eval images" in shown
 
 
 # a `run` on bad data: tests/test_train.py::test_bad_data_exits_2_names_the_rows_and_leaves_no_run_folder
@@ -204,17 +205,17 @@ def test_truncated_jpeg_that_passes_verify_is_skipped_and_counted(tmp_path, cach
 
 
 def test_dashboard_header_shows_the_data_summary():
+    from rich.console import Console
+
     from wizard.dashboard.render import render
     from wizard.dashboard.state import DashboardState
 
     st = DashboardState()
     st.apply({"t": 1.0, "type": "start", "run": "r", "model": "m", "num_train": 9, "num_eval": 1, "total_steps": 3,
-              "data": "imagefolder, 12 captions, 2 bad rows skipped"})
-    from rich.console import Console
-
+              "data": "format imagefolder, 2 bad rows skipped"})
     con = Console(width=160, record=True, color_system=None)
     con.print(render(st, width=160, height=30, now=2.0))
-    assert "9 train / 1 eval images (imagefolder, 12 captions, 2 bad rows skipped)" in con.export_text()
+    assert "format imagefolder, 2 bad rows skipped" in con.export_text()
 
 
 def test_the_wizard_shows_the_summary_and_three_examples_of_the_users_data(tmp_path, cache):
@@ -224,10 +225,10 @@ def test_the_wizard_shows_the_summary_and_three_examples_of_the_users_data(tmp_p
 
     good = build_imagefolder(tmp_path / "good")
     con = Console(width=200, record=True, color_system=None)
-    assert check_own_data(str(good.path), console=con)
+    assert check_own_data(str(good.path), say=con.print)
     text = con.export_text()
     assert "data: imagefolder (detected) · 76 images, 77 captions" in text
     assert "skipped metadata.jsonl:3: image not found: missing.png" in text
     assert len([line for line in text.splitlines() if line.startswith("  img_")]) == 3  # three examples
-    assert not check_own_data(str(tmp_path / "nothing-here"), console=con)
+    assert not check_own_data(str(tmp_path / "nothing-here"), say=con.print)
     assert "this data cannot be used yet: dataset not found" in con.export_text()

@@ -146,7 +146,9 @@ def test_demo_with_another_strategy_gets_its_own_name():
 # ----------------------------------------------------------------------------- advanced settings
 ADVANCED = {"lora_alpha": 7, "precision": "bf16", "save_steps": 5, "grad_accum": 3,
             "gradient_checkpointing": True, "max_target_length": 48, "prompt": "What is in this picture?",
-            "eval_fraction": 0.25, "max_samples": 100, "seed": 7, "lora_targets": ["q_proj", "v_proj"]}
+            "eval_fraction": 0.25, "max_samples": 100, "seed": 7, "lora_targets": ["q_proj", "v_proj"],
+            "lora_dropout": 0.1, "scheduler": "linear", "warmup_ratio": 0.1, "weight_decay": 0.01,
+            "num_beams": 2, "max_new_tokens": 40}
 
 
 def test_advanced_off_ignores_advanced_answers_and_uses_defaults():
@@ -165,6 +167,9 @@ def test_advanced_on_asks_and_applies_every_setting():
     assert r.train.gradient_checkpointing and r.train.max_target_length == 48 and r.train.seed == 7
     assert (r.data.prompt, r.data.eval_fraction, r.data.max_samples) == ("What is in this picture?", 0.25, 100)
     assert r.tuning.lora.target_modules == ["q_proj", "v_proj"]
+    assert (r.tuning.lora.dropout, r.train.scheduler, r.train.warmup_ratio, r.train.weight_decay) == (
+        0.1, "linear", 0.1, 0.01)
+    assert (r.generation.num_beams, r.generation.max_new_tokens) == (2, 40)
 
 
 def test_advanced_defaults_keep_catalog_values_as_null():
@@ -337,3 +342,123 @@ def test_back_over_a_question_that_appeared_only_because_of_an_answer():
     assert walk.current.name == "max_pixels"
     walk.back()
     assert walk.current.name == "learning_rate"  # lora_rank was never asked, so back skips it
+
+
+# ----------------------------------------------------------------------------- "Change an answer…"
+def _done_walk(machine: Machine, **answers) -> Walk:
+    walk = Walk(machine)
+    while not walk.done:
+        q = walk.current
+        walk.answer(answers[q.name] if q.name in answers else walk.default())
+    return walk
+
+
+def test_change_an_answer_lists_every_field_and_edits_only_that_one():
+    walk = _done_walk(NO_GPU, epochs=2.0)
+    names = [q.name for q, _ in walk.fields()]
+    assert "learning_rate" in names and "seed" in names and "advanced" not in names  # advanced ones too
+    walk.edit("learning_rate")
+    assert walk.current.name == "learning_rate" and walk.default() == pytest.approx(0.004)
+    walk.answer(0.002)
+    assert walk.done  # straight back to the summary
+    r = walk.recipe()
+    assert r.train.learning_rate == pytest.approx(0.002) and r.train.epochs == 2.0
+
+
+def test_changing_an_advanced_answer_with_advanced_settings_off_keeps_the_rest():
+    walk = _done_walk(NO_GPU)
+    walk.edit("seed")
+    walk.answer(7)
+    assert walk.done
+    demo = load_recipe(ROOT / "recipes" / "demo-shapes.yaml")
+    assert walk.recipe().model_copy(update={"train": demo.train}) == demo  # nothing else moved
+    assert walk.recipe().train.model_dump() == {**load_recipe(ROOT / "recipes" / "demo-shapes.yaml")
+                                                .train.model_dump(), "seed": 7}
+
+
+def test_changing_to_own_data_asks_for_its_path_then_returns(tmp_path):
+    (tmp_path / "a.jpg").write_bytes(b"x")
+    walk = _done_walk(NO_GPU)
+    walk.edit("dataset")
+    walk.answer(OWN_DATA)
+    assert walk.current.name == "dataset_path"  # no usable default: asked
+    walk.answer(str(tmp_path))
+    assert walk.done and walk.recipe().data.dataset == str(tmp_path)
+
+
+def test_backing_out_of_a_change_leaves_the_answers_as_they_were():
+    walk = _done_walk(NO_GPU)
+    before = walk.recipe()
+    walk.edit("dataset")
+    walk.answer(OWN_DATA)
+    assert walk.current.name == "dataset_path"
+    walk.stop_editing()  # "<" at the path question: back to the summary, nothing changed
+    assert walk.done and walk.recipe() == before
+
+
+# ----------------------------------------------------------------------------- the summary's numbers
+def test_demo_plan_counts_the_trainers_steps_and_says_the_time_is_measured():
+    from wizard.plan import make_plan
+
+    p = make_plan(answers_to_recipe({}, NO_GPU), NO_GPU)
+    assert p.steps == 290  # 461 images x 2 phrasings = 922 captions, batch 16, 5 epochs (train.log agrees)
+    assert "measured" in p.time_basis and p.download_lines == ["model: built in, nothing to download",
+                                                               "data: generated, nothing to download"]
+    half = make_plan(answers_to_recipe({"batch_size": 32, "epochs": 1.0}, NO_GPU), NO_GPU)
+    assert half.steps == 29
+
+
+def test_gpu_time_is_rough_and_unknown_gpus_get_none():
+    from wizard.plan import make_plan
+
+    machine = Machine(gpus=(GpuInfo(0, "NVIDIA H100 80GB HBM3", 80 * GiB),), ram_bytes=64 * GiB, cpu_count=16)
+    r = answers_to_recipe({"model": QWEN2B, "max_samples": 1000, "advanced": True}, machine)
+    p = make_plan(r, machine, downloads=False)
+    assert p.steps is None and "at most" in p.steps_text  # real data: counted when read
+    r = r.model_copy(update={"train": r.train.model_copy(update={"max_steps": 100})})
+    p = make_plan(r, machine, downloads=False)
+    assert p.steps == 100 and "rough" in p.time_basis and "not measured" in p.time_basis
+    other = Machine(gpus=(GpuInfo(0, "Mystery GPU", 80 * GiB),), ram_bytes=64 * GiB, cpu_count=16)
+    assert make_plan(r, other, downloads=False).time_text == "no estimate"
+
+
+def test_tight_when_only_the_upper_bound_does_not_fit_and_the_suggestion_comes_first():
+    from wizard.ask.summary import summarize
+
+    recipe = answers_to_recipe({"model": QWEN2B, "strategy": "lora"}, gpus(80))
+    need = estimate_memory(recipe, list(gpus(80).gpus)).per_device_bytes
+    machine = Machine(gpus=(GpuInfo(0, "NVIDIA test GPU", int(need * 1.15)),), ram_bytes=64 * GiB, cpu_count=16)
+    r = summarize(recipe, machine, downloads=False)
+    assert r.verdict == "tight" and r.suggested_overrides  # offered first on the summary
+    fixed = estimate_memory(_with_overrides(recipe, r.suggested_overrides), list(machine.gpus))
+    assert fixed.per_device_bytes * 1.3 <= machine.gpus[0].total_bytes  # the upper bound fits after it
+    assert summarize(recipe, gpus(200), downloads=False).verdict == "fits"
+
+
+def _with_overrides(recipe, overrides):
+    from wizard.recipe import apply_overrides
+
+    return apply_overrides(recipe, overrides)
+
+
+def test_download_line_from_the_hub_list_then_the_cache_then_the_catalog(hub_server, hub_env, tmp_path):
+    from tests.hubserver import serve_folder_as_model, tiny_safetensors
+    from wizard import hub
+    from wizard.plan import _model_download
+
+    folder = tmp_path / "m"
+    folder.mkdir()
+    (folder / "config.json").write_text("{}")
+    (folder / "model.safetensors").write_bytes(tiny_safetensors(300_000_000 // 1000))
+    serve_folder_as_model(hub_server, "owner/tiny", folder)
+    _model_download.cache_clear()
+    listed = _model_download("owner/tiny", "master")
+    assert "to download (the hub's file list)" in listed
+    hub.fetch_snapshot("owner/tiny", "model")
+    _model_download.cache_clear()
+    assert _model_download("owner/tiny", "master").startswith("in the cache")
+    hub_server.stop()
+    _model_download.cache_clear()
+    offline = _model_download(QWEN2B, "master")  # nothing cached, hub gone: the catalog's figure
+    assert "4.4 GB" in offline and "catalog" in offline and "not reachable" in offline
+    _model_download.cache_clear()

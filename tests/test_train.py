@@ -25,7 +25,7 @@ def test_a_full_fine_tune_trains_end_to_end_and_the_loss_falls(tmp_path, tiny_mo
     assert "data: shapes (detected) · 64 images, 128 captions · 58 train / 6 eval" in out.stdout  # front end
     run_dir = only_run(tmp_path / "runs")
     assert state(run_dir)["status"] == "completed"
-    assert [e["data"] for e in events(run_dir) if e["type"] == "start"] == ["shapes, 128 captions"]  # dashboard header
+    assert [e["data"] for e in events(run_dir) if e["type"] == "start"] == ["format shapes"]  # dashboard header
     logged = losses(run_dir)
     steps = sorted(logged)
     assert steps == [5, 10, 15, 20, 25, 30]
@@ -171,7 +171,12 @@ def test_dry_run_prints_the_resolved_recipe_hash_and_memory_and_trains_nothing(t
               "--runs-dir", str(tmp_path / "runs"), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "learning_rate: 0.0003" in out.stdout
-    assert "recipe hash: " in out.stdout and "Memory estimate" in out.stdout
+    import yaml
+
+    assert yaml.safe_load(out.stdout)["train"]["learning_rate"] == 3e-4  # piped: stdout is the YAML alone
+    assert out.stdout.splitlines()[0].endswith("demo-shapes.yaml train.learning_rate=3e-4")  # how to replay it
+    assert "recipe hash: " in out.stderr and "Memory estimate" in out.stderr
+    assert "steps: 290 " in out.stderr and "measured" in out.stderr  # the plan, as in the wizard's summary
     assert not (tmp_path / "runs").exists()
 
 

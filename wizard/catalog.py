@@ -80,6 +80,12 @@ class DatasetInfo:
 
 DEMO_DATASET_ID = "shapes"
 
+
+def is_demo_data(data) -> bool:
+    """recipe.data (or its dict) names the built-in shapes set (format shapes, or auto with dataset shapes)."""
+    get = data.get if isinstance(data, dict) else lambda k: getattr(data, k)
+    return get("format") == "shapes" or (get("format") == "auto" and get("dataset") == DEMO_DATASET_ID)
+
 DATASETS: list[DatasetInfo] = [
     DatasetInfo(DEMO_DATASET_ID, "Demo: synthetic shapes (offline; English or Chinese captions)", "zh",
                 "shapes", source="builtin", note="generated on the fly; no download"),

@@ -2,14 +2,14 @@
 
     caption-wizard                       main menu
     caption-wizard new [--out recipes/NAME.yaml] [--defaults]
-    caption-wizard run RECIPE [KEY=VALUE ...] [--dry-run] [--plain]
+    caption-wizard run [RECIPE] [KEY=VALUE ...] [--dry-run] [--plain]   (no RECIPE: lists ./recipes)
     caption-wizard resume [RUN_DIR] [--plain]
     caption-wizard runs
-    caption-wizard watch RUN_DIR [--plain]
+    caption-wizard watch [RUN_DIR | --last] [--plain]   (no RUN_DIR: choose from ./runs)
     caption-wizard download MODEL_ID [--revision R] [--dataset]
-    caption-wizard caption RUN_DIR_OR_MODEL IMAGE...
-    caption-wizard eval RUN_DIR [--limit N]
-    caption-wizard export RUN_DIR [--merge] [--out DIR]
+    caption-wizard caption RUN_DIR_OR_MODEL IMAGE...   (or: caption --last IMAGE...)
+    caption-wizard eval [RUN_DIR | --last] [--limit N]
+    caption-wizard export [RUN_DIR | --last] [--merge] [--out DIR]
     caption-wizard data RECIPE_OR_PATH [KEY=VALUE ...]
     caption-wizard import SOURCE --out recipes/NAME.yaml [--force]
     caption-wizard compare RUN_DIR RUN_DIR... [--out PNG]
@@ -62,9 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite an existing recipe file")
 
     s = sub.add_parser("run", help="replay a recipe with no questions")
-    s.add_argument("recipe", help="recipe YAML file (e.g. recipes/demo-shapes.yaml)")
+    s.add_argument("recipe", nargs="?", help="recipe YAML file (e.g. recipes/demo-shapes.yaml); none: list ./recipes")
     s.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="dotted overrides, e.g. train.learning_rate=2e-4")
+                   help="optional dotted overrides, e.g. train.learning_rate=2e-4")
     s.add_argument("--dry-run", action="store_true",
                    help="validate, apply overrides, print the recipe, hash and memory estimate")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
@@ -83,7 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--runs-dir", default=None, help="where run directories are (default ./runs)")
 
     s = sub.add_parser("watch", help="attach the dashboard to a running or finished run")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", nargs="?", help="run directory; none: choose from ./runs")
+    s.add_argument("--last", action="store_true", help="the newest run in ./runs")
     s.add_argument("--plain", action="store_true", help="plain lines instead of the live dashboard")
 
     s = sub.add_parser("download", help="fetch model weights (or a dataset) from ModelScope")
@@ -93,25 +94,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--subset", default=None, help="dataset subset, e.g. coco-cn for AI-ModelScope/M3IT")
 
     s = sub.add_parser("caption", help="caption images with a run's adapter or a base model")
-    s.add_argument("source", metavar="RUN_DIR_OR_MODEL")
-    s.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER")
-    s.add_argument("--num-beams", type=int, default=None)
+    s.add_argument("source", metavar="RUN_DIR_OR_MODEL",
+                   help="a run folder (its adapter), a model folder or a ModelScope id")
+    s.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files or folders of images")
+    s.add_argument("--last", action="store_true", help="caption with the newest run in ./runs (then only images)")
+    s.add_argument("--num-beams", type=int, default=None, help="beam search width (default: the recipe's)")
     s.add_argument("--temperature", type=float, default=None,
-                   help="sampling temperature; giving it turns sampling on")
-    s.add_argument("--repetition-penalty", type=float, default=None)
-    s.add_argument("--max-new-tokens", type=int, default=None)
-    s.add_argument("--prompt", default=None, help="instruction given with each image")
-    s.add_argument("--batch-size", type=int, default=8)
+                   help="sampling temperature; giving it turns sampling on (default: greedy/beams)")
+    s.add_argument("--repetition-penalty", type=float, default=None, help="default: the recipe's")
+    s.add_argument("--max-new-tokens", type=int, default=None, help="longest caption (default: the recipe's)")
+    s.add_argument("--prompt", default=None, help="instruction given with each image (default: the recipe's)")
+    s.add_argument("--batch-size", type=int, default=8, help="images per generation batch")
     s.add_argument("--json", action="store_true", help="print JSON lines instead of a table")
     s.add_argument("--out", default=None, help="write captions.jsonl here")
 
     s = sub.add_parser("eval", help="caption metrics on the held-out split, base vs tuned")
-    s.add_argument("run_dir")
-    s.add_argument("--limit", type=int, default=None, help="score at most N held-out images")
+    s.add_argument("run_dir", nargs="?", help="run directory; none: choose from ./runs")
+    s.add_argument("--last", action="store_true", help="the newest run in ./runs")
+    s.add_argument("--limit", type=int, default=None, help="score at most N held-out images (default: all)")
     s.add_argument("--no-base", action="store_true", help="skip scoring the base model")
 
     s = sub.add_parser("export", help="adapter folder, or a merged model for serving")
-    s.add_argument("run_dir")
+    s.add_argument("run_dir", nargs="?", help="run directory; none: choose from ./runs")
+    s.add_argument("--last", action="store_true", help="the newest run in ./runs")
     s.add_argument("--merge", action="store_true", help="merge the LoRA into a full-precision base")
     s.add_argument("--out", default=None, help="output folder (default RUN_DIR/export[-merged])")
     s.add_argument("--force", action="store_true", help="replace an existing output folder")
@@ -127,21 +132,27 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--force", action="store_true", help="overwrite an existing recipe file")
 
     s = sub.add_parser("compare", help="recipe differences, eval metrics and overlaid loss curves of runs")
-    s.add_argument("runs", nargs="+", metavar="RUN_DIR")
+    s.add_argument("runs", nargs="+", metavar="RUN_DIR", help="two or more run folders")
     s.add_argument("--out", default=None, help="loss-curve PNG (default compare-loss.png)")
 
     s = sub.add_parser("serve", help="OpenAI-compatible caption server for a run or an export")
-    s.add_argument("source", metavar="RUN_OR_EXPORT")
-    s.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: this machine only)")
-    s.add_argument("--port", type=int, default=8000)
+    s.add_argument("source", metavar="RUN_OR_EXPORT", help="a run folder or an exported model folder")
+    s.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
+    s.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
     s.add_argument("--api-key", default=None, help="clients must send it as a Bearer token "
                                                    "(default: $CAPTION_WIZARD_API_KEY)")
-    s.add_argument("--engine", choices=["auto", "transformers", "vllm"], default="auto")
+    s.add_argument("--engine", choices=["auto", "transformers", "vllm"], default="auto",
+                   help="auto: vLLM when installed, else transformers")
     s.add_argument("--max-batch-size", type=int, default=8, help="requests captioned together (1: no batching)")
     s.add_argument("--batch-wait-ms", type=float, default=10.0, help="how long a batch waits to fill")
     s.add_argument("--model-name", default=None, help="the model name clients use (default: the run's name)")
     s.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 32)")
     s.add_argument("--max-image-megapixels", type=float, default=None, help="largest image (default 50)")
+
+    from wizard.pick import DefaultsHelp
+
+    for command_parser in sub.choices.values():  # every option's help says its default
+        command_parser.formatter_class = DefaultsHelp
     return p
 
 
@@ -161,6 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
     parser = build_parser()
+    from wizard.pick import did_you_mean, fill_run_dir, no_recipe
+
+    try:
+        did_you_mean(list(sys.argv[1:] if argv is None else argv), _command_names(parser))
+    except UserError as e:
+        return _report(e)
     args, extra = parser.parse_known_args(argv)
     # Overrides may come after flags (`run R --plain train.epochs=1`): argparse stops the
     # KEY=VALUE list at the first flag, so collect the rest here.
@@ -170,14 +187,12 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
+        if args.command == "run" and not args.recipe:
+            raise no_recipe()
+        fill_run_dir(args)
         return _dispatch(args.command or "menu", args)
     except UserError as e:
-        from wizard.console import console_err
-
-        console_err.print(f"[bold red]error:[/] {e.message}", highlight=False)
-        if e.hint:
-            console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
-        return e.exit_code
+        return _report(e)
     except RunFailed as e:
         from wizard.console import console_err
 
@@ -188,6 +203,19 @@ def main(argv: list[str] | None = None) -> int:
 
         console_err.print("\ninterrupted.")
         return 130
+
+
+def _command_names(parser: argparse.ArgumentParser) -> list[str]:
+    return [name for a in parser._actions if isinstance(a, argparse._SubParsersAction) for name in a.choices]
+
+
+def _report(e) -> int:
+    from wizard.console import console_err
+
+    console_err.print(f"[bold red]error:[/] {e.message}", highlight=False)
+    if e.hint:
+        console_err.print(f"  [yellow]hint:[/] {e.hint}", highlight=False)
+    return e.exit_code
 
 
 if __name__ == "__main__":  # python -m wizard.cli

@@ -48,11 +48,23 @@ def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, c
             shutil.copytree(adapter, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(CHECKPOINT_MARKER))
             _ensure_processor(recipe, run_dir, tmp, console)
         shutil.copy2(run_dir / "recipe.yaml", tmp / EXPORT_RECIPE)
+        _readable_by_all(tmp)
         _replace_dir(tmp, out)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _readable_by_all(folder: Path) -> None:
+    """0755 folders, 0644 files: a server under another account can load the export (the temporary
+    folder and atomically written files start as 0700/0600)."""
+    folder.chmod(0o755)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o755)
+        for name in files:
+            os.chmod(os.path.join(root, name), 0o644)
 
 
 def _check_out(out: Path, run_dir: Path, force: bool) -> None:

@@ -41,7 +41,7 @@ def cmd_run(args) -> int:
                       highlight=False, end="", soft_wrap=True)
         return 0
     if args.dry_run:
-        return dry_run(recipe, args.recipe)
+        return dry_run(recipe, args.recipe, overrides=list(args.overrides or []))
     if recipe.launch.nodes > 1:
         from wizard.train.launch import announce_nodes
 
@@ -49,20 +49,26 @@ def cmd_run(args) -> int:
     return start_run(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=True if args.plain else None)
 
 
-def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None) -> int:
-    """What would run: the resolved recipe (overrides applied), its hash, the data check and the memory estimate."""
+def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overrides: list[str] = ()) -> int:
+    """What would run: the resolved recipe (overrides applied), its hash, the data check, the plan and
+    the memory estimate.
+
+    Piped (`--dry-run > x.yaml`), stdout gets the YAML alone, unwrapped; the rest goes to stderr."""
     from wizard.data.check import check_recipe, print_check
     from wizard.estimate import estimate_memory, render_estimate
-
-    console.print(recipe_to_yaml(recipe, recipe_path), markup=False, highlight=False, end="")
-    console.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
-    base_dir = Path(recipe_path).parent if recipe_path else None
-    print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, console)  # bad data: exit 2
-    console.print(render_estimate(estimate_memory(recipe)))
+    from wizard.plan import dry_run_plan, replay_comment
     from wizard.train.launch import describe_launch
 
-    console.print(f"launch: {describe_launch(recipe)}", markup=False)
-    console.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
+    out = console if console.is_terminal else console_err
+    console.print(replay_comment(recipe_to_yaml(recipe, recipe_path), recipe_path, overrides),
+                  markup=False, highlight=False, end="", soft_wrap=True)
+    out.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
+    base_dir = Path(recipe_path).parent if recipe_path else None
+    print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, out)  # bad data: exit 2
+    dry_run_plan(recipe, out)
+    out.print(render_estimate(estimate_memory(recipe)))
+    out.print(f"launch: {describe_launch(recipe)}", markup=False)
+    out.print("dry run: nothing was trained. Start it with the same command without --dry-run.", markup=False)
     return 0
 
 
@@ -103,7 +109,7 @@ def record_prepared(run_dir: Path, prepared) -> None:
     from wizard.train.lock import update_lock
 
     r = prepared.captions.report
-    short = f"{r.format}, {r.captions:,} captions" + (f", {r.bad_rows:,} bad rows skipped" if r.bad_rows else "")
+    short = f"format {r.format}" + (f", {r.bad_rows:,} bad rows skipped" if r.bad_rows else "")
     update_lock(run_dir, dataset={"fingerprint": prepared.captions.fingerprint, "summary": short,
                                   "index": str(prepared.index) if prepared.index else None})
 
@@ -331,6 +337,10 @@ def _runs_table(infos: list[runs.RunInfo], title: str = "Runs"):
     for r in infos:
         table.add_row(r.name, f"[{colors.get(r.status, 'white')}]{r.status_text}[/]", _steps(r), _loss(r),
                       _when(r.started))
+    if console.measure(table, options=console.options.update_width(1000)).maximum > console.width:  # too narrow
+        from wizard.dashboard.runs_list import runs_list  # each name whole on its own line
+
+        return runs_list(infos, title, colors, _steps, _loss, _when)
     return table
 
 

@@ -14,7 +14,7 @@ Defaults come from a base recipe: recipes/demo-shapes.yaml for the demo model
 (so the demo answers reproduce that file exactly), otherwise the Recipe schema's
 defaults with the model's recommended max_pixels, and the machine: no GPU ->
 the demo model and data; with GPUs -> the largest catalog model whose default
-recipe fits (with 10% to spare), LoRA when it fits at the usual batch size else
+recipe fits even at the estimate's upper bound (+30%), LoRA when it fits at the usual batch size else
 QLoRA, then the largest batch size that fits.
 """
 
@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from wizard.catalog import (DATASETS, DEMO_DATASET_ID, DEMO_MODEL_ID, MODELS, STRATEGIES, TASKS,
+from wizard.catalog import (DATASETS, DEMO_DATASET_ID, is_demo_data, DEMO_MODEL_ID, MODELS, STRATEGIES, TASKS,
                             model_info, task_prompt)
 from wizard.machine import Machine
 
@@ -201,7 +201,7 @@ def _set(d: dict, key: str, value: Any) -> None:
 
 
 # ----------------------------------------------------------------------------- machine-aware defaults
-HEADROOM = 0.9  # a default must fit in 90% of the memory: the estimate is only an estimate
+HEADROOM = 1 / 1.3  # a default must fit even at the estimate's upper bound (+30%): the summary says "fits"
 
 
 def _fits(answers: Answers, machine: Machine) -> bool:
@@ -283,7 +283,7 @@ def _data_slug(answers: Answers, data: dict) -> str:
     """coco-en, coco-cn, shapes, or the folder/file name of your own data."""
     if answers.get("dataset") == OWN_DATA:
         what = Path(data["dataset"]).stem
-    elif data["subset"] or data["format"] == "shapes":
+    elif data["subset"] or is_demo_data(data):
         what = data["subset"] or data["dataset"]
     else:  # modelscope/coco_2014_caption -> coco-en
         what = f"{re.split(r'[_-]', data['dataset'].split('/')[-1])[0]}-{data['language']}"
@@ -348,12 +348,18 @@ def _strategy_choices(answers: Answers, machine: Machine) -> list[Choice]:
         recipe = answers_to_recipe({**answers, "strategy": name}, machine)
         est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes, suggest=False)
         where = "RAM" if est.devices == ["cpu"] else ("per GPU" if machine.gpus else "GPU")
-        size = f"~{gb(est.per_device_bytes)} {where}"
+        n = est.per_device_bytes
+        # precise enough that strategies which differ show different figures
+        size = f"~{n / 1024**2:,.0f} MB {where}" if n < 2 * 1024**3 else (
+            f"~{n / 1024**3:.2f} GB {where}" if n < 10 * 1024**3 else f"~{gb(n)} {where}")
         if recipe.train.batch_size != base_recipe(answers)["train"]["batch_size"]:
             size += f" at batch {recipe.train.batch_size}"
         if est.fits is False:
             size += f", more than the {gb(est.capacity_bytes)} here"
-        out.append(Choice(f"{s.title} · {size}", name, f"needs: {s.needs}; costs: {s.cost}"))
+        title = s.title
+        if recipe.train.precision.value == "fp32" or (recipe.train.precision.value == "auto" and not machine.gpus):
+            title = title.replace("16-bit base", "fp32 base")  # what really runs (the demo: fp32 on a CPU)
+        out.append(Choice(f"{title} · {size}", name, f"needs: {s.needs}; costs: {s.cost}"))
     return out
 
 
@@ -387,11 +393,10 @@ def _precision_choices(answers: Answers, machine: Machine) -> list[Choice]:
 
 
 def _format_choices(answers: Answers, machine: Machine) -> list[Choice]:
-    return [Choice("auto · detect from the files", "auto"),
-            Choice("imagefolder · images with captions.jsonl/csv or same-name .txt files", "imagefolder"),
-            Choice("coco · a COCO captions json", "coco"), Choice("messages · chat messages jsonl", "messages"),
-            Choice("coco_csv · image url/path + caption csv", "coco_csv"),
-            Choice("hf · a saved Hugging Face dataset", "hf")]
+    from wizard.data.detect import FORMATS, WHY  # every format the readers know, as detection describes it
+
+    return [Choice("auto · detect from the files", "auto")] + [
+        Choice(f"{fmt} · {WHY[fmt]}", fmt) for fmt in FORMATS if fmt != "shapes"]
 
 
 def _device_choices(answers: Answers, machine: Machine) -> list[Choice]:
@@ -466,7 +471,8 @@ QUESTIONS: list[Question] = [
              choices=_rank_choices),
     Question("max_pixels", "select", "Largest image size (caps image tokens, the usual cause of OOM):",
              key="data.max_pixels", choices=_pixel_choices),
-    Question("advanced", "confirm", "Advanced settings? (precision, checkpoints, prompt, LoRA alpha...)",
+    Question("advanced", "confirm", "Advanced settings? (precision, checkpoints, prompt, LoRA, schedule, "
+             "generation...)",
              default=lambda a, m: False),
     Question("lora_alpha", "text", "LoRA alpha (usually 2 x rank):", key="tuning.lora.alpha", when=_lora,
              advanced=True, parse=lambda t: _number(t, int, "alpha"), default=_default_alpha),
@@ -495,6 +501,23 @@ QUESTIONS: list[Question] = [
              advanced=True, parse=_parse_optional_int),
     Question("seed", "text", "Random seed:", key="train.seed", advanced=True,
              parse=lambda t: _number(t, int, "seed", None)),
+    Question("lora_dropout", "text", "LoRA dropout (0 to 0.5; 0.05 is usual):", key="tuning.lora.dropout",
+             when=_lora, advanced=True, parse=lambda t: _number(t, float, "dropout", 0, 1, low_ok=True), show=_fmt),
+    Question("scheduler", "select", "Learning-rate schedule:", key="train.scheduler", advanced=True,
+             choices=lambda a, m: [Choice("cosine · decays smoothly to 0", "cosine"),
+                                   Choice("linear · decays in a straight line to 0", "linear"),
+                                   Choice("constant", "constant"),
+                                   Choice("constant after warmup", "constant_with_warmup")]),
+    Question("warmup_ratio", "text", "Warmup (fraction of the steps the learning rate ramps up):",
+             key="train.warmup_ratio", advanced=True,
+             parse=lambda t: _number(t, float, "warmup", 0, 1, low_ok=True), show=_fmt),
+    Question("weight_decay", "text", "Weight decay (0: none; 0.01 is usual for full fine-tunes):",
+             key="train.weight_decay", advanced=True,
+             parse=lambda t: _number(t, float, "weight decay", 0, None, low_ok=True), show=_fmt),
+    Question("num_beams", "text", "Beams when captioning (1: greedy, fastest):", key="generation.num_beams",
+             advanced=True, parse=lambda t: _number(t, int, "beams")),
+    Question("max_new_tokens", "text", "Longest generated caption in tokens:", key="generation.max_new_tokens",
+             advanced=True, parse=lambda t: _number(t, int, "max new tokens")),
     Question("devices", "select", "Train on:", key="launch.devices", when=lambda a, m: bool(m.gpus),
              choices=_device_choices, default=_default_devices),
     Question("gpu_sharing", "select", "How should the GPUs share the model?", key="launch.strategy",
@@ -505,6 +528,7 @@ QUESTIONS: list[Question] = [
     Question("name", "text", "Recipe name:", key="name", parse=_parse_name, default=_default_name),
 ]
 BY_NAME = {q.name: q for q in QUESTIONS}
+MUST_ANSWER = {"model_other", "dataset_path"}  # no usable default: asked when they become relevant
 
 
 def _raise(message: str):
@@ -589,6 +613,8 @@ class Walk:
         self.answers: Answers = dict(answers or {})
         self.defaulted: set[str] = set()  # answers that were the default when given
         self.history: list[str] = []  # names of the questions answered, in order
+        self.editing = False  # changing one answer from the summary (see `edit`)
+        self._before_edit: tuple | None = None  # the answers as they were, until the change is complete
         self.current: Question | None = self._next(0)
 
     def _index(self, q: Question) -> int:
@@ -596,10 +622,46 @@ class Walk:
 
     def _next(self, start: int) -> Question | None:
         for q in QUESTIONS[start:]:
+            if self.editing and not (q.name in MUST_ANSWER and q.name not in self.answers):
+                continue  # changing one answer: only a newly needed path or id is asked after it
             before = complete(self.answers, self.machine, upto=q.name)
             if is_asked(q, before, self.machine):
                 return q
+        if self.editing:  # the change is complete
+            self.editing, self._before_edit = False, None
         return None
+
+    # -- "Change an answer…" on the summary
+    def fields(self) -> list[tuple[Question, Any]]:
+        """Every setting the user can change, with its current value (advanced ones included)."""
+        full = complete({**self.answers, "advanced": True}, self.machine)  # relevant questions only
+        return [(q, full[q.name]) for q in QUESTIONS if q.name in full and q.name != "advanced"]
+
+    def choices_for(self, q: Question) -> list[Choice]:
+        full = complete({**self.answers, "advanced": True}, self.machine, upto=q.name)
+        return q.choices(full, self.machine) if q.choices else []
+
+    def edit(self, name: str) -> None:
+        """Ask question `name` next; after its answer the walk is done again (back to the summary)."""
+        q = BY_NAME[name]
+        self._before_edit = (dict(self.answers), set(self.defaulted), list(self.history))
+        if q.advanced and not self.answers.get("advanced"):
+            # an advanced answer counts only with the advanced settings on; the others keep their values
+            full = complete({**self.answers, "advanced": True}, self.machine)
+            kept = {k: v for k, v in full.items() if BY_NAME[k].advanced and k not in self.answers}
+            self.answers.update(kept)
+            self.defaulted |= set(kept)  # still defaults: they follow later changes
+            self.answers["advanced"] = True
+        self.editing = True
+        self.current = q
+
+    def stop_editing(self) -> None:
+        """Backed out of a change ("<"): the answers are as they were before it."""
+        if self._before_edit is not None:
+            self.answers, self.defaulted, self.history = self._before_edit
+        self._before_edit = None
+        self.editing = False
+        self.current = None
 
     @property
     def done(self) -> bool:

@@ -21,6 +21,15 @@ STYLES = {RAW: "bright_black", SMOOTH: "bold cyan", EVAL: "bold magenta", BAD: "
 SPARKS = "▁▂▃▄▅▆▇█"
 
 
+LOG_SPAN = 10.0   # the loss axis goes logarithmic when the loss spans more than this factor
+
+
+def is_log_scale(losses, evals=()) -> bool:
+    """A loss from 10 down to 0.1: on a linear axis everything after the first drop is one flat line."""
+    values = [y for y in losses if math.isfinite(y)] + [y for _, y in evals if math.isfinite(y)]
+    return bool(values) and min(values) > 0 and max(values) / min(values) > LOG_SPAN
+
+
 def tick_decimals(span: float) -> int:
     """Decimals that keep neighbouring axis labels apart: 2.31 / 0.4213 / 12.5."""
     if span <= 0 or not math.isfinite(span):
@@ -100,9 +109,15 @@ class LossChart:
         lo, hi = (min(values), max(values)) if values else (0.0, 1.0)
         if hi - lo < 1e-12:
             lo, hi = lo - 0.5 * max(abs(lo), 1e-3), hi + 0.5 * max(abs(hi), 1e-3)
+        log = is_log_scale(self.losses, self.evals)
+        f = math.log10 if log else (lambda v: v)   # position of a value on the y axis
+        flo, fhi = f(lo), f(hi)
         dec = tick_decimals(hi - lo)
         label_rows = self._label_rows()
-        labels = {r: f"{hi - (hi - lo) * r / (self.rows - 1):.{dec}f}" for r in label_rows}
+        if log:   # labels at evenly spaced positions of the log axis, 3 significant digits
+            labels = {r: f"{10 ** (fhi - (fhi - flo) * r / (self.rows - 1)):.3g}" for r in label_rows}
+        else:
+            labels = {r: f"{hi - (hi - lo) * r / (self.rows - 1):.{dec}f}" for r in label_rows}
         lw = max([4] + [len(s) for s in labels.values()])   # >= 4: "step" fits under the labels
         cols = max(10, width - lw - 2)
         x_lo = min([self.steps[0]] + [s for s, _ in self.evals])
@@ -110,19 +125,19 @@ class LossChart:
         x_hi = x_hi if x_hi > x_lo else x_lo + 1
 
         canvas = BrailleCanvas(cols, self.rows)
-        kx, ky = (cols * 2 - 1) / (x_hi - x_lo), (self.rows * 4 - 1) / (hi - lo)
+        kx, ky = (cols * 2 - 1) / (x_hi - x_lo), (self.rows * 4 - 1) / (fhi - flo)
         dx = lambda s: int((s - x_lo) * kx + 0.5)   # noqa: E731
-        dy = lambda y: int((hi - y) * ky + 0.5)     # noqa: E731
+        dy = lambda y: int((fhi - f(y)) * ky + 0.5)     # noqa: E731
         xs = [int((s - x_lo) * kx + 0.5) for s in self.steps]
         # thousands of steps land on a few hundred dot columns: reduce before drawing.
         # `lo <= y <= hi` is False for NaN and inf.
-        for x, y in {(x, int((hi - y) * ky + 0.5)) for x, y in zip(xs, self.losses) if lo <= y <= hi}:
+        for x, y in {(x, dy(y)) for x, y in zip(xs, self.losses) if lo <= y <= hi}:
             canvas.dot(x, y, RAW)
         prev_x, prev_y, y_min, y_max = None, 0, 0, 0   # smoothed: a line, one vertical span per dot column
         for x, y in zip(xs, self.smoothed):
             if not lo <= y <= hi:
                 continue
-            y = int((hi - y) * ky + 0.5)
+            y = dy(y)
             if x == prev_x:
                 y_min, y_max = min(y_min, y), max(y_max, y)
             else:

@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from wizard.dashboard.render import plain_line, plain_summary, render, summary
-from wizard.dashboard.state import TERMINAL, DashboardState, log_tail, read_events, read_state_json
+from wizard.dashboard.state import TERMINAL, DashboardState, log_tail, num, read_events, read_state_json
 
 POLL_S = 0.25       # how often events.jsonl is read
 REDRAW_S = 1.0      # redraw at least this often (the clocks move) even without new events
@@ -26,6 +26,20 @@ STOP, DETACH, KEEP = "stop", "detach", "keep"
 
 
 STARTING_GRACE_S = 30   # the runner writes state.json (status running, pid null) just before the backend starts
+
+
+def command_start() -> float:
+    """When this process started (Linux: /proc), so elapsed time counts what the user waited."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+        with open("/proc/self/stat", "rb") as f:
+            start_ticks = int(f.read().rsplit(b")", 1)[1].split()[19])
+        with open("/proc/stat", "rb") as f:
+            boot = next(int(line.split()[1]) for line in f if line.startswith(b"btime"))
+        started = boot + start_ticks / ticks
+        return started if 0 <= time.time() - started < 86400 else time.time()
+    except (OSError, ValueError, StopIteration, IndexError):
+        return time.time()
 
 
 def pid_alive(pid) -> bool:
@@ -63,9 +77,17 @@ class _Follower:
         self.state = DashboardState(run_dir=str(run_dir))
         self.offset = 0
         self.rc: int | None = None
+        self.launched = proc is None   # with proc: the "launch" event is added to the first poll
+        self.launch_t = time.time()
 
     def poll(self) -> list[dict]:
         events, self.offset = read_events(self.run_dir / "events.jsonl", self.offset)
+        if not self.launched:   # this command started the backend: say so at once, with its own clock
+            self.launched = True
+            before = [ev for ev in events if (num(ev.get("t")) or 0) < self.launch_t]
+            after = events[len(before):]
+            resume = any(ev.get("type") == "start" for ev in before)
+            events = before + [{"type": "launch", "t": command_start(), "resume": resume}] + after
         return events
 
     def backend_pid(self) -> int | None:
@@ -268,8 +290,9 @@ def _follow_live(f: _Follower, console, ctrl_c: _CtrlC) -> bool:
             live.stop()
             choice = _ask(f.run_dir) if sys.stdin.isatty() else STOP
             if choice == DETACH:
-                console.print(f"detached: training goes on (pid {pid}). Re-attach with: "
-                              f"[bold]caption-wizard watch {f.run_dir}[/]", highlight=False)
+                console.print(f"detached: training goes on (pid {pid}). Re-attach with:", highlight=False)
+                console.print(f"  [bold]caption-wizard watch {f.run_dir}[/]", highlight=False,
+                              soft_wrap=True)  # on its own line, never folded: users copy it
                 return False
             if choice == STOP:
                 console.print(_send_sigint(pid), highlight=False)

@@ -15,7 +15,7 @@ from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
 
-from wizard.dashboard.chart import BAD, EVAL, RAW, SMOOTH, STYLES, LossChart, sparkline
+from wizard.dashboard.chart import BAD, EVAL, RAW, SMOOTH, STYLES, LossChart, is_log_scale, sparkline
 from wizard.dashboard.state import SMOOTHING, DashboardState, num
 
 WIDE = 120            # from this width memory and recent events sit side by side
@@ -112,23 +112,40 @@ def _bar(pct: float | None, width: int) -> Text:
 # ---- pieces, each with a known number of rows -------------------------------------------
 def _header(st: DashboardState, width: int) -> list[Text]:
     badge, style = STATUS_BADGES.get(st.status, (st.status, "bold"))
+    if st.status == "running" and st.session_t is None:   # loading: training has not started yet
+        badge, style = STATUS_BADGES["starting"]
     if st.stop_requested and st.status == "running":
         badge, style = "◌ stopping (saving a checkpoint)", "bold yellow"
     right = (f"recipe {st.recipe_hash}  " if st.recipe_hash else "") + badge
     name = st.name
-    room = max(8, width - len(right) - 3)
-    if len(name) > room:
-        name = name[: room - 1] + "…"
+    if len(name) > width - len(right) - 3:   # the name is never cut (users copy it): drop the hash first
+        right = badge
+    if len(name) > width - len(right) - 3:   # still too long: the badge goes to the next line
+        first = Text.assemble((" " + name, "bold"))
+        second = Text.assemble((" " + badge, style))
+        return [first, _line(second), _line(" " + _fit(_facts(st), width - 1), "dim")]
     top = Text.assemble((" " + name, "bold"), " " * max(1, width - len(name) - len(right) - 2),
                         (right[: -len(badge)], "dim"), (badge, style))
+    return [_line(top), _line(" " + _fit(_facts(st), width - 1), "dim")]
+
+
+def _facts(st: DashboardState) -> list[str]:
+    """Model, strategy, devices, trained params, data counts: the header's second line."""
     parts = [p for p in (st.model, st.strategy, ", ".join(st.devices)) if p]
     if st.trainable_params is not None and st.total_params:
         pct = 100 * st.trainable_params / st.total_params
-        parts.append(f"{fmt_count(st.trainable_params)} of {fmt_count(st.total_params)} params trained "
-                     f"({pct:.1f}%)")
-    if st.num_train is not None:
-        parts.append(f"{st.num_train} train / {st.num_eval or 0} eval images" + (f" ({st.data})" if st.data else ""))
-    return [_line(top), _line(" " + _fit(parts, width - 1), "dim")]
+        parts.append(f"{fmt_count(st.trainable_params)}/{fmt_count(st.total_params)} params trained ({pct:.1f}%)")
+    # the trainer counts captions (its targets); the backend's data event counts images
+    if st.images is not None and st.num_train is not None:
+        parts.append(f"{st.images[0]}/{st.images[1]} train/eval images ({st.num_train}/{st.num_eval or 0} "
+                     "captions)")
+    elif st.images is not None:
+        parts.append(f"{st.images[0]} train / {st.images[1]} eval images")
+    elif st.num_train is not None:
+        parts.append(f"{st.num_train} train / {st.num_eval or 0} eval captions")
+    if st.data:  # the front end's data check: format, skipped rows
+        parts.append(st.data)
+    return parts
 
 
 def _progress(st: DashboardState, width: int, now: float) -> list[Text]:
@@ -189,6 +206,8 @@ def _chart_panel(st: DashboardState, rows: int, width: int) -> Panel:
         legend.append_text(Text.assemble("  ", ("◆ eval", STYLES[EVAL])))
     if st.nan_step is not None:
         legend.append_text(Text.assemble("  ", ("✖ NaN", STYLES[BAD])))
+    if is_log_scale(st.losses, st.evals):
+        legend.append_text(Text("  log scale", style="dim"))
     chart = LossChart(st.steps, st.losses, st.smoothed, evals=st.evals, rows=rows)
     return Panel(chart, title=Text(title, style="bold"), title_align="left", subtitle=legend,
                  subtitle_align="right", border_style="blue", padding=(0, 1), width=width)
@@ -276,9 +295,25 @@ def _notes(st: DashboardState, width: int, rows: int) -> list[Text]:
     for n in notes:
         icon, style = NOTE_ICONS.get(n.kind, ("·", ""))
         when = fmt_clock(n.t - (st.first_t or n.t))
+        text = cut_words(n.text, width - len(f" {when:>8} ") - 2)
         out.append(_line(Text.assemble((f" {when:>8} ", "dim"), (icon, style), " ",
-                                       (n.text, "red" if n.kind == "error" else ""))))
+                                       (text, "red" if n.kind == "error" else ""))))
     return out or [_line(" no events yet", "dim")]
+
+
+def cut_words(text: str, room: int) -> str:
+    """`text` in `room` columns, cut between words (never inside a number: "step 16…" for 164)."""
+    if len(text) <= room:
+        return text
+    cut = text.rfind(" ", 0, max(0, room - 1))
+    return (text[:cut] if cut > 0 else text[: max(0, room - 1)]).rstrip(" ,:;·") + "…"
+
+
+def fmt_metric(v) -> str:
+    """0.000, 0.412, 6.38: metrics are 0-10 scores; 3.18e-18 is a zero, printed as one."""
+    if not isinstance(v, (int, float)) or isinstance(v, bool):
+        return str(v)
+    return f"{v:.3f}" if abs(v) < 1000 else f"{v:.4g}"
 
 
 def _failure(st: DashboardState, width: int, rows: int) -> tuple[list, int]:
@@ -347,12 +382,16 @@ def summary_rows(st: DashboardState, *, loss_png: str | None = None) -> list[tup
     if st.evals:
         rows.append(("eval loss", f"{fmt_loss(st.evals[-1][1])} (step {st.evals[-1][0]})"))
     for which, metrics in st.eval_metrics.items():
-        rows.append((f"metrics ({which})", ", ".join(f"{k} {v:.3g}" if isinstance(v, (int, float)) else
-                                                     f"{k} {v}" for k, v in metrics.items())))
+        rows.append((f"metrics ({which})", ", ".join(f"{k} {fmt_metric(v)}" for k, v in metrics.items())))
     seconds = end.get("seconds")
     if seconds is None and st.first_t is not None and st.last_t is not None:
         seconds = st.last_t - st.first_t
-    rows.append(("time", fmt_duration(seconds) + (" (over more than one session)" if st.resumed else "")))
+    if st.command_t is not None and st.last_t is not None:   # the wall time the user waited
+        waited = fmt_duration(st.last_t - st.command_t)
+        rows.append(("time", f"{waited} (training {fmt_duration(seconds)}"
+                     + (", over more than one session)" if st.resumed else ")")))
+    else:
+        rows.append(("time", fmt_duration(seconds) + (" (over more than one session)" if st.resumed else "")))
     if st.peak_memory:
         rows.append(("peak memory", ", ".join(f"{fmt_bytes(v)} ({k})" for k, v in st.peak_memory.items())))
     run_dir = st.run_dir.rstrip("/") or "RUN_DIR"
@@ -361,7 +400,9 @@ def summary_rows(st: DashboardState, *, loss_png: str | None = None) -> list[tup
     if loss_png:
         rows.append(("loss curve", loss_png))
     if st.status == "completed":
-        rows.append(("next", f"caption-wizard caption {run_dir} IMAGE...  ·  caption-wizard eval {run_dir}"))
+        rows.append(("next", f"caption-wizard caption {run_dir} IMAGE..."))  # one command a line: copyable
+        rows.append(("", f"caption-wizard eval {run_dir}"))
+        rows.append(("", f"caption-wizard export {run_dir} --merge"))
     elif st.status == "stopped":
         if st.last_checkpoint:
             rows.append(("checkpoint", f"{run_dir}/{st.last_checkpoint}"))
@@ -377,7 +418,7 @@ def summary(st: DashboardState, *, loss_png: str | None = None) -> Panel:
     table.add_column(style="bold")
     table.add_column()
     for label, value in summary_rows(st, loss_png=loss_png):
-        table.add_row(label, Text(value, style="red" if label == "error" else ""))
+        table.add_row(label, Text(value, style="red" if label == "error" else "", overflow="fold"))  # never cut
     if st.status == "failed" and st.log_tail:
         table.add_row("train.log", Text("\n".join(st.log_tail.splitlines()[-10:]), style="dim"))
     badge, style = STATUS_BADGES.get(st.status, (st.status, "bold"))

@@ -5,9 +5,14 @@ computed from it (plus an injected clock) by wizard.dashboard.render. Readers
 must survive a half-written last line and event types they do not know
 (CONTRACTS.md), so `read_events` keeps the unfinished tail for the next call.
 
-Two event types are the dashboard's own and never appear in events.jsonl:
+Three event types are the dashboard's own and never appear in events.jsonl:
   {"type": "stop_requested"}           the user asked to stop; shown until the run ends
   {"type": "log_tail", "text": str}    train.log's tail, read when the backend died
+  {"type": "launch", "t": command start, "resume": bool}
+                                       this command started the backend: "starting" (or "resuming
+                                       from checkpoint-N") until it reports, elapsed from the command's start
+One the backend writes besides the contract's: {"type": "data", "train_images", "eval_images",
+"train_captions", "eval_captions"} (the dashboard labels the counts with it).
 """
 
 from __future__ import annotations
@@ -24,6 +29,7 @@ SMOOTHING = 0.8          # EMA weight for the smoothed loss (TensorBoard's slide
 STALL_FACTOR = 5.0       # no step for this many times the usual interval between logged steps...
 STALL_MIN_S = 15.0       # ...and at least this long: the run is shown as stalled
 RECENT_EVENTS = 12       # kept for the "recent" list
+RATE_WINDOW = 8          # samples/s shown: the mean of the backend's last few figures (each is per log)
 TERMINAL = ("completed", "failed", "stopped")
 
 
@@ -136,6 +142,9 @@ class DashboardState:
     end: dict | None = None
     last_checkpoint: str | None = None
     stop_requested: bool = False
+    command_t: float | None = None    # when the command that launched the backend started (launch event)
+    images: tuple[int, int] | None = None     # (train, eval) images, from the backend's "data" event
+    rates: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
     _ema: float = 0.0
     _ema_n: int = 0
 
@@ -166,6 +175,7 @@ class DashboardState:
         start = int(ev.get("start_step") or 0)
         self.resumed = bool(ev.get("resumed")) or start > 0
         self.session_t, self.session_start_step, self.session_logs = t, start, []
+        self.rates.clear()
         self.last_activity_t = t
         self.step = start
         self.status, self.status_message, self.stop_requested = "running", None, False
@@ -224,6 +234,8 @@ class DashboardState:
         for key in ("samples_per_s", "tokens_per_s"):
             if ev.get(key) is not None:
                 setattr(self, key, num(ev[key]))
+        if num(ev.get("samples_per_s")) is not None:
+            self.rates.append(num(ev["samples_per_s"]))
         if isinstance(ev.get("memory"), dict):
             self.memory = ev["memory"]
             self._track_peak(ev["memory"])
@@ -252,7 +264,7 @@ class DashboardState:
         if metrics:
             self.eval_metrics[ev.get("which") or "tuned"] = metrics
         parts = [f"eval loss {loss:.4f}"] if loss is not None else []
-        parts += [f"{k} {v:.3g}" if isinstance(v, (int, float)) else f"{k} {v}"
+        parts += [f"{k} {v:.3f}" if isinstance(v, (int, float)) and abs(v) < 1000 else f"{k} {v}"
                   for k, v in list(metrics.items())[:3]]
         which = f" ({ev['which']})" if ev.get("which") else ""
         self._note(t, "eval", f"step {step}{which}: " + (", ".join(parts) or "evaluated"))
@@ -275,6 +287,8 @@ class DashboardState:
 
     def _on_status(self, ev, t):
         status = str(ev.get("status") or self.status)
+        if status == "running" and self.status in TERMINAL:   # a resume is loading: no training yet
+            self.session_t = None
         if status != self.status:
             text = status + (f": {ev['message']}" if ev.get("message") else "")
             self._note(t, "status", text)
@@ -289,6 +303,21 @@ class DashboardState:
             self.step = max(self.step, int(ev["step"]))
         if self.status not in TERMINAL:
             self.status = "completed"
+
+    def _on_launch(self, ev, t):
+        """This command started the backend: until it reports, show that it is starting (or resuming)."""
+        self.command_t = t
+        if ev.get("resume"):
+            where = Path(self.last_checkpoint).name if self.last_checkpoint else "the last checkpoint"
+            self.status, self.status_message = "starting", f"resuming from {where}: loading"
+        else:
+            self.status, self.status_message = "starting", "starting the training process"
+        self.session_t = None
+
+    def _on_data(self, ev, t):
+        train, evals = ev.get("train_images"), ev.get("eval_images")
+        if isinstance(train, int):
+            self.images = (train, int(evals or 0))
 
     def _on_stop_requested(self, ev, t):
         self.stop_requested = True
@@ -348,8 +377,9 @@ class DashboardState:
         return max(0.0, (self.total_steps - self.step) / rate - max(0.0, now - last_t))
 
     def elapsed(self, now: float) -> float:
-        """Seconds of this session (the whole run's time is in the summary)."""
-        start = self.session_t if self.session_t is not None else self.first_t
+        """Seconds of this session: from the command's start when this command launched it."""
+        start = self.command_t if self.command_t is not None else (
+            self.session_t if self.session_t is not None else self.first_t)
         if start is None:
             return 0.0
         stop = self.last_t if self.finished and self.last_t is not None else now
@@ -357,6 +387,8 @@ class DashboardState:
 
     def session_samples_per_s(self) -> float | None:
         """The backend's throughput; without it, this session's steps/s times the batch size."""
+        if self.rates:   # smoothed: one slow or fast logging interval does not jump the figure
+            return sum(self.rates) / len(self.rates)
         if self.samples_per_s is not None:
             return self.samples_per_s
         rate = self.steps_per_s()

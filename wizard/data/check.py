@@ -275,25 +275,28 @@ def print_check(check: DataCheck, recipe, console, *, examples: int = SHOW_EXAMP
         console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
-def check_own_data(dataset: str, *, console, seed: int = 42, **data) -> bool:
-    """For the wizard, right after the user named their own data: the summary line and 3 examples,
-    or the reason it cannot be used (the wizard goes on: a later question may fix it, e.g. the
-    format). True when the data can be used. `data`: other data settings known by then."""
+def check_own_data(dataset: str, *, say, console=None, seed: int = 42, **data) -> bool:
+    """For the wizard, right after the user named their own data: the summary line, the first bad rows
+    and 3 examples, or the reason it cannot be used (the wizard goes on: a later question may fix it,
+    e.g. the format). `say(renderable)` prints (the wizard's transcript); `console`: a status line
+    while checking. True when the data can be used. `data`: other data settings known by then."""
+    from rich.text import Text
+
     from wizard.errors import UserError
     from wizard.recipe import DataSpec
 
     try:
-        data_spec = DataSpec(dataset=dataset, **data)
-        with console.status("checking your data…"):
-            prepared = prepare_data(data_spec, seed=seed)
+        with console.status("checking your data…") if console is not None else contextlib.nullcontext():
+            prepared = prepare_data(DataSpec(dataset=dataset, **data), seed=seed)
     except UserError as e:
-        console.print(f"[bold red]this data cannot be used yet:[/] {e.message}", highlight=False, soft_wrap=True)
+        text = Text.assemble(("this data cannot be used yet: ", "bold red"), e.message)
         if e.hint:
-            console.print(f"  [yellow]hint:[/] {e.hint}", highlight=False, soft_wrap=True)
+            text.append("\n  hint: ", style="yellow")
+            text.append(e.hint)
+        say(text)
         return False
     report = prepared.captions.report
     lines = [prepared.summary()] + [f"  skipped {b}" for b in report.first_bad[:3]]
     lines += [f"  note: {n}" for n in report.notes] + [f"  {line}" for line in example_lines(prepared.captions)]
-    for line in lines:
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    say(Text("\n".join(lines)))
     return True

@@ -37,6 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     recorder, stop = RunRecorder(run_dir, writes=rank0), None
     if not rank0:  # one voice in train.log: the other ranks' prints would repeat rank 0's (stderr stays)
         sys.stdout = open(os.devnull, "w")
+    recorder.status("running", ("resuming: " if args.resume else "") + "loading PyTorch and transformers")  # stage
     try:
         from wizard.train.callbacks import StopFlag  # imports transformers: seconds, Ctrl-C may come meanwhile
 
@@ -63,14 +64,17 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     checkpoint = _resume_point(run_dir, recorder) if resume else None
     recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
-                    else "reading the data and the model")
+                    else "reading the data")
 
     from wizard.data.prepare import no_gc  # 100k examples, targets, items: no collection walks while made
 
     with no_gc():
         captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
+    recorder.event("data", train_images=len(captions.train), eval_images=len(captions.eval))  # dashboard counts
+    recorder.status("running", f"loading the model {recipe.model.id}")  # stage
     device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
+    recorder.status("running", f"building the dataset: {len(captions.train) + len(captions.eval)} images")  # stage
     with no_gc():
         data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
@@ -178,14 +182,18 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     """Tokenize every caption and process every image once (wizard.train.collate)."""
     from wizard.chat import resolve_prompt
     from wizard.train.collate import CaptionCollator, build_dataset
+    from wizard.train.stages import ImageProgress
 
     from wizard.data.prepare import index_dir
 
     prompt, longest, tokens = resolve_prompt(recipe), recipe.train.max_target_length, index_dir() / "tokens"
     t = time.perf_counter()
-    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, token_cache=tokens)
-    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest,
+    loader = ImageProgress(recorder, len(captions.train) + len(captions.eval))  # the dashboard's k/N
+    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader,
+                          token_cache=tokens)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest, loader=loader,
                           token_cache=tokens) if captions.eval else None
+    loader.finish()
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
           flush=True)
