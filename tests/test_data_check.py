@@ -121,6 +121,16 @@ def test_dry_run_of_a_missing_dataset_exits_2_and_creates_no_run_folder(tmp_path
     assert not runs.exists()
 
 
+def test_a_dry_run_does_not_download_a_hub_dataset(tmp_path):
+    from wizard.data.check import remote_data_note
+
+    hub = load_recipe(ROOT / "recipes" / "qwen2-vl-2b-coco-en.yaml")  # modelscope/coco_2014_caption
+    assert "downloaded and checked when the run starts" in remote_data_note(hub)
+    assert remote_data_note(load_recipe(DEMO)) is None
+    with pytest.raises(UserError, match="dataset not found"):
+        remote_data_note(apply_overrides(load_recipe(DEMO), [f"data.dataset={tmp_path / 'nope'}", "data.format=auto"]))
+
+
 def test_dry_run_prints_the_data_check(tmp_path):
     result = run_cli("run", str(DEMO), "--dry-run", cwd=tmp_path, env=env(tmp_path))
     assert result.returncode == 0, result.stderr

@@ -54,7 +54,7 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overri
     the memory estimate.
 
     Piped (`--dry-run > x.yaml`), stdout gets the YAML alone, unwrapped; the rest goes to stderr."""
-    from wizard.data.check import check_recipe, print_check
+    from wizard.data.check import check_recipe, print_check, remote_data_note
     from wizard.estimate import estimate_memory, render_estimate
     from wizard.plan import dry_run_plan, replay_comment
     from wizard.train.launch import describe_launch
@@ -64,7 +64,11 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overri
                   markup=False, highlight=False, end="", soft_wrap=True)
     out.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
     base_dir = Path(recipe_path).parent if recipe_path else None
-    print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, out)  # bad data: exit 2
+    remote = remote_data_note(recipe, base_dir)  # a hub dataset: not downloaded by a dry run
+    if remote:
+        out.print(remote, markup=False, highlight=False)
+    else:
+        print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, out)  # bad data: exit 2
     dry_run_plan(recipe, out)
     out.print(render_estimate(estimate_memory(recipe)))
     out.print(f"launch: {describe_launch(recipe)}", markup=False)

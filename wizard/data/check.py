@@ -72,6 +72,16 @@ def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
     return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups, why)
 
 
+def remote_data_note(recipe, base_dir=None) -> str | None:
+    """For `run --dry-run`: a ModelScope dataset that is not a local folder is not downloaded by a dry
+    run (it can be gigabytes); say when it is checked instead. None: the data is here (check it)."""
+    located = locate(recipe.data, base_dir)  # a local path that does not exist: UserError, exit 2
+    if located.path is not None or located.format == "shapes":
+        return None
+    return (f"data: {recipe.data.dataset} ({located.format}) is a ModelScope dataset: it is downloaded and "
+            f"checked when the run starts, or now with: caption-wizard data RECIPE")
+
+
 # ----------------------------------------------------------------------------- the report
 def report_lines(check: DataCheck, recipe, *, examples: int = SHOW_EXAMPLES) -> list[str]:
     cs, r = check.captions, check.captions.report
