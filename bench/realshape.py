@@ -64,7 +64,7 @@ def peak_rss() -> int:
 
 
 # ----------------------------------------------------------------------------- contenders (children)
-def project(recipe, n_images: int) -> float:
+def project(recipe, n_images: int, device: str = "cpu", model=None, processor=None) -> float:
     """caption-wizard: the model plan + adapters + dataset + CaptionTrainer as the backend builds them."""
     from transformers import TrainerCallback
 
@@ -80,6 +80,7 @@ def project(recipe, n_images: int) -> float:
     class Clock(TrainerCallback):
         def on_step_end(self, args, state, control, **kw):
             if state.global_step == WARMUP:
+                _sync(device)
                 self.t0 = time.perf_counter()
             self.t1 = time.perf_counter()
 
@@ -88,35 +89,40 @@ def project(recipe, n_images: int) -> float:
 
     tmp = Path(tempfile.mkdtemp(prefix="cw-rs-"))
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp)
-    model, processor = load_model(recipe, Path(recipe.model.id), for_training=True, device="cpu")
+    if model is None:
+        model, processor = load_model(recipe, Path(recipe.model.id), for_training=True, device=device)
     data = build_dataset(realshape_examples(n_images), processor, resolve_prompt(recipe),
                          max_target_length=recipe.train.max_target_length)
     collator = CaptionCollator(processor, data)
     trainer, _ = backend._build_trainer(run_dir, recipe, model, processor, backend.Data(data, None, collator, "rs", []),
-                                        "cpu", RunRecorder(run_dir), StopFlag(), None)
+                                        device, RunRecorder(run_dir), StopFlag(), None)
     clock = Clock()
     trainer.add_callback(clock)
     trainer.train()
+    project.tokens = collator.tokens
     return (recipe.train.max_steps - WARMUP) * recipe.train.batch_size / (clock.t1 - clock.t0)
 
 
-def bare(recipe, n_images: int) -> float:
-    """Plain transformers + peft + a torch loop over pre-built batches (full logits)."""
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+def bare_model(recipe, device: str = "cpu"):
+    """Plain transformers + peft, as a short script loads it: (model, processor)."""
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 
-    from wizard.chat import resolve_prompt
-    from wizard.demo.realshape import realshape_examples
-    from wizard.train.collate import CaptionCollator, build_dataset
-
-    path, strategy, bs = recipe.model.id, recipe.tuning.strategy.value, recipe.train.batch_size
-    torch.manual_seed(0)
-    kwargs = {"dtype": torch.float32}
+    path, strategy = recipe.model.id, recipe.tuning.strategy.value
+    dtype = torch.float32 if device == "cpu" else torch.bfloat16
+    kwargs = {"dtype": dtype, "device_map": {"": device}}
     if strategy == "qlora":
         kwargs.update(quantization_config=BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=torch.float32, llm_int8_skip_modules=["visual", "lm_head"]), device_map={"": "cpu"})
+            bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["visual", "lm_head"]))
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     model.config.use_cache = False
     if strategy == "full":
@@ -128,19 +134,37 @@ def bare(recipe, n_images: int) -> float:
             target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"))
     if recipe.train.gradient_checkpointing:
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
-    processor = AutoProcessor.from_pretrained(path)
+    return model, AutoProcessor.from_pretrained(path)
+
+
+def bare(recipe, n_images: int, device: str = "cpu", model=None, processor=None) -> float:
+    """A torch loop over pre-built batches: `model(**batch).loss` (full logits), backward, AdamW."""
+    import torch
+
+    from wizard.chat import resolve_prompt
+    from wizard.demo.realshape import realshape_examples
+    from wizard.train.collate import CaptionCollator, build_dataset
+
+    torch.manual_seed(0)
+    if model is None:
+        model, processor = bare_model(recipe, device)
+    bs = recipe.train.batch_size
     data = build_dataset(realshape_examples(n_images), processor, resolve_prompt(recipe), max_target_length=32)
     collator = CaptionCollator(processor, data)
     steps = recipe.train.max_steps
-    batches = [collator([data[(s * bs + k) % len(data)] for k in range(bs)]) for s in range(steps)]
+    batches = [{k: v.to(device) for k, v in collator([data[(s * bs + k) % len(data)] for k in range(bs)]).items()}
+               for s in range(steps)]
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
     for i, batch in enumerate(batches):
         if i == WARMUP:
+            _sync(device)
             t0 = time.perf_counter()
         model(**batch).loss.backward()
         opt.step()
         opt.zero_grad()
+    _sync(device)
+    bare.tokens = collator.tokens
     return (steps - WARMUP) * bs / (time.perf_counter() - t0)
 
 
@@ -180,6 +204,8 @@ def run_child(who: str, model: Path, strategy: str, batch: int, args) -> dict:
 
 
 def main() -> None:
+    from wizard.estimate import estimate_memory
+
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true", help="1 round of 5 steps")
     p.add_argument("--rounds", type=int, default=2)
@@ -221,10 +247,15 @@ def main() -> None:
                 got = results[(strategy, batch, who)]
                 row[who] = {"samples_s": statistics.median(g["samples_s"] for g in got),
                             "peak_rss": statistics.median(g["peak_rss"] for g in got)}
+            est = estimate_memory(recipe_for(model, strategy, batch, args.steps, args.gc), []).per_device_bytes
+            row["estimate"] = est
             swift = MS_SWIFT.get(strategy) if batch == 4 else None
             ref = f"{swift[0] / 1e9:.2f} GB {swift[1]:.2f}/s" if swift else "-"
             print(f"{strategy:8} {batch:>5} | {row['project']['peak_rss'] / 1e9:6.2f} GB {row['project']['samples_s']:6.3f}/s"
                   f"      | {row['bare']['peak_rss'] / 1e9:6.2f} GB {row['bare']['samples_s']:6.3f}/s      | {ref:>20}")
+            print(f"{'':16}   memory estimate {est / 1e9:.2f} GB: x{est / row['project']['peak_rss']:.2f} the measured "
+                  f"peak (target 0.8-1.2); bare loop / caption-wizard samples/s "
+                  f"{row['bare']['samples_s'] / row['project']['samples_s']:.2f}")
             if swift:
                 print(f"{'':16}   vs ms-swift: RSS x{row['project']['peak_rss'] / swift[0]:.2f} (target <= 0.8), "
                       f"samples/s x{row['project']['samples_s'] / swift[1]:.2f} (target >= 1.3)")
