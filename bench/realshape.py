@@ -41,7 +41,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 WARMUP = 2
-MS_SWIFT = {"lora": (3.77e9, 0.40), "qlora": (3.85e9, 0.52)}  # issue 10: peak RSS bytes, samples/s
+GiB = 2 ** 30  # the issue's "GB" are GiB: it calls 2 x 716 MiB of logits "1.4 GB"
+MS_SWIFT = {"lora": (3.77 * GiB, 0.40), "qlora": (3.85 * GiB, 0.52)}  # issue 10: peak RSS, samples/s
 MODEL_DIR = Path(tempfile.gettempdir()) / "cw-realshape-qwen2vl2b"
 
 
@@ -235,7 +236,7 @@ def main() -> None:
                     got = run_child(who, model, strategy, batch, args)
                     results.setdefault((strategy, batch, who), []).append(got)
                     print(f"round {r + 1} {strategy:5} batch {batch} {who:8}: {got['samples_s']:.3f} samples/s, "
-                          f"peak RSS {got['peak_rss'] / 1e9:.2f} GB", flush=True)
+                          f"peak RSS {got['peak_rss'] / GiB:.2f} GiB", flush=True)
     print(f"\nmedians over {args.rounds} round(s), {args.steps} steps ({WARMUP} untimed), fp32 CPU, "
           f"gradient checkpointing {'on' if args.gc else 'off'}:")
     print(f"{'strategy':8} {'batch':>5} | {'caption-wizard':>22} | {'bare loop':>22} | {'ms-swift (issue 10)':>20}")
@@ -250,10 +251,10 @@ def main() -> None:
             est = estimate_memory(recipe_for(model, strategy, batch, args.steps, args.gc), []).per_device_bytes
             row["estimate"] = est
             swift = MS_SWIFT.get(strategy) if batch == 4 else None
-            ref = f"{swift[0] / 1e9:.2f} GB {swift[1]:.2f}/s" if swift else "-"
-            print(f"{strategy:8} {batch:>5} | {row['project']['peak_rss'] / 1e9:6.2f} GB {row['project']['samples_s']:6.3f}/s"
-                  f"      | {row['bare']['peak_rss'] / 1e9:6.2f} GB {row['bare']['samples_s']:6.3f}/s      | {ref:>20}")
-            print(f"{'':16}   memory estimate {est / 1e9:.2f} GB: x{est / row['project']['peak_rss']:.2f} the measured "
+            ref = f"{swift[0] / GiB:.2f} GiB {swift[1]:.2f}/s" if swift else "-"
+            print(f"{strategy:8} {batch:>5} | {row['project']['peak_rss'] / GiB:6.2f} GiB {row['project']['samples_s']:6.3f}/s"
+                  f"     | {row['bare']['peak_rss'] / GiB:6.2f} GiB {row['bare']['samples_s']:6.3f}/s     | {ref:>20}")
+            print(f"{'':16}   memory estimate {est / GiB:.2f} GiB: x{est / row['project']['peak_rss']:.2f} the measured "
                   f"peak (target 0.8-1.2); bare loop / caption-wizard samples/s "
                   f"{row['bare']['samples_s'] / row['project']['samples_s']:.2f}")
             if swift:
