@@ -135,9 +135,9 @@ def test_qlora_trainable_parts_are_fp32_and_frozen_parts_stay_as_loaded(small_mo
 
 @pytest.mark.slow
 def test_estimate_is_within_20_percent_of_the_measured_peak_rss(small_model, tmp_path):
-    """Each strategy (LoRA at two batch sizes; bench/realshape.py does all at the real widths), trained 3 steps through caption-wizard's training path in
+    """Each strategy (bench/realshape.py does each at two batch sizes at the real widths), trained 3 steps through caption-wizard's training path in
     its own process (bench/realshape.py's child), against the estimate of the same recipe."""
-    for strategy, batch in (("lora", 1), ("lora", 4), ("qlora", 2), ("full", 2)):
+    for strategy, batch in (("lora", 4), ("qlora", 2), ("full", 2)):  # lora at batch 1: the gpu_check test
         proc = subprocess.run(
             [sys.executable, str(ROOT / "bench" / "realshape.py"), "--child", "project", "--model", str(small_model),
              "--strategy", strategy, "--batch", str(batch), "--steps", "3"],
