@@ -172,8 +172,8 @@ MMAP_THRESHOLD = 128 * 1024
 def return_freed_memory() -> None:
     """glibc: serve every allocation over 128 KiB with its own mmap, so a freed tensor goes back to
     the OS. By default glibc raises that threshold as large blocks are freed (up to 32 MiB) and then
-    keeps freed activations in its heap: measured on bench/realshape.py, training peak RSS 3.40 GB
-    instead of 2.96 GB. (MALLOC_MMAP_THRESHOLD_ in the environment does the same; it wins if set.)"""
+    keeps freed activations in its heap: measured on bench/realshape.py, training peak RSS 3.25 GiB
+    instead of 2.82 GiB. (MALLOC_MMAP_THRESHOLD_ in the environment does the same; it wins if set.)"""
     import ctypes
     import ctypes.util
 
@@ -191,7 +191,7 @@ def _read_not_mapped(on_cpu: bool):
     """Loading to the CPU, read safetensors with pread (safetensors' own backend, what transformers
     uses on Windows) rather than mmap: a mapped shard stays resident, counted in the process's RSS,
     until the whole shard is loaded, on top of the weights converted from it (fp32 from a bf16
-    checkpoint: +50% peak). Measured on bench/realshape.py's model: load peak 3.11 -> 2.43 GB."""
+    checkpoint: +50% peak). Measured on bench/realshape.py's model: load peak 2.97 -> 2.37 GiB."""
     import transformers.modeling_utils as mu
 
     real = getattr(mu, "safe_open", None)
