@@ -87,6 +87,7 @@ class ModelPlan:
     skip_quant: tuple[str, ...] = ("visual", "lm_head")
     freeze_vision: bool = True
     warnings: tuple[str, ...] = ()
+    sharded: bool = False  # FSDP / ZeRO-3 (launch.strategy): they flatten weights into shards of one dtype
 
     @property
     def weight_bytes(self) -> int:
@@ -116,7 +117,13 @@ def plan_model(recipe, path=None, *, purpose: str = "train", device: str | None 
         precision=precision, load_dtype=load_dtype, quantize=bool(quantize),
         quant_type=quant.type if quant else "nf4", double_quant=quant.double_quant if quant else True,
         skip_quant=tuple(info.skip_quant) if info else ("visual", "lm_head"),
-        freeze_vision=recipe.tuning.freeze_vision if recipe is not None else True, warnings=tuple(notes))
+        freeze_vision=recipe.tuning.freeze_vision if recipe is not None else True, warnings=tuple(notes),
+        sharded=_launch_strategy(recipe) in ("fsdp", "zero3"))
+
+
+def _launch_strategy(recipe) -> str:
+    strategy = getattr(getattr(recipe, "launch", None), "strategy", None)
+    return getattr(strategy, "value", strategy) or ""
 
 
 def quant_config(plan: ModelPlan):
@@ -127,6 +134,8 @@ def quant_config(plan: ModelPlan):
         bnb_4bit_quant_type=plan.quant_type,
         bnb_4bit_use_double_quant=plan.double_quant,
         bnb_4bit_compute_dtype=torch_dtype(plan.precision),
+        # FSDP / ZeRO-3 flatten weights into shards of one dtype: store the 4-bit data in the compute dtype
+        bnb_4bit_quant_storage=torch_dtype(plan.precision) if plan.sharded else None,
         # transformers matches these from the start of a module name: "(?:.*\.)?visual" reaches model.visual
         llm_int8_skip_modules=[rf"(?:.*\.)?{re.escape(name)}" for name in plan.skip_quant],
     )

@@ -32,9 +32,11 @@ def quant_config(recipe: Recipe, precision: str, skip_quant: list[str]):
     """The BitsAndBytesConfig QLoRA loads with (wizard.model.quant_config of this recipe's plan)."""
     from wizard.model import ModelPlan, quant_config as plan_quant
 
+    from wizard.model import _launch_strategy
+
     q = recipe.tuning.quant
     return plan_quant(ModelPlan(None, "train", "qlora", "cpu", precision, precision, True, q.type, q.double_quant,
-                                tuple(skip_quant)))
+                                tuple(skip_quant), sharded=_launch_strategy(recipe) in ("fsdp", "zero3")))
 
 
 # ----------------------------------------------------------------------------- model
