@@ -269,3 +269,42 @@ class CaptionCollator:
             "pixel_values": torch.cat([px for px, _ in vision]),
             "image_grid_thw": torch.cat([g for _, g in vision]),
         }
+
+
+# ----------------------------------------------------------------------------- length-grouped order
+class GroupedByLength:
+    """A shuffled order in which each run of `batch_size` indices has rows of similar length
+    (transformers' mega-batch grouping), so a batch pads its rows to little more than they hold.
+
+    The order is a function of (seed, epoch) only: the Trainer calls set_epoch() before each epoch
+    and a resumed run skips the batches it already did in exactly the same order.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+def grouped_sampler(dataset, batch_size: int, seed: int) -> GroupedByLength | None:
+    """A GroupedByLength over the rows' lengths when they vary by image size; None (plain shuffle)
+    when every image has the same token count or the sizes are not known before the batch
+    (datasets too large to process up front)."""
+    items = getattr(dataset, "items", None)
+    if not items or any(it.seq is None for it in items):
+        return None
+    prompts = {it.n_prompt for it in items}  # the prompt is shared: n_prompt varies with the image only
+    if len(prompts) == 1:
+        return None
+    return GroupedByLength([len(it.seq) for it in items], batch_size, seed)
