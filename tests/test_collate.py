@@ -44,3 +44,28 @@ def test_only_caption_tokens_count_in_the_loss():
         assert text.removesuffix("<|im_end|>").strip() == examples[items[row].image].captions[row]
         image_id = tok.convert_tokens_to_ids("<|image_pad|>")
         assert image_id not in kept
+
+
+def test_uncached_images_are_processed_in_dataloader_workers_with_the_same_batches():
+    # Sets too big for the pixel cache: each batch's images are decoded in worker processes. The
+    # batches must be exactly those of the training thread, and tokens are counted where the
+    # trainer sees the batch (a counter inside the collator would stay in the worker).
+    from torch.utils.data import DataLoader
+
+    from wizard.train.collate import TokenCounter, loader_workers
+
+    processor = build_processor()
+    data = build_dataset(_examples(0, 6), processor, "Describe this image.", max_target_length=32, cache=False)
+    assert not data.images.cached and loader_workers(data) >= 1
+    collate = CaptionCollator(processor, data)
+    here = list(DataLoader(data, batch_size=4, collate_fn=collate, num_workers=0))
+    there = list(DataLoader(data, batch_size=4, collate_fn=collate, num_workers=loader_workers(data)))
+    assert len(here) == len(there) == 3
+    counter = TokenCounter()
+    for a, b in zip(here, there):
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+        counter.add(b)
+    from wizard.train.collate import _widen
+
+    rows = [_widen(it, data.prompt, data.images.get([it.image])[0][1])[0] for it in data.items]
+    assert counter.tokens == sum(len(r) for r in rows)  # every non-padding token, once

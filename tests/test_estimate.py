@@ -77,12 +77,12 @@ def test_7b_full_finetune_on_24gb_warns_with_a_suggestion_that_fits():
 
 
 def test_suggestion_tries_batch_then_pixels_when_the_strategy_is_already_qlora():
-    r = recipe(QWEN7B, "tuning.strategy=qlora", "train.batch_size=32")
+    r = recipe(QWEN7B, "tuning.strategy=qlora", "train.batch_size=64")
     est = estimate_memory(r, [RTX24])
     assert est.fits is False
     assert "batch_size" in est.suggestion and "grad_accum" in est.suggestion
     fixed = apply_overrides(r, est.suggested_overrides)
-    assert fixed.train.batch_size * fixed.train.grad_accum == 32  # same effective batch
+    assert fixed.train.batch_size * fixed.train.grad_accum == 64  # same effective batch
     assert estimate_memory(fixed, [RTX24]).fits
 
 

@@ -133,7 +133,7 @@ def test_cli_writes_a_recipe_that_replays_and_never_overwrites(tmp_path, cli):
     assert "name: coco-swift" in text
     res = cli("run", str(out), "--dry-run")
     assert res.returncode == 0, res.stderr
-    assert "dry run: nothing was trained" in res.stdout
+    assert "dry run: nothing was trained" in res.stdout + res.stderr  # piped: the YAML alone on stdout
 
     out.write_text("# mine\n")
     res = cli("import", str(FIX / "caption.sh"), "--out", str(out))

@@ -339,3 +339,20 @@ def test_readme_first_screen_is_todays_program():
 
     assert readme_screen.normalize(readme_screen.capture()) == readme_screen.normalize(readme_screen.readme_block()), \
         "the wizard changed: python -m tests.readme_screen --write"
+
+
+def test_own_data_is_checked_right_after_its_path_with_three_examples(tmp_path):
+    from tests.fixtures_data import build_imagefolder
+
+    built = build_imagefolder(tmp_path)  # 76 images, 4 bad rows
+    child = spawn(cwd=tmp_path)
+    s = Screen(child)
+    s.at("What do you want to do?", ENTER)
+    s.at("Which model do you want to fine-tune?", ENTER)
+    s.at("Which data?", UP, UP, ENTER)  # up from the first choice: "← Back", then my own data
+    s.at("Folder or file", str(built.path), ENTER)
+    s.at("data: imagefolder (detected) · 76 images, 77 captions")
+    s.at("skipped metadata.jsonl:3: image not found: missing.png")
+    child.expect(r"img_\d{3}\.png: .*\r\n.*img_\d{3}\.png: .*\r\n.*img_\d{3}\.png: ")  # three examples
+    s.at("Caption language?", CTRL_C)  # the next question comes after the check
+    child.expect(pexpect.EOF)

@@ -10,6 +10,7 @@
     caption-wizard caption RUN_DIR_OR_MODEL IMAGE...   (or: caption --last IMAGE...)
     caption-wizard eval [RUN_DIR | --last] [--limit N]
     caption-wizard export [RUN_DIR | --last] [--merge] [--out DIR]
+    caption-wizard data RECIPE_OR_PATH [KEY=VALUE ...]
     caption-wizard import SOURCE --out recipes/NAME.yaml [--force]
     caption-wizard compare RUN_DIR RUN_DIR... [--out PNG]
     caption-wizard serve RUN_OR_EXPORT [--host H] [--port P] [--api-key K] [--engine vllm]
@@ -37,6 +38,7 @@ COMMANDS = {
     "caption": "wizard.caption:cmd_caption",
     "eval": "wizard.evaluate:cmd_eval",
     "export": "wizard.export:cmd_export",
+    "data": "wizard.data.check:cmd_data",
     "import": "wizard.importer:cmd_import",
     "compare": "wizard.compare:cmd_compare",
     "serve": "wizard.serve:cmd_serve",
@@ -122,6 +124,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default=None, help="output folder (default RUN_DIR/export[-merged])")
     s.add_argument("--force", action="store_true", help="replace an existing output folder")
 
+    s = sub.add_parser("data", help="check the data without training: format, counts, bad rows, lengths, examples")
+    s.add_argument("target", metavar="RECIPE_OR_PATH", help="a recipe file, or a data folder or file")
+    s.add_argument("overrides", nargs="*", metavar="KEY=VALUE", help="dotted overrides, e.g. data.language=zh")
     s = sub.add_parser("import", help="a recipe from a swift sft command/script, an ms-swift args.json "
                                       "or a LLaMA-Factory YAML")
     s.add_argument("source", help="file, or a quoted `swift sft ...` command line")
@@ -179,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     # Overrides may come after flags (`run R --plain train.epochs=1`): argparse stops the
     # KEY=VALUE list at the first flag, so collect the rest here.
-    if args.command == "run":
+    if args.command in ("run", "data"):
         args.overrides += [e for e in extra if "=" in e and not e.startswith("-")]
         extra = [e for e in extra if not ("=" in e and not e.startswith("-"))]
     if extra:

@@ -5,36 +5,38 @@
     console.print(render_estimate(est))       # table + warning + suggestion
     est.suggestion, est.suggested_overrides   # "switch to qlora ...", ["tuning.strategy=qlora"]
 
-It is an ESTIMATE from the catalog's parameter counts, not a measurement. The
-formula, in bytes per device (several GPUs run data-parallel: each GPU holds a
-full copy of everything below and its own batch of `train.batch_size`):
+It is an ESTIMATE. Widths and parameter counts come from the model folder's config.json when the
+recipe points at a local folder (exact for Qwen2-VL), otherwise from the catalog; dtypes and what
+is 4-bit come from the model plan (wizard/model.py), the same one that loads the model. The
+formula, in bytes per device (several GPUs run data-parallel: each GPU holds a full copy of
+everything below and its own batch of `train.batch_size`):
 
-  weights      16-bit parts: params x 2 (bf16/fp16, and `auto` on a GPU) or x 4 (fp32, `auto` on CPU).
+  weights      as wizard.model.load_base loads them: the compute dtype (bf16/fp16 x 2, fp32 x 4;
+               `auto` is fp32 on the CPU); full fine-tunes load fp32 master weights.
                qlora: the language model's linear layers at 4 bit = 0.5 B/param, plus the quantization
                constants (nf4 blocks of 64 with an fp32 absmax: +1/16 B/param; double quant stores the
-               absmax in 8 bit with an fp32 constant per 256 blocks: +~1/63 B/param). The vision tower,
-               embeddings and lm_head stay 16-bit (catalog `skip_quant`; bitsandbytes only quantizes
-               linear layers).
-  LoRA         rank x (in + out) per targeted module per layer, fp32 (peft keeps adapters in fp32).
-               Module widths: q/k/v/o hidden x hidden, gate/up/down hidden x intermediate, with the
-               intermediate size taken as 5.4 x hidden (Qwen2/2.5-VL are 5.3-5.8x; Qwen3-VL 3-3.8x, and
-               k/v are narrower with grouped-query attention: both make this slightly high).
-  optimizer    per trainable param: LoRA (fp32) 4 gradient + 8 AdamW moments = 12 B;
-               full: gradient at the weights' precision + 4 fp32 master copy + 8 AdamW = 14 B (fp32: 12).
-               A full fine-tune trains the language model; the vision tower too when freeze_vision is off.
-  activations  batch x tokens x hidden x layers x bytes, tokens = max_pixels / pixels_per_token (image)
-               + ~40 (chat template + prompt) + max_target_length (caption). About 30 hidden-sized tensors
-               per token per layer are kept for the backward pass (attention + a 5.4x-wide SwiGLU MLP);
-               gradient checkpointing keeps 1 per layer and recomputes one layer at a time.
-  logits       batch x tokens x vocab x 10 B (16-bit logits, the fp32 copy the loss makes, its gradient).
-               With Qwen's 152k vocabulary this is often the largest activation.
-  runtime      CUDA context, kernels, cuBLAS workspace: ~0.8 GB. On CPU: Python, PyTorch, transformers
-               and the data in memory: ~1 GB (calibrated on the CPU demo: measured peak RSS 1.28 GB).
-  slack        +10% for allocator fragmentation.
+               absmax in 8 bit with an fp32 constant per 256 blocks: +~1/63 B/param). Everything else
+               (vision tower, embeddings, lm_head, norms, biases) stays at the compute dtype.
+  LoRA         rank x (in + out) per targeted module per layer, fp32 (peft keeps adapters in fp32),
+               with the real widths (grouped-query k/v, the MLP's intermediate size).
+  optimizer    per trainable param 4 gradient + 8 AdamW moments = 12 B (all fp32), + 4 B when many
+               parameters train (full; modules_to_save and an unfrozen vision tower, which are
+               trained copies: +4 B more for the copy): torch's foreach AdamW step allocates a
+               temporary the size of every trained parameter (sqrt of v). Measured on the CPU: a
+               full fine-tune peaked 1.7 GB above 12 B/param on a 0.33 B-parameter language model.
+  activations  batch x tokens x layers x (10 x hidden + 4 x MLP width) x bytes, tokens =
+               max_pixels / pixels_per_token (image) + ~40 (chat template + prompt) + max_target_length;
+               gradient checkpointing keeps 1 hidden state per layer and recomputes one layer at a time.
+  logits       only at the caption positions (wizard/train/trainer.py): batch x max_target_length x
+               vocab x (logits + gradient + the fp32 log-softmax) = 2 x dtype + 4 B.
+  runtime      CUDA context, kernels, cuBLAS workspace: ~0.8 GB. On CPU: Python, PyTorch, transformers,
+               peft and the Trainer before any weights (measured 0.9 GB) and the data in memory.
+  slack        +10% for allocator fragmentation on a GPU, +5% on the CPU. Checked against measured peak
+               RSS by bench/realshape.py and tests/test_model_plan.py (within +-20%).
 
 What is uncertain (expect +-30%): fragmentation; the attention kernel (sdpa/flash assumed: no
-tokens^2 term; eager attention adds batch x heads x tokens^2 per layer); tied vs separate lm_head
-(counted separately: a bit high for tied 2B/3B models); the frozen vision tower's transient
+tokens^2 term; eager attention adds batch x heads x tokens^2 per layer); catalog models without
+a local config.json (tied lm_head assumed below 5B parameters); the frozen vision tower's transient
 activations (not counted: it runs without gradients); real images smaller than max_pixels give
 fewer tokens (so this is a worst case per batch); whether the training backend treats batch_size
 per device (assumed) or globally.
@@ -46,6 +48,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from wizard.catalog import QWEN_LM_TARGETS, ModelInfo, model_info
+from wizard.model import Dims
 
 if TYPE_CHECKING:
     from wizard.machine import GpuInfo
@@ -53,12 +56,13 @@ if TYPE_CHECKING:
 
 GiB = 1024**3
 PROMPT_TOKENS = 40  # chat template, vision markers and the instruction
-INTERMEDIATE_RATIO = 5.4  # MLP width / hidden (see the docstring)
-ACT_TENSORS = 30  # hidden-sized activations kept per token per layer without checkpointing
-LOGIT_BYTES = 10  # per token per vocab entry: 16-bit logits + fp32 copy + fp32 gradient
+ACT_HIDDEN = 10  # hidden-sized values kept per token per layer for backward: norms, q/k/v/o, residuals
+ACT_MLP = 4  # MLP-wide values kept per token per layer: gate, up, SiLU(gate), their product
+ACT_TENSORS = 30  # hidden-sized activations per patch per block of a vision tower that trains (rough)
 CUDA_RUNTIME = int(0.8 * GiB)
-CPU_RUNTIME = int(1.0 * GiB)  # the demo's measured peak RSS is 1.28 GB; this makes its estimate 1.2 GB
+CPU_RUNTIME = int(0.9 * GiB)  # RSS of a training process before any weights: torch, transformers, peft, Trainer
 SLACK = 0.10
+CPU_SLACK = 0.05  # on the CPU freed tensors go back to the OS (wizard.model.return_freed_memory)
 
 
 @dataclass
@@ -122,99 +126,102 @@ def _ram() -> int:
 
 
 # ----------------------------------------------------------------------------- the formula
-def _lora_params(recipe: Recipe, info: ModelInfo) -> int:
-    h, inter = info.hidden, int(INTERMEDIATE_RATIO * info.hidden)
+LM_TARGET_WIDTHS = ("q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj")
+
+
+def _lora_params(recipe: Recipe, dims: Dims, info: ModelInfo) -> int:
+    h, inter, kv = dims.hidden, dims.intermediate, dims.kv_dim
     targets = recipe.tuning.lora.target_modules or info.lora_targets
     if any(t in ("all-linear", "all") for t in targets):
         targets = QWEN_LM_TARGETS
-    per_layer = 0
-    for name in targets:
-        short = name.rsplit(".", 1)[-1]
-        fan_in, fan_out = {"gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}.get(short, (h, h))
-        per_layer += recipe.tuning.lora.rank * (fan_in + fan_out)
-    return per_layer * info.layers
+    widths = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
+              "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
+    per_layer = sum(recipe.tuning.lora.rank * sum(widths.get(name.rsplit(".", 1)[-1], (h, h)))
+                    for name in targets)
+    return per_layer * dims.layers
 
 
-def _rows(recipe: Recipe, info: ModelInfo, on_cpu: bool) -> list[tuple[str, int, str]]:
-    strategy = recipe.tuning.strategy.value
-    precision = recipe.train.precision.value
-    fp32 = precision == "fp32" or (precision == "auto" and on_cpu)
-    wbytes = 4 if fp32 else 2
-    dtype = "fp32" if fp32 else ("fp16" if precision == "fp16" else "bf16")
-    total = info.params_b * 1e9
-    vision = info.vision_params_b * 1e9
-    embed = info.vocab * info.hidden  # input embeddings; lm_head counted again (untied)
-    language = total - vision
+def _rows(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool) -> list[tuple[str, int, str]]:
+    from wizard.model import DTYPE_BYTES, plan_model
+
+    plan = plan_model(recipe, purpose="train", device="cpu" if on_cpu else "cuda", bf16_ok=True)
+    strategy, dtype, wbytes = plan.strategy, plan.load_dtype, plan.weight_bytes
+    abytes = DTYPE_BYTES[plan.precision]
+    total, vision, embed = dims.total, dims.vision, dims.embed
     rows: list[tuple[str, int, str]] = []
 
-    # weights
-    if strategy == "qlora":
-        q = recipe.tuning.quant
-        linear4 = max(language - 2 * embed, 0)
-        kept = total - linear4
-        per_param = 0.5 + ((1 / 64 + 4 / (64 * 256)) if q.double_quant else 4 / 64)
-        rows.append(("model weights", int(linear4 * per_param + kept * wbytes),
-                     f"{_millions(linear4)} at 4-bit {q.type}{' (double quant)' if q.double_quant else ''}"
-                     f" + {_millions(kept)} at {dtype} (vision, embeddings, lm_head)"))
+    # weights, as wizard.model.load_base loads them
+    if plan.quantize:
+        per_param = 0.5 + ((1 / 64 + 4 / (64 * 256)) if plan.double_quant else 4 / 64)
+        kept = total - dims.linear
+        rows.append(("model weights", int(dims.linear * per_param + kept * wbytes),
+                     f"{_millions(dims.linear)} at 4-bit {plan.quant_type}{' (double quant)' if plan.double_quant else ''}"
+                     f" + {_millions(kept)} at {dtype} (vision, embeddings, lm_head, norms)"))
     else:
-        rows.append(("model weights", int(total * wbytes), f"{_millions(total)} params at {dtype}"))
+        rows.append(("model weights", int(total * wbytes), f"{_millions(total)} params at {dtype}"
+                     + (" (fp32 master weights)" if strategy == "full" and dtype == "fp32" and not on_cpu else "")))
 
     # trainable part
     trainable_vision = 0 if recipe.tuning.freeze_vision else vision
     if strategy == "full":
-        trained = language + trainable_vision
-        per = 12 if fp32 else 14
-        rows.append(("gradients + AdamW states", int(trained * per),
-                     f"{_millions(trained)} trained x {per} B: {dtype} gradient"
-                     f"{'' if fp32 else ' + fp32 master copy'} + AdamW m, v"))
+        trained = total - vision + trainable_vision
+        rows.append(("gradients + AdamW states", int(trained * 16),
+                     f"{_millions(trained)} trained x 16 B: fp32 gradient + AdamW m, v + the step's temporary"))
     else:
-        lora = _lora_params(recipe, info)
+        lora = _lora_params(recipe, dims, info)
         targets = recipe.tuning.lora.target_modules or info.lora_targets
         rows.append(("LoRA adapter", lora * 4,
-                     f"rank {recipe.tuning.lora.rank} x {len(targets)} modules x {info.layers} layers = "
+                     f"rank {recipe.tuning.lora.rank} x {len(targets)} modules x {dims.layers} layers = "
                      f"{_millions(lora)} params, fp32"))
-        extra = sum(info.vocab * info.hidden for m in recipe.tuning.lora.modules_to_save
-                    if m in ("lm_head", "embed_tokens"))
-        opt = lora * 12 + (trainable_vision + extra) * (12 if fp32 else 14)
+        copies = trainable_vision + sum(embed for m in recipe.tuning.lora.modules_to_save
+                                        if m in ("lm_head", "embed_tokens"))
         note = f"{_millions(lora)} x 12 B: fp32 gradient + AdamW m, v"
-        if trainable_vision or extra:
-            note += f" + {_millions(trainable_vision + extra)} fully trained params"
-        rows.append(("gradients + AdamW states", int(opt), note))
+        if copies:  # peft trains a copy of each module to save: fp32 weights + gradient + AdamW + temporary
+            note += f" + {_millions(copies)} fully trained params (fp32 copy + gradient + AdamW: 20 B)"
+        rows.append(("gradients + AdamW states", int(lora * 12 + copies * 20), note))
 
     # activations
-    image_tokens = recipe.data.max_pixels // info.pixels_per_token
-    tokens = image_tokens + PROMPT_TOKENS + recipe.train.max_target_length
+    image_tokens = recipe.data.max_pixels // dims.pixels_per_token
+    caption = recipe.train.max_target_length
+    tokens = image_tokens + PROMPT_TOKENS + caption
     batch = recipe.train.batch_size
-    abytes = 4 if fp32 else 2
+    per_layer = ACT_HIDDEN * dims.hidden + ACT_MLP * dims.intermediate  # values kept per token per layer
     if recipe.train.gradient_checkpointing:
-        per_token = (info.layers + ACT_TENSORS) * info.hidden * abytes
-        how = "checkpointing on"
+        per_token = (dims.layers * dims.hidden + per_layer) * abytes
+        how = "checkpointing on: 1 hidden state per layer + one layer recomputed"
     else:
-        per_token = info.layers * ACT_TENSORS * info.hidden * abytes
-        how = "checkpointing off"
+        per_token = dims.layers * per_layer * abytes
+        how = f"checkpointing off: ~{ACT_HIDDEN} x hidden + {ACT_MLP} x MLP width per layer"
     rows.append(("activations", int(batch * tokens * per_token),
                  f"batch {batch} x {tokens} tokens ({image_tokens} image + {PROMPT_TOKENS} prompt + "
-                 f"{recipe.train.max_target_length} caption); {how}"))
+                 f"{caption} caption); {how}"))
     if trainable_vision:
         patches = image_tokens * 4
-        rows.append(("vision activations", int(batch * patches * 1280 * 32 * ACT_TENSORS // 3 * abytes),
+        rows.append(("vision activations", int(batch * patches * dims.vision_width * dims.vision_depth
+                                                * ACT_TENSORS // 3 * abytes),
                      "vision tower trains (freeze_vision off): rough"))
-    rows.append(("logits", int(batch * tokens * info.vocab * (LOGIT_BYTES + (2 if fp32 else 0))),
-                 f"batch {batch} x {tokens} tokens x {info.vocab} vocab"))
+    per_logit = 2 * abytes + 4  # logits + their gradient + the fp32 log-softmax the loss keeps
+    rows.append(("logits", int(batch * caption * dims.vocab * per_logit),
+                 f"batch {batch} x {caption} caption positions only x {dims.vocab} vocab x {per_logit} B"))
 
     runtime = CPU_RUNTIME if on_cpu else CUDA_RUNTIME
     rows.append(("runtime", runtime, "Python, PyTorch, transformers, data" if on_cpu
                  else "CUDA context, kernels, workspace"))
-    rows.append(("allocator slack", int(SLACK * sum(r[1] for r in rows)), "~10% fragmentation"))
+    slack = CPU_SLACK if on_cpu else SLACK
+    rows.append(("allocator slack", int(slack * sum(r[1] for r in rows)), f"~{slack:.0%} fragmentation"))
     return rows
 
 
 def _estimate(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None) -> MemoryEstimate:
-    info = model_info(recipe.model.id)
+    from wizard.model import model_dims
+
+    dims, info = model_dims(recipe)
     on_cpu, devices, capacity, where, short, notes = _target(recipe, gpus, ram_bytes)
-    rows = _rows(recipe, info, on_cpu)
+    rows = _rows(recipe, dims, info, on_cpu)
     per_device = sum(r[1] for r in rows)
-    if info.note and info.family == "unknown":
+    if dims.from_config:
+        notes.append(f"model widths read from {recipe.model.id}/config.json")
+    elif info.note and info.family == "unknown":
         notes.append(info.note)
     return MemoryEstimate(rows, per_device, per_device * len(devices), devices, where, short, capacity,
                           notes=notes)

@@ -46,9 +46,10 @@ def sample_metrics(model, processor, examples, recipe, *, limit: int = SAMPLE_LI
 
 def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=None) -> list:
     """The run's held-out examples (CaptionSet.eval), first `limit` of them."""
-    from wizard.data import load_caption_set
+    from wizard.data.prepare import prepare_data
 
-    caption_set = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir))
+    # through the verified index of the run's data: the images are not checked again
+    caption_set = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir)).captions
     _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), console)
     examples = list(caption_set.eval)
     if console is not None:

@@ -123,16 +123,14 @@ def _ensure_processor(recipe, run_dir: Path, folder: Path, console) -> None:
 def _write_merged(recipe, run_dir: Path, adapter: Path, folder: Path, console) -> None:
     """Base (unquantized, its own dtype, on the CPU) + adapter -> merge_and_unload -> save_pretrained."""
     from peft import PeftModel
-    from transformers import AutoModelForImageTextToText
-    from transformers.utils import logging as hf_logging
 
     from wizard.inference import load_processor
+    from wizard.model import load_base, plan_model
 
-    hf_logging.disable_progress_bar()
     base_path = _base_path(recipe, run_dir, console)
     # On the CPU: merging needs no GPU, and a GPU busy training keeps its memory. PEFT computes the
     # LoRA delta in float32 for 16-bit weights on the CPU, then stores it in the weights' dtype.
-    model = AutoModelForImageTextToText.from_pretrained(str(base_path), dtype="auto", device_map={"": "cpu"})
+    model = load_base(plan_model(recipe, base_path, purpose="merge"))
     with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         model = PeftModel.from_pretrained(model, str(adapter)).merge_and_unload()

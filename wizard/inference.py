@@ -160,87 +160,41 @@ def resolve_base(model_spec, revision: str | None = None, console=None) -> Path:
 
 
 def pick_device(recipe=None) -> str:
+    from wizard.model import pick_device as plan_device
+
+    return plan_device(recipe, for_training=False)
+
+
+def load_model(path: Path, device: str, dtype):
+    """An unquantized model folder in eval mode on `device` (wizard.model.load_base with a fixed dtype)."""
     import torch
 
-    if not torch.cuda.is_available():
-        return "cpu"
-    devices = getattr(getattr(recipe, "launch", None), "devices", "auto")
-    if devices == "cpu":
-        return "cpu"
-    return f"cuda:{devices[0]}" if isinstance(devices, list) and devices else "cuda:0"
-
-
-def pick_dtype(device: str, recipe=None):
-    """fp32 on CPU; on a GPU the recipe's precision (auto: bf16 where supported, else fp16)."""
-    import torch
-
-    if device == "cpu":
-        return torch.float32
-    from wizard.recipe import Precision
-    from wizard.train.load import resolve_precision, torch_dtype
-
-    precision = recipe.train.precision if recipe is not None else Precision.auto
-    return torch_dtype(resolve_precision(precision, device))
-
-
-def quantization_config(recipe, dtype):
-    """The 4-bit config QLoRA training used (wizard.train.load: same skipped modules, same types)."""
-    import torch
-
-    from wizard.catalog import model_info
-    from wizard.train.load import quant_config
+    from wizard.model import ModelPlan, load_base
 
     precision = {torch.bfloat16: "bf16", torch.float16: "fp16"}.get(dtype, "fp32")
-    return quant_config(recipe, precision, model_info(recipe.model.id).skip_quant)
-
-
-def load_model(path: Path, device: str, dtype, quantization=None):
-    """AutoModelForImageTextToText from a folder, in eval mode; `quantization`: a BitsAndBytesConfig."""
-    from transformers import AutoModelForImageTextToText
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()  # "Loading weights" bars would break the CLI's output
-    kwargs: dict[str, Any] = {"dtype": dtype}
-    if quantization is not None:
-        kwargs["quantization_config"] = quantization
-        kwargs["device_map"] = {"": device}
-    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
-    if quantization is None:
-        model.to(device)
-    model.eval()
-    return model
+    return load_base(ModelPlan(Path(path), "infer", "lora", device, precision, precision, quantize=False))
 
 
 def load_processor(*folders: Path, data_spec=None):
     """AutoProcessor from the first folder that has processor files; image size limits from the recipe."""
-    from transformers import AutoProcessor
+    from wizard.model import load_processor as plan_processor
 
     for folder in folders:
         if any((folder / f).is_file() for f in PROCESSOR_FILES):
-            processor = AutoProcessor.from_pretrained(str(folder))
-            break
-    else:
-        raise UserError(f"no processor files (tokenizer, preprocessor_config.json) in {folders[0]}")
-    if data_spec is not None:  # the image-token budget training used (data.min_pixels / max_pixels)
-        from wizard.train.load import cap_image_size
-
-        cap_image_size(processor, data_spec.min_pixels, data_spec.max_pixels)
-    return processor
+            return plan_processor(folder, data_spec)  # the image-token budget training used
+    raise UserError(f"no processor files (tokenizer, preprocessor_config.json) in {folders[0]}")
 
 
-def _strategy(recipe) -> str:
-    s = recipe.tuning.strategy
-    return getattr(s, "value", s)
-
-
-def load_adapted(recipe, base_path: Path, adapter_dir: Path, *, device: str, quantize: bool):
+def load_adapted(recipe, base_path: Path, adapter_dir: Path, *, device: str, quantize: bool | None = None):
     """Base + the run's adapter as training saw it (a PeftModel), or the full model of a full fine-tune."""
-    dtype = pick_dtype(device, recipe)
+    from wizard.model import load_base, plan_model
+
+    plan = plan_model(recipe, base_path, purpose="infer", device=device, quantize=quantize)
     if has_model_files(adapter_dir) and not has_adapter_files(adapter_dir):  # strategy full
-        return load_model(adapter_dir, device, dtype), False
+        return load_base(plan, adapter_dir), False
     from peft import PeftModel
 
-    base = load_model(base_path, device, dtype, quantization_config(recipe, dtype) if quantize else None)
+    base = load_base(plan)
     with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         model = PeftModel.from_pretrained(base, str(adapter_dir), is_trainable=False)
@@ -287,8 +241,9 @@ def _plain_captioner(path: Path, recipe, description: str) -> Captioner:
     from wizard.chat import resolve_prompt
     from wizard.catalog import task_prompt
 
-    device = pick_device(recipe)
-    model = load_model(path, device, pick_dtype(device, recipe))
+    from wizard.model import load_base, plan_model
+
+    model = load_base(plan_model(recipe, path, purpose="infer", quantize=False))
     processor = load_processor(path, data_spec=recipe.data if recipe else None)
     if recipe is not None:
         return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe)
@@ -299,10 +254,7 @@ def _adapted_captioner(recipe, adapter: Path, revision, description, console, qu
     from wizard.chat import resolve_prompt
 
     base_path = resolve_base(recipe.model, revision, console)
-    device = pick_device(recipe)
-    if quantize is None:
-        quantize = _strategy(recipe) == "qlora" and device != "cpu"
-    model, has_adapter = load_adapted(recipe, base_path, adapter, device=device, quantize=quantize)
+    model, has_adapter = load_adapted(recipe, base_path, adapter, device=pick_device(recipe), quantize=quantize)
     processor = load_processor(adapter, base_path, data_spec=recipe.data)
     return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe,
                      has_adapter=has_adapter, base_source=str(base_path))
@@ -318,8 +270,9 @@ def base_captioner(captioner: Captioner) -> Captioner:
         return dataclasses.replace(captioner, use_adapter=False, description=f"base of {captioner.description}")
     if captioner.base_source is None:
         raise ValueError("no base model known for this captioner")
+    from wizard.model import load_base, plan_model
+
     recipe = captioner.recipe
-    device = pick_device(recipe)
-    model = load_model(Path(captioner.base_source), device, pick_dtype(device, recipe))
+    model = load_base(plan_model(recipe, captioner.base_source, purpose="infer", quantize=False))
     return Captioner(model, captioner.processor, captioner.prompt, captioner.generation,
                      f"base of {captioner.description}", recipe)

@@ -54,9 +54,11 @@ def cmd_run(args) -> int:
 
 
 def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overrides: list[str] = ()) -> int:
-    """What would run: the resolved recipe (overrides applied), its hash, the plan and the memory estimate.
+    """What would run: the resolved recipe (overrides applied), its hash, the data check, the plan and
+    the memory estimate.
 
     Piped (`--dry-run > x.yaml`), stdout gets the YAML alone, unwrapped; the rest goes to stderr."""
+    from wizard.data.check import check_recipe, print_check, remote_data_note
     from wizard.estimate import estimate_memory, render_estimate
     from wizard.plan import dry_run_plan, replay_comment
     from wizard.preflight import local_model_path, preflight
@@ -68,6 +70,12 @@ def dry_run(recipe: Recipe, recipe_path: str | os.PathLike | None = None, overri
     console.print(replay_comment(recipe_to_yaml(recipe, recipe_path), recipe_path, overrides),
                   markup=False, highlight=False, end="", soft_wrap=True)
     out.print(f"recipe hash: {recipe_hash(recipe)}", markup=False)
+    base_dir = Path(recipe_path).parent if recipe_path else None
+    remote = remote_data_note(recipe, base_dir)  # a hub dataset: not downloaded by a dry run
+    if remote:
+        out.print(remote, markup=False, highlight=False)
+    else:
+        print_check(check_recipe(recipe, base_dir=base_dir, console=console_err), recipe, out)  # bad data: exit 2
     dry_run_plan(recipe, out)
     out.print(render_estimate(estimate_memory(recipe)))
     out.print(f"launch: {describe_launch(recipe)}", markup=False)
@@ -102,15 +110,43 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
 
     preflight(recipe, recipe_path=recipe_path)  # before a download: devices and memory
     plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
+    prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None)  # bad data: no run folder
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
     from wizard.preflight import check_target_modules
 
     check_target_modules(recipe, resolved.path, recipe_path)  # from the config, before the run folder exists
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
     _lock_run(run_dir)  # a new folder (exclusive mkdir): nobody else writes there yet
+    record_prepared(run_dir, prepared)
     console.print(f"run folder: {run_dir}", markup=False)
     proc = launch_backend(run_dir, recipe)
     return follow(run_dir, proc, plain)
+
+
+def prepare_run_data(recipe: Recipe, base_dir: Path | None, *, fingerprint: str | None = None):
+    """Read and verify the data here, before any run folder or training process exists; the training
+    process reads the verified index (wizard.data.prepare). `fingerprint`: the data the run started
+    with (resume): other data is refused here, before anything starts."""
+    from wizard.data.prepare import prepare_data
+
+    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, console=console_err)
+    console.print(prepared.summary(), markup=False, highlight=False, soft_wrap=True)
+    found = prepared.captions.fingerprint
+    if fingerprint and fingerprint != found:
+        raise UserError(f"the data of {recipe.data.dataset} changed since this run started (fingerprint "
+                        f"{fingerprint[:12]} -> {found[:12]}); resuming would train on other data",
+                        hint="restore the original data, or start a new run with the run's recipe.yaml")
+    return prepared
+
+
+def record_prepared(run_dir: Path, prepared) -> None:
+    """lock.json: the fingerprint, the index the training process reads, and the summary it shows."""
+    from wizard.train.lock import update_lock
+
+    r = prepared.captions.report
+    short = f"format {r.format}" + (f", {r.bad_rows:,} bad rows skipped" if r.bad_rows else "")
+    update_lock(run_dir, dataset={"fingerprint": prepared.captions.fingerprint, "summary": short,
+                                  "index": str(prepared.index) if prepared.index else None})
 
 
 def create_run(recipe: Recipe, resolved: Any, *, runs_dir=None, recipe_path=None) -> Path:
@@ -304,7 +340,10 @@ def resume_run(run_dir: str | os.PathLike, *, plain: bool | None = None, allow_r
     lock.setdefault("resumes", []).append({"at": runs.now_iso(), "checkpoint": checkpoint.name if checkpoint else None,
                                            "changed": plan.applied, "kept": plan.kept})
     _check_model_folder(lock, plan.recipe)
+    prepared = prepare_run_data(plan.recipe, Path(lock["recipe_dir"]) if lock.get("recipe_dir") else None,
+                                fingerprint=(lock.get("dataset") or {}).get("fingerprint"))
     write_lock(run_dir, lock)
+    record_prepared(run_dir, prepared)
     runs.write_state(run_dir, status="running", pid=None, recipe_hash=recipe_hash(plan.recipe))
     proc = launch_backend(run_dir, plan.recipe, resume=True)
     return follow(run_dir, proc, plain)

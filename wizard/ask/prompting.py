@@ -271,7 +271,10 @@ def run_questions(walk: Walk, *, from_menu: bool, transcript: Transcript | None 
 def after_answer(q: Question, walk: Walk, transcript: Transcript) -> None:
     """Hook point after each answer (e.g. a quick look at the data after the dataset answer).
     Print through `transcript.say(...)`, so that going back erases it with the answer."""
-    return None
+    if q.name == "dataset_path":  # the user's own data: checked now; the summary and 3 examples
+        from wizard.data.check import check_own_data
+
+        check_own_data(walk.answers["dataset_path"], say=transcript.say, console=console)
 
 
 def recipe_table(recipe, path: Path | None = None):

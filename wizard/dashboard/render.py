@@ -143,6 +143,8 @@ def _facts(st: DashboardState) -> list[str]:
         parts.append(f"{st.images[0]} train / {st.images[1]} eval images")
     elif st.num_train is not None:
         parts.append(f"{st.num_train} train / {st.num_eval or 0} eval captions")
+    if st.data:  # the front end's data check: format, skipped rows
+        parts.append(st.data)
     return parts
 
 

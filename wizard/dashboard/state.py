@@ -107,6 +107,7 @@ class DashboardState:
     num_train: int | None = None
     num_eval: int | None = None
     batch_size: int | None = None
+    data: str | None = None           # the front end's data summary: format, captions, skipped rows
     # progress
     total_steps: int = 0
     step: int = 0
@@ -167,7 +168,7 @@ class DashboardState:
         self.strategy = ev.get("strategy") or self.strategy
         self.devices = list(ev.get("devices") or self.devices)
         self.recipe_hash = ev.get("recipe_hash") or self.recipe_hash
-        for key in ("trainable_params", "total_params", "num_train", "num_eval", "batch_size"):
+        for key in ("trainable_params", "total_params", "num_train", "num_eval", "batch_size", "data"):
             if ev.get(key) is not None:
                 setattr(self, key, ev[key])
         self.total_steps = int(ev.get("total_steps") or self.total_steps)

@@ -84,13 +84,17 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
                     "restoring weights, optimizer, scheduler, RNG and data position" if checkpoint
                     else "reading the data")
 
-    captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
+    from wizard.data.prepare import no_gc  # 100k examples, targets, items: no collection walks while made
+
+    with no_gc():
+        captions = _read_data(run_dir, recipe, lock, recorder, resume=resume)  # first: bad data fails fast
     recorder.event("data", train_images=len(captions.train), eval_images=len(captions.eval))  # dashboard counts
     recorder.status("running", f"loading the model {recipe.model.id}")  # stage
     device, threads = _setup_determinism(recipe, lock, recorder)  # seeds right before LoRA weights are drawn
     model, processor = _load_model(recipe, lock, device)
     recorder.status("running", f"building the dataset: {len(captions.train) + len(captions.eval)} images")  # stage
-    data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
+    with no_gc():
+        data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
 
@@ -162,21 +166,29 @@ class Data:
 
 
 def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
-    """The CaptionSet (checked rows, seeded split); on resume it must be the data the run started with."""
-    from wizard.data import load_caption_set
+    """The CaptionSet the front end prepared (wizard.data.prepare: its verified index, no image opened
+    again); it must be the data the front end checked, and on resume the data the run started with."""
+    from wizard.data.prepare import prepare_data, read_prepared
     from wizard.errors import UserError
 
-    captions = load_caption_set(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir"))
+    dataset, t = lock.get("dataset") or {}, time.perf_counter()
+    captions = read_prepared(dataset.get("index"), recipe.data, seed=recipe.train.seed)
+    how = "the prepared index"
+    if captions is None:  # images embedded in data files, or no index: read again (verdicts are cached)
+        captions = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir")).captions
+        how = "the data files"
     print("\n".join(captions.report.lines()), flush=True)
+    print(f"data: read from {how} in {time.perf_counter() - t:.2f}s", flush=True)
     for note in captions.report.notes:
         recorder.warning(note)
     if captions.report.bad_rows:
         recorder.warning(f"skipped {captions.report.bad_rows} bad rows in {captions.report.file}, e.g. "
                          + "; ".join(str(b) for b in captions.report.first_bad[:3]))
-    before = (lock.get("dataset") or {}).get("fingerprint")
-    if resume and before and before != captions.fingerprint:
-        raise UserError(f"the data of {recipe.data.dataset} changed since this run started "
-                        f"(fingerprint {before[:12]} -> {captions.fingerprint[:12]}); resuming would train on other data",
+    before = dataset.get("fingerprint")
+    if before and before != captions.fingerprint:
+        what = "since this run started; resuming would train on other data" if resume else "while the run was starting"
+        raise UserError(f"the data of {recipe.data.dataset} changed {what} (fingerprint {before[:12]} -> "
+                        f"{captions.fingerprint[:12]})",
                         hint="restore the original data, or start a new run: caption-wizard run "
                              f"{run_dir / runs.RECIPE_FILE}")
     if not captions.train:
@@ -190,12 +202,15 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     from wizard.train.collate import CaptionCollator, build_dataset
     from wizard.train.stages import ImageProgress
 
-    prompt, longest = resolve_prompt(recipe), recipe.train.max_target_length
+    from wizard.data.prepare import index_dir
+
+    prompt, longest, tokens = resolve_prompt(recipe), recipe.train.max_target_length, index_dir() / "tokens"
     t = time.perf_counter()
     loader = ImageProgress(recorder, len(captions.train) + len(captions.eval))  # the dashboard's k/N
-    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader)
-    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest,
-                          loader=loader) if captions.eval else None
+    train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader,
+                          token_cache=tokens)
+    evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest, loader=loader,
+                          token_cache=tokens) if captions.eval else None
     loader.finish()
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
@@ -224,7 +239,7 @@ def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resu
                          "num_eval": len(data.eval) if data.eval else 0})
 
 
-def _training_args(run_dir: Path, recipe, device: str, has_eval: bool):
+def _training_args(run_dir: Path, recipe, device: str, has_eval: bool, workers: int = 0):
     from transformers import TrainingArguments
 
     from wizard.train.launch import training_arguments, world_size
@@ -257,7 +272,7 @@ def _training_args(run_dir: Path, recipe, device: str, has_eval: bool):
         data_seed=t.seed,  # the shuffle order: seeded per epoch, independent of the model's RNG use
         report_to="none",  # TensorBoard is added by hand, to write into RUN/tensorboard
         disable_tqdm=True,  # train.log gets one line per logged step, not progress-bar spam
-        dataloader_num_workers=0,
+        dataloader_num_workers=workers,  # >0 only when images are processed per batch (not cached)
         remove_unused_columns=False,
         label_names=["labels"],
         use_cpu=device == "cpu",
@@ -274,10 +289,12 @@ def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: 
 
     from wizard.recipe import recipe_hash
     from wizard.train.callbacks import EventsCallback, LossTracker
+    from wizard.train.collate import TokenCounter, loader_workers
     from wizard.train.load import count_parameters
+    from wizard.train.lock import read_lock
     from wizard.train.trainer import CaptionTrainer
 
-    args = _training_args(run_dir, recipe, device, data.eval is not None)
+    args = _training_args(run_dir, recipe, device, data.eval is not None, workers=loader_workers(data.train))
     losses = LossTracker()
     seconds_before = 0.0
     if checkpoint is not None:  # the losses not yet logged when the checkpoint was written
@@ -291,15 +308,16 @@ def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: 
     start = {"run": run_dir.name, "model": recipe.model.id, "strategy": recipe.tuning.strategy.value,
              "devices": devices, "recipe_hash": recipe_hash(recipe), "trainable_params": trainable,
              "total_params": total, "num_train": len(data.train), "num_eval": len(data.eval) if data.eval else 0,
-             "batch_size": recipe.train.batch_size}
+             "batch_size": recipe.train.batch_size, "data": (read_lock(run_dir).get("dataset") or {}).get("summary")}
+    tokens = TokenCounter()
     events = EventsCallback(recorder, losses, stop, device=device, start_fields=start,
                             samples_per_step=recipe.train.batch_size * recipe.train.grad_accum * args.world_size,
-                            token_counter=data.collator, save_total_limit=recipe.train.save_total_limit,
+                            token_counter=tokens, save_total_limit=recipe.train.save_total_limit,
                             seconds_before=seconds_before,
                             caption_sample=(recipe, data.eval_examples) if recipe.train.eval_metrics else None)
     trainer = CaptionTrainer(
         model=model, args=args, train_dataset=data.train, eval_dataset=data.eval, data_collator=data.collator,
-        processing_class=processor, callbacks=[events, _tensorboard(run_dir)], losses=losses,
+        processing_class=processor, callbacks=[events, _tensorboard(run_dir)], losses=losses, tokens=tokens,
     )
     trainer.remove_callback(PrinterCallback)  # it prints raw log dicts; EventsCallback prints readable lines
     return trainer, events

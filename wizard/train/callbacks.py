@@ -154,7 +154,7 @@ class EventsCallback(TrainerCallback):
         self.device = device
         self.start_fields = start_fields
         self.samples_per_step = samples_per_step
-        self.token_counter = token_counter  # the collator: .tokens grows as batches are built
+        self.token_counter = token_counter  # a TokenCounter: .tokens grows as the trainer takes batches
         self.save_total_limit = save_total_limit
         self.seconds_before = seconds_before  # training time of earlier sessions of this run
         self.caption_sample = caption_sample  # (recipe, held-out examples) when train.eval_metrics is on

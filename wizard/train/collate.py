@@ -9,10 +9,14 @@
 - Each caption of a train image is its own training example; all targets are tokenized in one
   batch call up front and truncated at train.max_target_length tokens.
 - Images go through the processor once: for small datasets (pixel values under
-  CACHE_LIMIT_BYTES) all of them up front, so no epoch decodes or resizes an image again;
-  larger datasets process each batch's images on the fly.
+  CACHE_LIMIT_BYTES) each image when its first batch needs it, kept for the later epochs (so
+  training starts at once, and no later epoch decodes or resizes an image again); larger
+  datasets process each batch's images on the fly.
 - Labels are -100 everywhere except the caption tokens (and the end-of-turn token after them):
   the loss never covers the system prompt, the instruction, the image or the padding.
+- Not cached: images are decoded and processed per batch, in DataLoader worker processes
+  (loader_workers()), so the training loop does not wait for them. The collator then runs in a
+  worker: it keeps no counters (the trainer counts tokens; build_dataset counts truncations).
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ class Item:
     """One training example: which image, and the tokenized caption to learn."""
 
     image: int  # index into ImageStore
-    target: Any  # 1-D LongTensor: caption tokens + end of turn
+    target: Any  # caption token ids + end of turn (a list of ints: 50k small tensors took seconds to make)
     seq: Any = None  # the whole input_ids row, once the image's token count is known
     n_prompt: int = 0  # tokens before the caption (masked out of the loss)
     store: Any = None  # the ImageStore that `image` indexes (train and eval sets each have their own)
@@ -38,18 +42,15 @@ class Item:
 class ImageStore:
     """Pixel values + grid of every image, processed once (cached) or per batch (large datasets)."""
 
-    def __init__(self, examples: Sequence, image_processor, *, loader: Callable, cache: bool | None = None,
-                 chunk: int = 64):
+    def __init__(self, examples: Sequence, image_processor, *, loader: Callable, cache: bool | None = None):
         self.examples = examples
         self.image_processor = image_processor
         self.loader = loader
         self._cache: list | None = None
         if cache is None:
             cache = self._estimate_bytes() <= CACHE_LIMIT_BYTES
-        if cache:
-            self._cache = []
-            for start in range(0, len(examples), chunk):
-                self._cache.extend(self._process(range(start, min(start + chunk, len(examples)))))
+        if cache:  # filled as batches ask (the same values as processing everything up front)
+            self._cache = [None] * len(examples)
 
     @property
     def cached(self) -> bool:
@@ -71,9 +72,12 @@ class ImageStore:
         return [(p.contiguous(), grids[k:k + 1]) for k, p in enumerate(pixels)]
 
     def get(self, indices: Sequence[int]) -> list[tuple[Any, Any]]:
-        if self._cache is not None:
-            return [self._cache[i] for i in indices]
-        return self._process(indices)
+        if self._cache is None:
+            return self._process(indices)
+        todo = list(dict.fromkeys(i for i in indices if self._cache[i] is None))
+        for i, value in zip(todo, self._process(todo) if todo else []):
+            self._cache[i] = value
+        return [self._cache[i] for i in indices]
 
 
 @dataclass
@@ -103,16 +107,68 @@ def tokenize_prompt(processor, prompt: str) -> Prompt:
     return Prompt(torch.tensor(ids[:cut]), torch.tensor(ids[cut + 1:]), image_token_id, merge)
 
 
-def tokenize_targets(processor, captions: list[str], max_length: int) -> tuple[list, int]:
-    """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated."""
-    import torch
+def tokenize_targets(processor, captions: list[str], max_length: int, cache_dir=None) -> tuple[list, int]:
+    """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated.
+    `cache_dir`: keep the ids there, keyed by the tokenizer file, the texts and `max_length` (a replay
+    of 50k captions then loads them in milliseconds instead of tokenizing for seconds)."""
+    import itertools
 
     from wizard.chat import target_text
 
-    texts = [target_text(processor, c) for c in captions]
-    encoded = processor.tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
+    if not captions:
+        return [], 0
+    end = target_text(processor, "")  # the end-of-turn token (looked up once: get_vocab() is slow)
+    texts = [c.strip() + end for c in captions]
+    cache = _token_cache_file(processor, texts, max_length, cache_dir) if cache_dir else None
+    if cache is not None and cache.is_file():
+        import numpy as np
+
+        try:
+            with np.load(cache) as z:
+                flat, lengths, cut = z["ids"].tolist(), z["lengths"].tolist(), int(z["cut"])
+            ends = list(itertools.accumulate(lengths))
+            return [flat[e - n:e] for e, n in zip(ends, lengths)], cut
+        except (OSError, ValueError, KeyError):
+            pass  # unreadable: tokenize again
+    targets, cut = _tokenize(processor, texts, max_length)
+    if cache is not None:
+        _save_tokens(cache, targets, cut)
+    return targets, cut
+
+
+def _token_cache_file(processor, texts: list[str], max_length: int, cache_dir):
+    import hashlib
+    from pathlib import Path
+
+    file = Path(getattr(processor.tokenizer, "name_or_path", "") or ".") / "tokenizer.json"
+    if not file.is_file():
+        return None
+    h = hashlib.sha256(file.read_bytes())
+    h.update(f"\x00{max_length}\x00".encode())
+    h.update("\x1f".join(texts).encode("utf-8"))
+    return Path(cache_dir) / f"{h.hexdigest()[:32]}.npz"
+
+
+def _save_tokens(path, targets: list, cut: int) -> None:
+    import contextlib
+    import os
+
+    import numpy as np
+
+    ids = np.fromiter((i for t in targets for i in t), dtype=np.int64)
+    with contextlib.suppress(OSError):  # a read-only cache: tokenize again next time
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.stem}.{os.getpid()}.npz")
+        np.savez(tmp, ids=ids, lengths=np.array([len(t) for t in targets], dtype=np.int64), cut=cut)
+        os.replace(tmp, path)
+
+
+def _tokenize(processor, texts: list[str], max_length: int) -> tuple[list, int]:
+    # through transformers, not the Rust tokenizer directly: tokenizer.json may switch padding on
+    # (the demo's pads to the longest in the batch), and transformers sets it per call
+    encoded = processor.tokenizer(texts, add_special_tokens=False)["input_ids"]
     cut = sum(len(ids) > max_length for ids in encoded)
-    return [torch.tensor(ids[:max_length]) for ids in encoded], cut
+    return [list(ids[:max_length]) for ids in encoded], cut
 
 
 def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
@@ -122,7 +178,8 @@ def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
     n_image = int(grid.prod()) // (prompt.merge * prompt.merge)
     image = torch.full((n_image,), prompt.image_token_id, dtype=torch.long)
     n_prompt = len(prompt.before) + n_image + len(prompt.after)
-    return torch.cat([prompt.before, image, prompt.after, item.target]), n_prompt
+    target = torch.tensor(item.target, dtype=torch.long)
+    return torch.cat([prompt.before, image, prompt.after, target]), n_prompt
 
 
 class CaptionDataset:
@@ -133,9 +190,6 @@ class CaptionDataset:
         self.images = images
         self.prompt = prompt
         self.truncated = truncated
-        if images.cached:  # every image's size is known: build every row now, once
-            for it in items:
-                it.seq, it.n_prompt = _widen(it, prompt, images.get([it.image])[0][1])
 
     def __len__(self) -> int:
         return len(self.items)
@@ -145,19 +199,44 @@ class CaptionDataset:
 
 
 def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_length: int,
-                  loader: Callable | None = None, cache: bool | None = None) -> CaptionDataset:
-    """One Item per (image, caption); images and captions are processed here, once."""
+                  loader: Callable | None = None, cache: bool | None = None, token_cache=None) -> CaptionDataset:
+    """One Item per (image, caption); images and captions are processed here, once.
+    `token_cache`: a folder for the tokenized captions (see tokenize_targets)."""
     if loader is None:
         from wizard.data import load_image as loader
     pairs = [(i, caption) for i, ex in enumerate(examples) for caption in ex.captions]
-    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length)
+    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length, token_cache)
     images = ImageStore(examples, processor.image_processor, loader=loader, cache=cache)
     items = [Item(i, t, store=images) for (i, _), t in zip(pairs, targets)]
     return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated)
 
 
+def loader_workers(dataset: CaptionDataset) -> int:
+    """DataLoader worker processes: none when every image is cached (batches are cheap slices), else
+    one per spare core (at least one, at most 4) to decode and process images beside training."""
+    if dataset.images.cached:
+        return 0
+    import os
+
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, min(4, cores - 1))
+
+
+class TokenCounter:
+    """Non-padding tokens trained on, counted by the trainer in the training process (a counter in the
+    collator would count in DataLoader workers, out of sight)."""
+
+    def __init__(self):
+        self.tokens = 0
+
+    def add(self, batch: dict) -> None:
+        mask = batch.get("attention_mask") if hasattr(batch, "get") else None
+        if mask is not None:
+            self.tokens += int(mask.sum())
+
+
 class CaptionCollator:
-    """Items -> one padded batch (right padding). Counts the tokens it has batched (for tokens/s)."""
+    """Items -> one padded batch (right padding). Stateless, so it can run in DataLoader workers."""
 
     def __init__(self, processor, dataset: CaptionDataset):
         self.images = dataset.images
@@ -165,7 +244,6 @@ class CaptionCollator:
         self.pad_id = processor.tokenizer.pad_token_id
         if self.pad_id is None:
             self.pad_id = processor.tokenizer.eos_token_id
-        self.tokens = 0  # non-padding tokens batched so far
 
     def __call__(self, items: list[Item]) -> dict[str, Any]:
         import torch
@@ -183,7 +261,6 @@ class CaptionCollator:
             input_ids[r, : len(seq)] = seq
             labels[r, n_prompt: len(seq)] = seq[n_prompt:]
             attention[r, : len(seq)] = 1
-        self.tokens += sum(len(seq) for seq, _ in rows)
         return {
             "input_ids": input_ids,
             "attention_mask": attention,
@@ -192,3 +269,42 @@ class CaptionCollator:
             "pixel_values": torch.cat([px for px, _ in vision]),
             "image_grid_thw": torch.cat([g for _, g in vision]),
         }
+
+
+# ----------------------------------------------------------------------------- length-grouped order
+class GroupedByLength:
+    """A shuffled order in which each run of `batch_size` indices has rows of similar length
+    (transformers' mega-batch grouping), so a batch pads its rows to little more than they hold.
+
+    The order is a function of (seed, epoch) only: the Trainer calls set_epoch() before each epoch
+    and a resumed run skips the batches it already did in exactly the same order.
+    """
+
+    def __init__(self, lengths: list[int], batch_size: int, seed: int):
+        self.lengths, self.batch_size, self.seed, self.epoch = lengths, batch_size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        import torch
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.batch_size, generator=generator))
+
+
+def grouped_sampler(dataset, batch_size: int, seed: int) -> GroupedByLength | None:
+    """A GroupedByLength over the rows' lengths when they vary by image size; None (plain shuffle)
+    when every image has the same token count or the sizes are not known before the batch
+    (datasets too large to process up front)."""
+    items = getattr(dataset, "items", None)
+    if not items or any(it.seq is None for it in items):
+        return None
+    prompts = {it.n_prompt for it in items}  # the prompt is shared: n_prompt varies with the image only
+    if len(prompts) == 1:
+        return None
+    return GroupedByLength([len(it.seq) for it in items], batch_size, seed)

@@ -2,8 +2,11 @@
 
     model, processor = load_model(recipe, resolved, for_training=True)
 
-  qlora  4-bit NF4 base (double quantization), vision tower and lm_head kept in 16/32 bit,
-         prepared for k-bit training, LoRA on the language model's linear layers.
+The base model comes from the model plan (wizard/model.py: device, dtypes, 4-bit); this module
+only adds what trains on top of it:
+
+  qlora  4-bit NF4 base (double quantization), vision tower and lm_head at the compute dtype,
+         LoRA on the language model's linear layers.
   lora   the same without quantization (frozen base in the compute dtype).
   full   every language-model weight trains (fp32 master weights; mixed precision on GPUs).
   freeze_vision=false: the vision tower trains too (LoRA runs save it with the adapter).
@@ -14,120 +17,107 @@ gate_proj/up_proj/down_proj of its own, so plain names would put adapters there 
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any
 
 from wizard.catalog import model_info
-from wizard.recipe import Precision, Recipe, Strategy
+from wizard.model import (  # noqa: F401  (re-exported: the backend and tests import them from here)
+    cap_image_size, pick_device, plan_model, resolve_precision, torch_dtype, vision_module_names,
+)
+from wizard.recipe import Recipe, Strategy
 
 
-# ----------------------------------------------------------------------------- device and dtype
-def pick_device(recipe: Recipe) -> str:
-    """"cpu" or "cuda:N". With several GPUs each process takes its LOCAL_RANK."""
-    import torch
+def quant_config(recipe: Recipe, precision: str, skip_quant: list[str]):
+    """The BitsAndBytesConfig QLoRA loads with (wizard.model.quant_config of this recipe's plan)."""
+    from wizard.model import ModelPlan, quant_config as plan_quant
 
-    if recipe.launch.devices == "cpu" or not torch.cuda.is_available():
-        return "cpu"
-    return f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}"
+    from wizard.model import _launch_strategy
 
-
-def resolve_precision(precision: Precision, device: str) -> str:
-    """auto: bf16 where the GPU supports it, fp16 on older GPUs, fp32 on the CPU."""
-    import torch
-
-    if precision != Precision.auto:
-        return precision.value
-    if device == "cpu":
-        return "fp32"
-    return "bf16" if torch.cuda.is_bf16_supported() else "fp16"
-
-
-def torch_dtype(precision: str):
-    import torch
-
-    return {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}[precision]
-
-
-# ----------------------------------------------------------------------------- processor
-def load_processor(path: str | os.PathLike, recipe: Recipe):
-    """The model's processor with the image size capped at data.min_pixels..data.max_pixels."""
-    from transformers import AutoProcessor
-
-    processor = AutoProcessor.from_pretrained(str(path))
-    cap_image_size(processor, recipe.data.min_pixels, recipe.data.max_pixels)
-    return processor
-
-
-def cap_image_size(processor, min_pixels: int, max_pixels: int) -> None:
-    """Qwen-VL image processors resize so that pixels fall in [min, max]; one place sets both spellings."""
-    for proc in (getattr(processor, "image_processor", None),):
-        if proc is None:
-            continue
-        proc.size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
-        for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
-            if hasattr(proc, name):
-                setattr(proc, name, value)
+    q = recipe.tuning.quant
+    return plan_quant(ModelPlan(None, "train", "qlora", "cpu", precision, precision, True, q.type, q.double_quant,
+                                tuple(skip_quant), sharded=_launch_strategy(recipe) in ("fsdp", "zero3")))
 
 
 # ----------------------------------------------------------------------------- model
 def load_model(recipe: Recipe, resolved: Any, *, for_training: bool, device: str | None = None):
-    """Load the base model from `resolved.path` (a ResolvedModel, or a folder path) per the recipe.
+    """The base model from `resolved.path` (a ResolvedModel, or a folder path) per the model plan,
+    and for training the adapters / trainable parts on top. Returns (model, processor).
 
-    Returns (model, processor). With for_training=True the model is ready for the Trainer: a
-    PeftModel for qlora/lora, the plain model with the right parameters trainable for full.
+    With for_training=True the model is ready for the Trainer: a PeftModel for qlora/lora, the plain
+    model with the right parameters trainable for full.
     """
-    from transformers import AutoModelForImageTextToText
+    from wizard.model import load_base, load_processor
 
     path = Path(getattr(resolved, "path", resolved))
-    device = device or pick_device(recipe)
-    precision = resolve_precision(recipe.train.precision, device)
-    strategy = recipe.tuning.strategy
-    info = model_info(recipe.model.id)
-
-    processor = load_processor(path, recipe)
-    kwargs: dict[str, Any] = {"dtype": torch_dtype(precision)}
-    if strategy == Strategy.full and for_training:
-        kwargs["dtype"] = torch_dtype("fp32")  # fp32 master weights; the Trainer autocasts to bf16/fp16
-    if strategy == Strategy.qlora:
-        kwargs["quantization_config"] = quant_config(recipe, precision, info.skip_quant)
-        kwargs["device_map"] = {"": device}
-    model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
-    if strategy != Strategy.qlora:
-        model.to(device)
+    plan = plan_model(recipe, path, purpose="train" if for_training else "infer", device=device)
+    processor = load_processor(path, recipe.data)
+    model = load_base(plan)
     if not for_training:
-        model.eval()
         return model, processor
-
-    model.config.use_cache = False  # the KV cache is for generation; training would only store it
-    if strategy == Strategy.full:
+    info = model_info(recipe.model.id)
+    if recipe.tuning.strategy == Strategy.full:
         make_full_trainable(model, recipe, vision_module_names(model, info.skip_quant))
     else:
         model = add_lora(model, recipe, info)
+    keep_trainable_fp32(model)
+    frozen_vision_without_grad(model, info.skip_quant)
     return model, processor
 
 
-def quant_config(recipe: Recipe, precision: str, skip_quant: list[str]):
-    from transformers import BitsAndBytesConfig
+def keep_trainable_fp32(model) -> None:
+    """Trainable weights (modules_to_save copies, an unfrozen vision tower) keep fp32 master weights;
+    the Trainer's bf16/fp16 autocast computes with them. 4-bit and frozen weights are left as loaded."""
+    import torch
 
-    q = recipe.tuning.quant
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=q.type,
-        bnb_4bit_use_double_quant=q.double_quant,
-        bnb_4bit_compute_dtype=torch_dtype(precision),
-        # FSDP / ZeRO-3 flatten weights into shards of one dtype: store the 4-bit data in the compute dtype
-        bnb_4bit_quant_storage=torch_dtype(precision) if recipe.launch.strategy.value in ("fsdp", "zero3") else None,
-        # transformers matches these from the start of a module name: "(?:.*\.)?visual" reaches model.visual
-        llm_int8_skip_modules=[rf"(?:.*\.)?{re.escape(name)}" for name in skip_quant],
-    )
+    for p in model.parameters():
+        if p.requires_grad and p.is_floating_point() and p.dtype != torch.float32:
+            p.data = p.data.float()
 
 
-def vision_module_names(model, skip_quant: list[str]) -> list[str]:
-    """Full names of the vision tower modules (catalog skip_quant entries other than lm_head)."""
-    wanted = {n for n in skip_quant if n != "lm_head"}
-    return [name for name, _ in model.named_modules() if name.split(".")[-1] in wanted]
+VISION_CHUNK_PATCHES = 1024  # a frozen vision tower sees at most this many patches at once (one 448 px image)
+
+
+def frozen_vision_without_grad(model, skip_quant) -> None:
+    """A vision tower with nothing trainable inside runs under no_grad (no activations kept for
+    backward), a few images at a time: its MLP's transient activations are 4 x its width per patch,
+    ~280 MB for a batch of four 448 px images on Qwen2-VL-2B, ~70 MB per image. Each image's
+    attention is its own already (cu_seqlens), so the features are the same."""
+    import torch
+
+    for name in vision_module_names(model, skip_quant):
+        module = model.get_submodule(name)
+        if any(p.requires_grad for p in module.parameters()) or getattr(module, "_wizard_no_grad", False):
+            continue
+        module.forward = _in_chunks(torch.no_grad()(module.forward))
+        module._wizard_no_grad = True
+
+
+def _in_chunks(forward):
+    def chunked(hidden_states, grid_thw, **kwargs):
+        import torch
+
+        sizes = grid_thw.prod(dim=-1).tolist()
+        groups, start, total = [], 0, 0
+        for i, n in enumerate(sizes):  # consecutive images, up to VISION_CHUNK_PATCHES patches per call
+            if i > start and total + n > VISION_CHUNK_PATCHES:
+                groups.append((start, i))
+                start, total = i, 0
+            total += n
+        groups.append((start, len(sizes)))
+        if len(groups) == 1:
+            return forward(hidden_states, grid_thw, **kwargs)
+        outs, row = [], 0
+        for a, b in groups:
+            n = sum(sizes[a:b])
+            outs.append(forward(hidden_states[row:row + n], grid_thw[a:b], **kwargs))
+            row += n
+        first = outs[0]
+        if torch.is_tensor(first):
+            return torch.cat(outs)
+        return type(first)(**{k: torch.cat([o[k] for o in outs]) for k in first.keys()})
+
+    return chunked
 
 
 def _gradient_checkpointing(model, recipe: Recipe) -> None:
@@ -152,17 +142,13 @@ def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
 
 
 def add_lora(model, recipe: Recipe, info):
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from peft import LoraConfig, get_peft_model
 
     lora = recipe.tuning.lora
     vision_leaf = sorted({n for n in info.skip_quant if n != "lm_head"})
-    if recipe.tuning.strategy == Strategy.qlora:
-        model = prepare_model_for_kbit_training(
-            model, use_gradient_checkpointing=recipe.train.gradient_checkpointing,
-            gradient_checkpointing_kwargs={"use_reentrant": False},
-        )
-    else:
-        _gradient_checkpointing(model, recipe)
+    # QLoRA too: no prepare_model_for_kbit_training, whose fp32 upcast of every non-4-bit weight
+    # doubles their memory (wizard.model); non-reentrant checkpointing needs no input gradients.
+    _gradient_checkpointing(model, recipe)
     modules_to_save = list(lora.modules_to_save)
     if not recipe.tuning.freeze_vision:
         modules_to_save += [n for n in vision_leaf if n not in modules_to_save]  # trains and ships with the adapter

@@ -8,6 +8,13 @@
 And less per-step Python: the base class walks every module and parameter of the model three
 times a step (train mode, gradient clipping, zero_grad) although only the adapter trains. On
 the demo model that was ~15% of a step; here each walk covers the trainable parameters only.
+
+And logits only where the loss is: the model projects onto its 152k-word vocabulary only the
+hidden states of the caption positions (transformers' `logits_to_keep` with a boolean mask, the
+labels shifted by one), not the ~300 image and prompt positions of each row; the cross-entropy
+runs in chunks, each upcast to fp32 and recomputed in the backward pass, so no fp32 copy of all
+logits is ever held. The loss is the one the model's own loss function computes (sum over the
+caption tokens / num_items_in_batch, or their mean).
 """
 
 from __future__ import annotations
@@ -15,6 +22,8 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
+from torch.utils.checkpoint import checkpoint
 from transformers import Trainer
 
 from wizard.train.callbacks import LossTracker
@@ -27,9 +36,10 @@ class NonFiniteLoss(RuntimeError):
 
 
 class CaptionTrainer(Trainer):
-    def __init__(self, *args, losses: LossTracker, **kwargs):
+    def __init__(self, *args, losses: LossTracker, tokens=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.losses = losses
+        self.tokens = tokens  # a TokenCounter (wizard.train.collate): tokens/s for the dashboard
         self.lr_changed: tuple[float, float] | None = None  # (checkpoint's, recipe's) when they differ
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
         _lean_mode_and_zero_grad(self.model, self._trainable)
@@ -41,6 +51,8 @@ class CaptionTrainer(Trainer):
         return self.accelerator.clip_grad_norm_(self._trainable, self.args.max_grad_norm)
 
     def training_step(self, model, inputs, num_items_in_batch=None):
+        if self.tokens is not None:
+            self.tokens.add(inputs)
         loss = super().training_step(model, inputs, num_items_in_batch)
         if self.args.world_size > 1:  # the global batch's loss, the same on every rank: a NaN anywhere stops all
             loss = self.accelerator.reduce(loss.detach().clone(), reduction="mean")
@@ -57,6 +69,23 @@ class CaptionTrainer(Trainer):
         target = Path(self._get_output_dir(trial=trial)) / f"checkpoint-{self.state.global_step}"
         with cleaned_on_disk_full(target):  # a full disk: DiskFull, and no half-written checkpoint left
             return super()._save_checkpoint(model, trial)
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        loss, outputs = sliced_loss(model, inputs, num_items_in_batch)
+        if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
+                and num_items_in_batch is not None):  # as Trainer.compute_loss scales the model's loss
+            loss = loss * (self.accelerator.num_processes if self.args.n_gpu <= 1 else self.args.n_gpu)
+        return (loss, outputs) if return_outputs else loss
+
+    def _get_train_sampler(self, train_dataset=None):
+        from wizard.train.collate import grouped_sampler
+
+        dataset = train_dataset if train_dataset is not None else self.train_dataset
+        grouped = grouped_sampler(dataset, self.args.train_batch_size * self.args.gradient_accumulation_steps,
+                                  self.args.data_seed if self.args.data_seed is not None else self.args.seed)
+        if grouped is not None and self.args.world_size <= 1:
+            return grouped
+        return super()._get_train_sampler(train_dataset)
 
     def floating_point_ops(self, inputs) -> int:
         return 0  # the base class walks every parameter on every step to estimate FLOPs; we never report them
@@ -77,6 +106,44 @@ class CaptionTrainer(Trainer):
             group["lr"] = lr
         sched._last_lr = lrs
         self.lr_changed = (saved, wanted)
+
+
+IGNORE = -100
+LOSS_CHUNK = 1024  # caption positions per cross-entropy chunk: 1024 x 152k fp32 = 0.6 GB at most
+
+
+def sliced_loss(model, inputs: dict, num_items_in_batch=None, chunk: int | None = None):
+    """(loss, outputs): the model's causal-LM loss with logits computed at the labelled positions only."""
+    inputs = dict(inputs)
+    labels = inputs.pop("labels")
+    shifted = F.pad(labels, (0, 1), value=IGNORE)[:, 1:]  # position p predicts token p + 1
+    keep = shifted != IGNORE
+    outputs = model(**inputs, logits_to_keep=keep)  # logits: [kept positions, vocab]
+    return caption_loss(outputs.logits, shifted[keep], num_items_in_batch, chunk or LOSS_CHUNK), outputs
+
+
+def caption_loss(logits, targets, num_items_in_batch=None, chunk: int = LOSS_CHUNK):
+    """Cross-entropy of [N, vocab] logits against N targets: sum / num_items_in_batch, else the mean.
+
+    Chunks are upcast to fp32 one at a time and recomputed in the backward pass (checkpoint), so
+    the fp32 log-softmax of all N positions never exists at once.
+    """
+    total = logits.new_zeros((), dtype=torch.float32)
+    for start in range(0, targets.numel(), chunk):
+        part, want = logits[start:start + chunk], targets[start:start + chunk]
+        if logits.requires_grad and targets.numel() > chunk:
+            total = total + checkpoint(_ce_sum, part, want, use_reentrant=False)
+        else:
+            total = total + _ce_sum(part, want)
+    if num_items_in_batch is None:
+        return total / targets.numel()  # 0/0 = nan when nothing is labelled, as the model's own loss
+    if torch.is_tensor(num_items_in_batch):
+        num_items_in_batch = num_items_in_batch.to(total.device)
+    return total / num_items_in_batch
+
+
+def _ce_sum(logits, targets):
+    return F.cross_entropy(logits.float(), targets, reduction="sum")
 
 
 def _lean_mode_and_zero_grad(model, trainable: list) -> None:

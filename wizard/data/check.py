@@ -1,0 +1,312 @@
+"""`caption-wizard data RECIPE_OR_PATH`: check the data without training.
+
+    caption-wizard data recipes/qwen2-vl-2b-coco-en.yaml     # the recipe's data section
+    caption-wizard data ~/pets                               # a path: the default recipe with that data
+    caption-wizard run RECIPE --dry-run                      # the same check, then the memory estimate
+
+Prints the detected format and why, counts, splits, bad rows by reason (the first few named as
+file:line), caption lengths in tokens (the model's own tokenizer when its files are here; else a
+word count, said so) against train.max_target_length, image sizes and the image tokens they become
+at data.max_pixels, the language guess, duplicate images and a few example pairs. Bad data is a
+UserError (exit 2). Reads through the same verified index as `run` (wizard.data.prepare), so a
+check warms the cache of the run that follows. No torch or transformers import.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import statistics
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from wizard.data.detect import locate
+from wizard.data.prepare import Prepared, prepare_data
+
+TOKEN_SAMPLE = 20_000  # captions tokenized for the length statistics
+SHOW_EXAMPLES = 3
+
+
+@dataclass
+class DataCheck:
+    prepared: Prepared
+    token_counter: str  # "tokenizer of MODEL" | "words (no tokenizer here: an approximation)"
+    lengths: list[int] = field(default_factory=list)  # caption lengths (tokens or words), a sample
+    over_limit: int = 0  # of `lengths`, longer than train.max_target_length
+    max_target_length: int = 0
+    image_tokens: list[int] = field(default_factory=list)  # per image, at data.max_pixels
+    downscaled: int = 0  # images larger than data.max_pixels (resized down by the processor)
+    duplicates: list[list[str]] = field(default_factory=list)  # ids of images with the same content
+    why: str = ""  # what auto-detection saw (wizard.data.detect: Located.why)
+
+    @property
+    def captions(self):
+        return self.prepared.captions
+
+
+def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
+    """Prepare the data (UserError on bad data) and measure what training will see. `console`: where
+    a status line shows while the images are checked."""
+    with console.status("checking the data…") if console is not None else contextlib.nullcontext():
+        prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir)
+    cs = prepared.captions
+    model_dir = local_model_dir(recipe.model)
+    counter, how = _token_counter(model_dir)
+    captions = [c for ex in cs.examples for c in ex.captions][:TOKEN_SAMPLE]
+    lengths = counter(captions)
+    limit = recipe.train.max_target_length
+    factor, min_pixels = _pixel_factor(model_dir), recipe.data.min_pixels
+    tokens, downscaled = [], 0
+    for ex in cs.examples:
+        size = cs.sizes.get(ex.id)
+        if not size or not size[0]:
+            continue
+        w, h = size
+        downscaled += w * h > recipe.data.max_pixels
+        tokens.append(image_tokens(h, w, factor=factor, min_pixels=min_pixels, max_pixels=recipe.data.max_pixels))
+    by_digest: dict[str, list[str]] = {}
+    for ex in cs.examples:
+        by_digest.setdefault(cs.digests[ex.id], []).append(ex.id)
+    dups = [ids for ids in by_digest.values() if len(ids) > 1]
+    why = locate(recipe.data, base_dir).why
+    return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups, why)
+
+
+def remote_data_note(recipe, base_dir=None) -> str | None:
+    """For `run --dry-run`: a ModelScope dataset that is not a local folder is not downloaded by a dry
+    run (it can be gigabytes); say when it is checked instead. None: the data is here (check it)."""
+    located = locate(recipe.data, base_dir)  # a local path that does not exist: UserError, exit 2
+    if located.path is not None or located.format == "shapes":
+        return None
+    return (f"data: {recipe.data.dataset} ({located.format}) is a ModelScope dataset: it is downloaded and "
+            f"checked when the run starts, or now with: caption-wizard data RECIPE")
+
+
+# ----------------------------------------------------------------------------- the report
+def report_lines(check: DataCheck, recipe, *, examples: int = SHOW_EXAMPLES) -> list[str]:
+    cs, r = check.captions, check.captions.report
+    how = f"detected: {check.why or 'its layout'}" if r.detected else "set in data.format"
+    out = [f"data: {r.source}",
+           f"  format: {r.format} ({how}); rows from {r.file}",
+           f"  {r.images:,} images, {r.captions:,} captions from {r.rows_read:,} rows",
+           f"  split: {r.num_train:,} train / {r.num_eval:,} eval images (data.eval_fraction={recipe.data.eval_fraction}"
+           f", seed {recipe.train.seed})" + (f"; data.max_samples kept {r.images:,} of {r.capped_from:,}"
+                                             if r.capped_from else "")]
+    out += [f"  {i}" for i in r.info]
+    if r.bad_rows:
+        why = ", ".join(f"{k}: {v:,}" for k, v in sorted(r.bad_by_reason.items(), key=lambda kv: -kv[1]))
+        out.append(f"  bad rows skipped: {r.bad_rows:,} ({why}); the first:")
+        out += [f"    {b}" for b in r.first_bad]
+    else:
+        out.append("  bad rows: none")
+    out += _length_lines(check)
+    out += _image_lines(check, recipe)
+    names = {"en": "English", "zh": "Chinese", "mixed": "mixed"}
+    agree = ("matches " if r.language_guess == recipe.data.language else
+             "DIFFERS from " if r.language_guess in names and r.language_guess != "mixed" else "")
+    out.append(f"  language: captions look {names.get(r.language_guess, r.language_guess)}; {agree}"
+               f"data.language={recipe.data.language}")
+    if check.duplicates:
+        extra = sum(len(ids) - 1 for ids in check.duplicates)
+        first = ", ".join(" = ".join(sorted(ids)[:3]) for ids in check.duplicates[:3])
+        out.append(f"  duplicate images: {extra:,} extra copies of {len(check.duplicates):,} images (the same "
+                   f"content under another name), e.g. {first}")
+    else:
+        out.append("  duplicate images: none")
+    out += [f"  note: {n}" for n in r.notes]
+    out.append(f"  {check.prepared.summary().removeprefix('data: ')}")
+    if examples:
+        out.append("  examples:")
+        out += [f"    {line}" for line in example_lines(cs, examples)]
+    return out
+
+
+def _length_lines(check: DataCheck) -> list[str]:
+    n = check.lengths
+    if not n:
+        return []
+    q = sorted(n)
+    p95 = q[min(len(q) - 1, int(0.95 * len(q)))]
+    sample = f" (first {len(n):,})" if len(n) == TOKEN_SAMPLE else ""
+    out = [f"  caption length{sample}, {check.token_counter}: median {statistics.median(q):g}, 95% {p95}, "
+           f"max {q[-1]}"]
+    if check.over_limit:
+        out.append(f"    {check.over_limit:,} captions are longer than train.max_target_length="
+                   f"{check.max_target_length} and will be cut (raise it, or accept the cut)")
+    else:
+        out.append(f"    none longer than train.max_target_length={check.max_target_length}")
+    return out
+
+
+def _image_lines(check: DataCheck, recipe) -> list[str]:
+    sizes = [s for s in check.captions.sizes.values() if s and s[0]]
+    if not sizes:
+        return []
+    areas = sorted(sizes, key=lambda s: s[0] * s[1])
+    med = areas[len(areas) // 2]
+    t = sorted(check.image_tokens)
+    out = [f"  image sizes: smallest {_wh(areas[0])}, median {_wh(med)}, largest {_wh(areas[-1])}",
+           f"  image tokens at data.max_pixels={recipe.data.max_pixels:,}: median {t[len(t) // 2]:,}, "
+           f"max {t[-1]:,} per image"
+           + (f"; {check.downscaled:,} images are resized down to fit" if check.downscaled else "")]
+    return out
+
+
+def _wh(size) -> str:
+    return f"{size[0]}x{size[1]}"
+
+
+def example_lines(captions, n: int = SHOW_EXAMPLES, width: int = 100) -> list[str]:
+    """A few (image, caption) pairs from the training split, for a human to eyeball."""
+    out = []
+    for ex in (captions.train or captions.eval)[:n]:
+        text = ex.captions[0] if ex.captions else ""
+        text = text if len(text) <= width else text[: width - 1] + "…"
+        more = f" (+{len(ex.captions) - 1} more)" if len(ex.captions) > 1 else ""
+        out.append(f"{ex.id}: {text}{more}")
+    return out
+
+
+# ----------------------------------------------------------------------------- model facts, cheaply
+def local_model_dir(model) -> Path | None:
+    """The model's folder when it is on this machine (never downloads); None otherwise."""
+    try:
+        if model.source == "demo":
+            from wizard.demo.model import demo_base_path
+
+            path = Path(demo_base_path())
+        elif model.source == "local" or Path(model.id).expanduser().is_dir():
+            path = Path(model.id).expanduser()
+        else:
+            from wizard import hub
+
+            # the download manifest of a complete earlier download (what resolve_model would reuse)
+            snap = hub._cached_snapshot("model", model.id, model.revision or "master", hub._selection_key(None),
+                                        hub.cache_root().resolve())
+            path = snap.path if snap else None
+    except Exception:  # noqa: BLE001 - a missing or odd cache only means: no tokenizer here
+        return None
+    return path if path is not None and path.is_dir() else None
+
+
+def _token_counter(model_dir: Path | None):
+    """(count(captions) -> lengths, description): the model's tokenizer (the `tokenizers` library
+    reads tokenizer.json without transformers) counting as training does (caption + end of turn)."""
+    file = model_dir / "tokenizer.json" if model_dir else None
+    if file is not None and file.is_file():
+        try:
+            from tokenizers import Tokenizer
+
+            tok = Tokenizer.from_file(str(file))
+            tok.no_padding()  # tokenizer.json may pad a batch to its longest caption
+            tok.no_truncation()
+            end = "<|im_end|>" if tok.token_to_id("<|im_end|>") is not None else ""
+
+            def count(captions: list[str]) -> list[int]:
+                enc = tok.encode_batch([c.strip() + end for c in captions], add_special_tokens=False)
+                return [len(e.ids) + (0 if end else 1) for e in enc]
+
+            return count, f"tokens of {model_dir.name}'s tokenizer"
+        except Exception:  # noqa: BLE001 - fall back to the approximation below
+            pass
+    return (lambda captions: [len(c.split()) or len(c) for c in captions],
+            "in words (the model's tokenizer is not on this machine yet: an approximation; "
+            "Chinese counts characters)")
+
+
+def _pixel_factor(model_dir: Path | None) -> int:
+    """Pixels per side of one image token: patch_size x merge_size (28 for Qwen2-VL and Qwen2.5-VL)."""
+    import json
+
+    for name in ("preprocessor_config.json", "processor_config.json"):
+        try:
+            cfg = json.loads((model_dir / name).read_text(encoding="utf-8")) if model_dir else None
+        except (OSError, ValueError):
+            continue
+        if cfg:
+            cfg = cfg.get("image_processor", cfg)
+            return int(cfg.get("patch_size", 14)) * int(cfg.get("merge_size", 2))
+    return 28
+
+
+def image_tokens(height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56,
+                 max_pixels: int = 28 * 28 * 1280) -> int:
+    """Image tokens of one image after Qwen2-VL's smart resize: each side rounded to a multiple of
+    `factor`, the area scaled into [min_pixels, max_pixels], one token per factor x factor pixels.
+    The same arithmetic as transformers' qwen2_vl smart_resize (a test compares them); written here
+    because importing that module costs seconds."""
+    h_bar = max(factor, round(height / factor) * factor)
+    w_bar = max(factor, round(width / factor) * factor)
+    if h_bar * w_bar > max_pixels:
+        beta = math.sqrt((height * width) / max_pixels)
+        h_bar = max(factor, math.floor(height / beta / factor) * factor)
+        w_bar = max(factor, math.floor(width / beta / factor) * factor)
+    elif h_bar * w_bar < min_pixels:
+        beta = math.sqrt(min_pixels / (height * width))
+        h_bar = math.ceil(height * beta / factor) * factor
+        w_bar = math.ceil(width * beta / factor) * factor
+    return (h_bar // factor) * (w_bar // factor)
+
+
+# ----------------------------------------------------------------------------- entry points
+def recipe_for(target: str):
+    """RECIPE_OR_PATH -> (recipe, base_dir): a recipe file, or this machine's default recipe reading
+    the given dataset (a folder or a data file)."""
+    from wizard.recipe import load_recipe, recipe_from_dict
+
+    path = Path(target).expanduser()
+    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
+        return load_recipe(path), path.parent
+    from wizard.ask.questions import default_recipe
+    from wizard.machine import detect_machine
+
+    d = default_recipe(detect_machine()).to_dict()
+    # the data section's own defaults (no cap, no language of the demo set); the model's image size
+    d["data"] = {"dataset": str(path.resolve()) if path.exists() else target,
+                 "max_pixels": d["data"]["max_pixels"], "min_pixels": d["data"]["min_pixels"]}
+    return recipe_from_dict(d, "default recipe"), None
+
+
+def cmd_data(args) -> int:
+    from wizard.console import console
+    from wizard.recipe import apply_overrides
+
+    recipe, base_dir = recipe_for(args.target)
+    recipe = apply_overrides(recipe, list(getattr(args, "overrides", None) or []))
+    from wizard.console import console_err
+
+    check = check_recipe(recipe, base_dir=base_dir, console=console_err)
+    print_check(check, recipe, console)
+    return 0
+
+
+def print_check(check: DataCheck, recipe, console, *, examples: int = SHOW_EXAMPLES) -> None:
+    for line in report_lines(check, recipe, examples=examples):
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+
+
+def check_own_data(dataset: str, *, say, console=None, seed: int = 42, **data) -> bool:
+    """For the wizard, right after the user named their own data: the summary line, the first bad rows
+    and 3 examples, or the reason it cannot be used (the wizard goes on: a later question may fix it,
+    e.g. the format). `say(renderable)` prints (the wizard's transcript); `console`: a status line
+    while checking. True when the data can be used. `data`: other data settings known by then."""
+    from rich.text import Text
+
+    from wizard.errors import UserError
+    from wizard.recipe import DataSpec
+
+    try:
+        with console.status("checking your data…") if console is not None else contextlib.nullcontext():
+            prepared = prepare_data(DataSpec(dataset=dataset, **data), seed=seed)
+    except UserError as e:
+        text = Text.assemble(("this data cannot be used yet: ", "bold red"), e.message)
+        if e.hint:
+            text.append("\n  hint: ", style="yellow")
+            text.append(e.hint)
+        say(text)
+        return False
+    report = prepared.captions.report
+    lines = [prepared.summary()] + [f"  skipped {b}" for b in report.first_bad[:3]]
+    lines += [f"  note: {n}" for n in report.notes] + [f"  {line}" for line in example_lines(prepared.captions)]
+    say(Text("\n".join(lines)))
+    return True
