@@ -265,7 +265,7 @@ def poisoned(*a, **k):
         out = forward(*args, **kwargs)
         calls[0] += 1
         if calls[0] >= 3 and os.environ["RANK"] == "1":
-            out.loss = out.loss * torch.tensor(float("nan"))
+            out.logits = out.logits * torch.tensor(float("nan"))  # the loss is computed from these
         return out
     model.forward = nan_on_third
     return model, processor
