@@ -19,8 +19,8 @@ import pytest
 import yaml
 
 from tests.conftest import ROOT
-from tests.train_support import (checkpoint_events, events, losses, only_run, run, start, state, tiny_model,
-                                 train_env, wait_for, write_recipe)
+from tests.train_support import (checkpoint_events, events, losses, nan_backend_script, only_run, run, start, state,
+                                 tiny_model, train_env, wait_for, write_recipe)
 from wizard.errors import UserError
 from wizard.recipe import apply_overrides, load_recipe
 from wizard.train import launch
@@ -253,25 +253,7 @@ def test_two_processes_log_the_losses_of_one_process_with_the_same_global_batch(
     assert lock["device"]["world_size"] == 2
 
 
-RANK1_NAN = """
-import os, sys, torch
-import wizard.train.load as load
-from wizard.train import backend
-real = load.load_model
-def poisoned(*a, **k):
-    model, processor = real(*a, **k)
-    forward, calls = model.forward, [0]
-    def nan_on_third(*args, **kwargs):
-        out = forward(*args, **kwargs)
-        calls[0] += 1
-        if calls[0] >= 3 and os.environ["RANK"] == "1":
-            out.logits = out.logits * torch.tensor(float("nan"))  # the loss is computed from these
-        return out
-    model.forward = nan_on_third
-    return model, processor
-load.load_model = poisoned
-sys.exit(backend.main([sys.argv[1]]))
-"""
+RANK1_NAN = nan_backend_script('os.environ["RANK"] == "1"')
 
 
 @pytest.mark.slow

@@ -11,8 +11,8 @@ import sys
 import pytest
 
 from tests.conftest import ROOT
-from tests.train_support import (checkpoint_events, events, kill_backend, losses, only_run, run, start, state,
-                                 tiny_model, train_env, wait_for, write_recipe)  # noqa: F401
+from tests.train_support import (checkpoint_events, events, kill_backend, losses, nan_backend_script, only_run, run,
+                                 start, state, tiny_model, train_env, wait_for, write_recipe)  # noqa: F401
 
 
 @pytest.mark.slow
@@ -89,25 +89,7 @@ def test_qlora_uses_real_bitsandbytes_4bit_layers_and_the_loss_falls(tmp_path, t
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
-NAN_RUN = """
-import sys, torch
-import wizard.train.load as load
-from wizard.train import backend
-real = load.load_model
-def poisoned(*a, **k):
-    model, processor = real(*a, **k)
-    forward, calls = model.forward, [0]
-    def nan_on_third(*args, **kwargs):
-        out = forward(*args, **kwargs)
-        calls[0] += 1
-        if calls[0] >= 3:
-            out.logits = out.logits * torch.tensor(float("nan"))  # the loss is computed from these
-        return out
-    model.forward = nan_on_third
-    return model, processor
-load.load_model = poisoned
-sys.exit(backend.main([sys.argv[1]]))
-"""
+NAN_RUN = nan_backend_script('True')
 
 
 @pytest.mark.slow

@@ -356,3 +356,5 @@ def test_own_data_is_checked_right_after_its_path_with_three_examples(tmp_path):
     child.expect(r"img_\d{3}\.png: .*\r\n.*img_\d{3}\.png: .*\r\n.*img_\d{3}\.png: ")  # three examples
     s.at("Caption language?", CTRL_C)  # the next question comes after the check
     child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 130 and not list(tmp_path.glob("recipes/*.yaml")), "Ctrl-C writes nothing"

@@ -120,3 +120,27 @@ def adapter_tensors(run_dir: Path) -> dict:
     from safetensors.numpy import load_file
 
     return load_file(str(run_dir / "adapter" / "adapter_model.safetensors"))
+
+
+def nan_backend_script(when: str = "True") -> str:
+    """`python -c SCRIPT RUN_DIR`: the training backend with a model whose logits turn NaN from the
+    third forward on where `when` (a Python expression, e.g. 'os.environ["RANK"] == "1"') holds."""
+    return f"""
+import os, sys, torch
+import wizard.train.load as load
+from wizard.train import backend
+real = load.load_model
+def poisoned(*a, **k):
+    model, processor = real(*a, **k)
+    forward, calls = model.forward, [0]
+    def nan_on_third(*args, **kwargs):
+        out = forward(*args, **kwargs)
+        calls[0] += 1
+        if calls[0] >= 3 and ({when}):
+            out.logits = out.logits * torch.tensor(float("nan"))  # the loss is computed from these
+        return out
+    model.forward = nan_on_third
+    return model, processor
+load.load_model = poisoned
+sys.exit(backend.main([sys.argv[1]]))
+"""
