@@ -104,11 +104,25 @@ class QuantSpec(_Section):
     double_quant: bool = True
 
 
+class CacheVision(str, Enum):
+    auto = "auto"  # memory when the tower is frozen, images are seen >= 2 times and fit the budget; else off
+    off = "off"  # compute the vision features at every step
+    memory = "memory"  # compute once, keep in RAM
+    disk = "disk"  # compute once, keep in the caption-wizard cache (shared by runs on the same model + data)
+
+
 class TuningSpec(_Section):
     strategy: Strategy = Strategy.qlora
     lora: LoraSpec = Field(default_factory=LoraSpec)
     quant: QuantSpec = Field(default_factory=QuantSpec)
     freeze_vision: bool = True
+    # a frozen tower gives each image the same features every epoch: compute them once (wizard/train/vision_cache.py)
+    cache_vision: CacheVision = CacheVision.auto
+
+    @field_validator("cache_vision", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):
+        return {False: "off", True: "memory"}.get(v, v) if isinstance(v, bool) else v  # YAML reads off/on as booleans
 
 
 class TrainSpec(_Section):
