@@ -100,7 +100,7 @@ def project(recipe, n_images: int, device: str = "cpu", model=None, processor=No
     clock = Clock()
     trainer.add_callback(clock)
     trainer.train()
-    project.tokens = collator.tokens
+    project.tokens = trainer.tokens.tokens  # non-padding tokens trained on (the trainer's TokenCounter)
     return (recipe.train.max_steps - WARMUP) * recipe.train.batch_size / (clock.t1 - clock.t0)
 
 
@@ -165,7 +165,7 @@ def bare(recipe, n_images: int, device: str = "cpu", model=None, processor=None)
         opt.step()
         opt.zero_grad()
     _sync(device)
-    bare.tokens = collator.tokens
+    bare.tokens = sum(int(b["attention_mask"].sum()) for b in batches)
     return (steps - WARMUP) * bs / (time.perf_counter() - t0)
 
 

@@ -16,9 +16,12 @@ from wizard.recipe import apply_overrides, load_recipe
 from wizard.train.vision_cache import GiB, choose_mode, expected_visits, vision_frozen
 
 
-def _train(tmp_path, recipe_file, model_dir, mode: str, cache_root=None, monkeypatch=None):
+def _train(tmp_path, recipe_file, model_dir, mode: str, cache_root=None, monkeypatch=None, *, stop_at=None,
+           resume=None):
     """Two epochs of 8 images x 2 captions, batch 4 (8 steps) in this process: (per-step losses,
-    adapter tensors, the cache)."""
+    adapter tensors, the cache, its line). `stop_at`: save a checkpoint there and stop; `resume`: from it."""
+    from transformers import TrainerCallback
+
     from transformers import set_seed
 
     from wizard.train.backend import Data, _training_args
@@ -51,7 +54,14 @@ def _train(tmp_path, recipe_file, model_dir, mode: str, cache_root=None, monkeyp
     losses.seen = []
     trainer = CaptionTrainer(model=model, args=_training_args(tmp_path / mode, recipe, "cpu", False),
                              train_dataset=train, data_collator=data.collator, losses=losses)
-    trainer.train()
+    if stop_at:
+        class Stop(TrainerCallback):
+            def on_step_end(self, args, state, control, **kw):
+                if state.global_step == stop_at:
+                    control.should_save = control.should_training_stop = True
+
+        trainer.add_callback(Stop())
+    trainer.train(resume_from_checkpoint=str(resume) if resume else None)
     adapter = {n: p.detach().clone() for n, p in model.named_parameters() if p.requires_grad}
     return losses.seen, adapter, cache, line
 
@@ -123,3 +133,13 @@ def test_the_recipe_key_is_typed_and_the_estimate_counts_the_cache(recipe_file):
     assert "vision feature cache" in rows and "vision feature cache" not in {
         r[0] for r in estimate_memory(off, [], ram_bytes=64 * GiB).rows}
     assert "1000 images" in rows["vision feature cache"][2]
+
+
+def test_a_resumed_run_rebuilds_the_cache_and_logs_the_same_losses(tmp_path, recipe_file, tiny_model,
+                                                                   uncached):  # noqa: F811
+    first = _train(tmp_path, recipe_file, tiny_model, "memory", stop_at=4)  # the end of epoch 1
+    assert first[0] == uncached[0][:4]
+    resumed = _train(tmp_path, recipe_file, tiny_model, "memory", resume=tmp_path / "memory" / "checkpoints" / "checkpoint-4")
+    assert resumed[2].computed == 8  # a new process: the features are computed again, once
+    assert resumed[0] == uncached[0][4:]
+    assert all(torch.equal(resumed[1][k], uncached[1][k]) for k in uncached[1])

@@ -94,8 +94,32 @@ def choose_mode(setting: str, *, frozen: bool, visits: float, total_bytes: int, 
     return "memory", f"auto: {size} of features in RAM, each image seen {visits:.1f} times on average"
 
 
+def estimated_bytes(recipe, hidden: int, pixels_per_token: int, precision: str, skip_quant,
+                    ram_bytes: int) -> tuple[int | None, str | None]:
+    """For the memory estimate (no data read): (bytes the cache holds in RAM, or None; a note).
+    Images are counted at data.max_pixels (a worst case); their number is data.max_samples'."""
+    setting = getattr(recipe.tuning.cache_vision, "value", recipe.tuning.cache_vision)
+    if setting in ("off", "disk") or not vision_frozen(recipe, skip_quant):
+        return None, None
+    per_image = image_tokens(None, recipe.data.min_pixels, recipe.data.max_pixels, pixels_per_token) * hidden * (
+        4 if precision == "fp32" else 2)
+    n = recipe.data.max_samples
+    if setting == "auto":
+        if recipe.train.max_steps or recipe.train.epochs < MIN_VISITS:
+            return None, None  # one pass (or a step count): auto decides with the data, usually off
+        if n is None or n * per_image > budget(ram_bytes):
+            return None, (f"vision feature cache (tuning.cache_vision=auto): {_gb(per_image)} per training image "
+                          f"in RAM when all fit in {_gb(budget(ram_bytes))}, else off")
+    if n is None:
+        return None, f"vision feature cache: {_gb(per_image)} per training image in RAM"
+    n = max(1, int(n * (1 - recipe.data.eval_fraction)))
+    return n * per_image, f"{n} images x {_gb(per_image)} of vision features (computed once, reused)"
+
+
 def _gb(n: int) -> str:
-    return f"{n / GiB:.1f} GB" if n >= 0.1 * GiB else f"{n / 1024**2:.1f} MB"
+    if n >= 0.1 * GiB:
+        return f"{n / GiB:.1f} GB"
+    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.0f} KB"
 
 
 def cache_dir() -> Path:
@@ -139,7 +163,7 @@ class VisionCache:
             return None
 
     def put(self, key: str, features) -> None:
-        features = features.detach().to("cpu").contiguous()
+        features = features.detach().to("cpu", copy=True)  # its own storage, not a view of the batch's
         if self.mode == "memory":
             self._memory[key] = features
             return
