@@ -139,7 +139,25 @@ def test_a_resumed_run_rebuilds_the_cache_and_logs_the_same_losses(tmp_path, rec
                                                                    uncached):  # noqa: F811
     first = _train(tmp_path, recipe_file, tiny_model, "memory", stop_at=4)  # the end of epoch 1
     assert first[0] == uncached[0][:4]
-    resumed = _train(tmp_path, recipe_file, tiny_model, "memory", resume=tmp_path / "memory" / "checkpoints" / "checkpoint-4")
+    checkpoint = tmp_path / "memory" / "checkpoints" / "checkpoint-4"
+    resumed = _train(tmp_path, recipe_file, tiny_model, "memory", resume=checkpoint)
     assert resumed[2].computed == 8  # a new process: the features are computed again, once
     assert resumed[0] == uncached[0][4:]
     assert all(torch.equal(resumed[1][k], uncached[1][k]) for k in uncached[1])
+
+
+def test_the_disk_key_changes_with_the_model_files_pixel_caps_and_dtype(tiny_model):  # noqa: F811
+    from wizard.demo.model import build_processor
+    from wizard.model import cap_image_size
+    from wizard.train.vision_cache import model_facts, namespace
+
+    processor = build_processor()
+    facts = model_facts({}, tiny_model)
+    base = namespace(facts, processor, "fp32")
+    assert namespace(model_facts({}, tiny_model), build_processor(), "fp32") == base  # stable
+    assert namespace(facts, processor, "bf16") != base
+    assert namespace({**facts, "revision": "v2"}, processor, "fp32") != base
+    cap_image_size(processor, 3136, 2 * processor.image_processor.size["longest_edge"])
+    assert namespace(facts, processor, "fp32") != base
+    locked = model_facts({"model": {"files": {"model.safetensors": "ab" * 32}, "revision": "master"}}, tiny_model)
+    assert locked == {"files": {"model.safetensors": "ab" * 32}, "revision": "master"}  # the lock's sha256 win

@@ -116,13 +116,13 @@ class TuningSpec(_Section):
     lora: LoraSpec = Field(default_factory=LoraSpec)
     quant: QuantSpec = Field(default_factory=QuantSpec)
     freeze_vision: bool = True
-    # a frozen tower gives each image the same features every epoch: compute them once (wizard/train/vision_cache.py)
+    # a frozen tower gives an image the same features every epoch: compute once (wizard/train/vision_cache.py)
     cache_vision: CacheVision = CacheVision.auto
 
     @field_validator("cache_vision", mode="before")
     @classmethod
-    def _yaml_off(cls, v):
-        return {False: "off", True: "memory"}.get(v, v) if isinstance(v, bool) else v  # YAML reads off/on as booleans
+    def _yaml_off(cls, v):  # YAML reads a bare off / on as a boolean
+        return {False: "off", True: "memory"}.get(v, v) if isinstance(v, bool) else v
 
 
 class TrainSpec(_Section):

@@ -81,7 +81,8 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     from wizard.train.launch import world_size
     from wizard.train.vision_cache import setup_vision_cache
 
-    print(setup_vision_cache(recipe, lock, model, processor, captions, data, device, world=world_size())[1], flush=True)
+    _, how = setup_vision_cache(recipe, lock, model, processor, captions, data, device, world=world_size())
+    print(how, flush=True)  # tuning.cache_vision: on or off, and why
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
 
     stop.phase = "train"

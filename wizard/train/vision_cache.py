@@ -250,8 +250,9 @@ def namespace(model_facts: dict, processor, dtype: str) -> str:
     import transformers
 
     proc = getattr(processor, "image_processor", processor)
-    settings = {k: v for k, v in sorted(proc.to_dict().items())
-                if not k.startswith("_") and k not in ("processor_class", "auto_map")} if hasattr(proc, "to_dict") else {}
+    raw = proc.to_dict() if hasattr(proc, "to_dict") else {}
+    skip = ("processor_class", "auto_map")
+    settings = {k: v for k, v in sorted(raw.items()) if not k.startswith("_") and k not in skip}
     facts = {"model": model_facts, "processor": settings, "dtype": dtype,
              "torch": torch.__version__, "transformers": transformers.__version__}
     blob = json.dumps(facts, sort_keys=True, default=str).encode("utf-8")
@@ -309,7 +310,8 @@ def setup_vision_cache(recipe, lock: dict, model, processor, captions, data, dev
     if not attach(model, cache, info.skip_quant):
         return None, "vision features: computed every step (the vision tower has trainable parameters)"
     train.images.keys = keys
-    if data.eval is not None:
-        data.eval.images.keys = [captions.digests.get(ex.id) for ex in data.eval.images.examples]
+    held_out = [captions.digests.get(ex.id) for ex in data.eval.images.examples] if data.eval is not None else []
+    if held_out and all(held_out):  # the eval loss sees the same images at every evaluation
+        data.eval.images.keys = held_out
     where = f" in {cache.folder}" if mode == "disk" else ""
     return cache, f"vision features: computed once, reused{where} ({why})"
