@@ -318,6 +318,7 @@ COMMENTS = {
     "tuning.lora.alpha": "usually 2 x rank",
     "tuning.lora.target_modules": "null: the model family's default",
     "tuning.freeze_vision": "keep the vision tower as it is (faster, less memory)",
+    "tuning.cache_vision": "its features computed once, reused each epoch (memory/disk/off)",
     "train.precision": "auto: bf16 where supported, fp16 on older GPUs, fp32 on CPU",
     "train.max_steps": "set: overrides epochs",
     "launch.devices": "auto | cpu | [0, 1] (several GPUs: one process each, through torchrun)",
