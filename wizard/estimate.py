@@ -29,6 +29,9 @@ everything below and its own batch of `train.batch_size`):
                gradient checkpointing keeps 1 hidden state per layer and recomputes one layer at a time.
   logits       only at the caption positions (wizard/train/trainer.py): batch x max_target_length x
                vocab x (logits + gradient + the fp32 log-softmax) = 2 x dtype + 4 B.
+  vision cache tuning.cache_vision (memory, or auto when it applies): training images x image tokens x
+               hidden x dtype, in RAM (a note on GPUs: host RAM). Counted only when data.max_samples
+               gives the number of images.
   runtime      CUDA context, kernels, cuBLAS workspace: ~0.8 GB. On CPU: Python, PyTorch, transformers,
                peft and the Trainer before any weights (measured 0.9 GB) and the data in memory.
   slack        +10% for allocator fragmentation on a GPU, +5% on the CPU. Checked against measured peak
@@ -212,12 +215,27 @@ def _rows(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool) -> list[tup
     return rows
 
 
+def _vision_cache(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool, ram_bytes: int | None):
+    """tuning.cache_vision's RAM (wizard/train/vision_cache.py): (bytes or None, how it was counted)."""
+    from wizard.model import resolve_precision
+    from wizard.train.vision_cache import estimated_bytes
+
+    precision = resolve_precision(recipe.train.precision, "cpu" if on_cpu else "cuda", bf16_ok=True)
+    ram = ram_bytes if ram_bytes is not None else _ram()
+    return estimated_bytes(recipe, dims.hidden, dims.pixels_per_token, precision, info.skip_quant, ram)
+
+
 def _estimate(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None) -> MemoryEstimate:
     from wizard.model import model_dims
 
     dims, info = model_dims(recipe)
     on_cpu, devices, capacity, where, short, notes = _target(recipe, gpus, ram_bytes)
     rows = _rows(recipe, dims, info, on_cpu)
+    cached, how = _vision_cache(recipe, dims, info, on_cpu, ram_bytes)
+    if cached and on_cpu:  # before runtime and slack; on a GPU the features are in host RAM: a note
+        rows.insert(len(rows) - 2, ("vision feature cache", cached, how))
+    elif how:
+        notes.append(how + (" (host RAM)" if cached else ""))
     per_device = sum(r[1] for r in rows)
     if dims.from_config:
         notes.append(f"model widths read from {recipe.model.id}/config.json")

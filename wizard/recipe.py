@@ -126,11 +126,25 @@ class QuantSpec(_Section):
     double_quant: bool = True
 
 
+class CacheVision(str, Enum):
+    auto = "auto"  # memory when the tower is frozen, images are seen >= 2 times and fit the budget; else off
+    off = "off"  # compute the vision features at every step
+    memory = "memory"  # compute once, keep in RAM
+    disk = "disk"  # compute once, keep in the caption-wizard cache (shared by runs on the same model + data)
+
+
 class TuningSpec(_Section):
     strategy: Strategy = Strategy.qlora
     lora: LoraSpec = Field(default_factory=LoraSpec)
     quant: QuantSpec = Field(default_factory=QuantSpec)
     freeze_vision: bool = True
+    # a frozen tower gives an image the same features every epoch: compute once (wizard/train/vision_cache.py)
+    cache_vision: CacheVision = CacheVision.auto
+
+    @field_validator("cache_vision", mode="before")
+    @classmethod
+    def _yaml_off(cls, v):  # YAML reads a bare off / on as a boolean
+        return {False: "off", True: "memory"}.get(v, v) if isinstance(v, bool) else v
 
 
 class TrainSpec(_Section):
@@ -399,6 +413,7 @@ COMMENTS = {
     "tuning.lora.alpha": "usually 2 x rank",
     "tuning.lora.target_modules": "null: the model family's default",
     "tuning.freeze_vision": "keep the vision tower as it is (faster, less memory)",
+    "tuning.cache_vision": "its features computed once, reused each epoch (memory/disk/off)",
     "train.precision": "auto: bf16 where supported, fp16 on older GPUs, fp32 on CPU",
     "train.max_steps": "set: overrides epochs",
     "launch.devices": "auto | cpu | [0, 1] (several GPUs: one process each, through torchrun)",

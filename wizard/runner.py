@@ -225,6 +225,7 @@ APPLIED = ("train.learning_rate", "train.epochs", "train.max_steps", "launch.dev
            "launch.nodes")  # a different number of processes is refused later unless --allow-resize
 FREE = ("train.save_steps", "train.save_total_limit", "train.logging_steps", "train.eval_steps",
         "train.eval_metrics", "generation.",  # bookkeeping and captioning: take the new value quietly
+        "tuning.cache_vision",  # the same features, computed or looked up
         "launch.node_rank", "launch.master_addr", "launch.master_port")
 
 

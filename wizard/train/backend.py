@@ -96,6 +96,11 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     with no_gc():
         data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
+    from wizard.train.launch import world_size
+    from wizard.train.vision_cache import setup_vision_cache
+
+    _, how = setup_vision_cache(recipe, lock, model, processor, captions, data, device, world=world_size())
+    print(how, flush=True)  # tuning.cache_vision: on or off, and why
     trainer, events = _build_trainer(run_dir, recipe, model, processor, data, device, recorder, stop, checkpoint)
 
     stop.phase = "train"

@@ -47,6 +47,7 @@ class ImageStore:
         self.image_processor = image_processor
         self.loader = loader
         self._cache: list | None = None
+        self.keys: list[str] | None = None  # image digests, set when vision features are cached (vision_cache.py)
         if cache is None:
             cache = self._estimate_bytes() <= CACHE_LIMIT_BYTES
         if cache:  # filled as batches ask (the same values as processing everything up front)
@@ -261,7 +262,7 @@ class CaptionCollator:
             input_ids[r, : len(seq)] = seq
             labels[r, n_prompt: len(seq)] = seq[n_prompt:]
             attention[r, : len(seq)] = 1
-        return {
+        batch = {
             "input_ids": input_ids,
             "attention_mask": attention,
             "labels": labels,
@@ -269,6 +270,9 @@ class CaptionCollator:
             "pixel_values": torch.cat([px for px, _ in vision]),
             "image_grid_thw": torch.cat([g for _, g in vision]),
         }
+        if store.keys is not None:  # the vision feature cache's keys (CaptionTrainer hands them over)
+            batch["image_keys"] = [store.keys[it.image] for it in items]
+        return batch
 
 
 # ----------------------------------------------------------------------------- length-grouped order

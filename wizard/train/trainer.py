@@ -42,6 +42,9 @@ class CaptionTrainer(Trainer):
         self.tokens = tokens  # a TokenCounter (wizard.train.collate): tokens/s for the dashboard
         self.lr_changed: tuple[float, float] | None = None  # (checkpoint's, recipe's) when they differ
         self._trainable = [p for p in self.model.parameters() if p.requires_grad]
+        from wizard.train.vision_cache import find_cache
+
+        self.vision_cache = find_cache(self.model)  # tuning.cache_vision: features looked up by image key
         _lean_mode_and_zero_grad(self.model, self._trainable)
 
     def _clip_grad_norm(self, model):
@@ -71,7 +74,12 @@ class CaptionTrainer(Trainer):
             return super()._save_checkpoint(model, trial)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        loss, outputs = sliced_loss(model, inputs, num_items_in_batch)
+        keys = inputs.pop("image_keys", None)
+        if self.vision_cache is not None:
+            with self.vision_cache.batch(keys):
+                loss, outputs = sliced_loss(model, inputs, num_items_in_batch)
+        else:
+            loss, outputs = sliced_loss(model, inputs, num_items_in_batch)
         if (self.args.average_tokens_across_devices and self.model_accepts_loss_kwargs
                 and num_items_in_batch is not None):  # as Trainer.compute_loss scales the model's loss
             loss = loss * (self.accelerator.num_processes if self.args.n_gpu <= 1 else self.args.n_gpu)
