@@ -229,6 +229,17 @@ class IndexVerifier:
                 out[i] = check_source(image)
                 continue
             todo.append(i)
+        # rows that share an image file (several captions per image): check the file once
+        first: dict[str, int] = {}
+        repeats: list[tuple[int, int]] = []
+        for i in todo:
+            key = str(images[i]) if isinstance(images[i], Path) else None
+            if key is not None and key in first:
+                repeats.append((i, first[key]))
+            elif key is not None:
+                first[key] = i
+        repeated = {i for i, _ in repeats}
+        todo = [i for i in todo if i not in repeated]
         t = time.perf_counter()
         _ = self._old_verdicts  # built here, before the threads read it
         done = check_parallel([images[i] for i in todo], console, self._check_chunk)
@@ -244,6 +255,8 @@ class IndexVerifier:
             if path is not None:
                 self.files[path] = (size, mtime, sha)
             self.verdicts[sha] = verdict
+        for i, j in repeats:
+            out[i] = out[j]
         return out  # type: ignore[return-value]
 
     def _by_stat(self, path: Path) -> Check | None:
@@ -252,8 +265,8 @@ class IndexVerifier:
         if rec is None or _stat(key) != [rec[0], rec[1]] or rec[2] not in self._old_verdicts:
             return None
         verdict = self._old_verdicts[rec[2]]
+        self.reused += key not in self.files  # an image shared by several rows counts once
         self.files[key], self.verdicts[rec[2]] = rec, verdict
-        self.reused += 1
         return _as_check(rec[2], verdict)
 
     def _check_chunk(self, images: list) -> list[tuple[Check, tuple | None]]:
