@@ -22,6 +22,10 @@ from transformers import TrainerCallback
 from wizard import runs
 from wizard.events import RunRecorder
 
+# Tests that press keys while a tiny model trains set this (seconds per step) so that a human-speed
+# interaction (Ctrl-C at step 4 of 12) does not race a model that finishes in under a second.
+STEP_DELAY_S = float(os.environ.get("CAPTION_WIZARD_STEP_DELAY_S") or 0)
+
 
 # ----------------------------------------------------------------------------- memory
 def _proc_rss() -> int:
@@ -177,6 +181,8 @@ class EventsCallback(TrainerCallback):
         print(f"training: steps {state.global_step + 1}..{state.max_steps}", flush=True)
 
     def on_step_end(self, args, state, control, **kw):
+        if STEP_DELAY_S:
+            time.sleep(STEP_DELAY_S)
         self._step_ended = time.perf_counter()
         self.losses.end_step()
         if self.stopped_at is None and _any_rank(self.stop.requested is not None, self.device):
