@@ -9,21 +9,34 @@ it, though only QLoRA on a CPU (the demo's 4-bit path) runs a 4-bit kernel at al
 bitsandbytes falls back to its own dequantize-and-matmul: the hub kernel is a speed-up, offline
 impossible anyway, and never needed. A filter on that one logger drops exactly that record.
 `import wizard` installs it (before anything can import bitsandbytes).
+
+DeepSpeed (installed with the dev extra, or `caption-wizard[deepspeed]`), which transformers
+imports whenever it is there, logs "Setting accelerator to CPU. If you have GPU or other
+accelerator, we were unable to detect it." on every CPU run: on the CPU that is the plan, not a
+problem. Its "DeepSpeed" logger gets the same filter.
 """
 
 from __future__ import annotations
 
 import logging
 
-NOISE = ("Failed to load CPU gemm_4bit_forward",)
+NOISE = {  # logger name -> the start of each message it drops
+    "bitsandbytes.backends.cpu.ops": ("Failed to load CPU gemm_4bit_forward",),
+    "DeepSpeed": ("Setting accelerator to CPU",),
+}
 
 
 class _DropNoise(logging.Filter):
+    def __init__(self, starts: tuple[str, ...]):
+        super().__init__()
+        self.starts = starts
+
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(NOISE)
+        return not str(record.msg).startswith(self.starts)
 
 
 def install() -> None:
-    logger = logging.getLogger("bitsandbytes.backends.cpu.ops")
-    if not any(isinstance(f, _DropNoise) for f in logger.filters):
-        logger.addFilter(_DropNoise())
+    for name, starts in NOISE.items():
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropNoise) for f in logger.filters):
+            logger.addFilter(_DropNoise(starts))
