@@ -165,24 +165,9 @@ def read_imagefolder(meta: Path, language: str) -> ReadResult:
 
 
 def _csv_records(path: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
-            if reader.fieldnames and "file_name" not in reader.fieldnames:
-                raise UserError(f"{path}: no file_name column; found: {', '.join(reader.fieldnames)}",
-                                hint="imagefolder metadata needs a file_name column (the image path, "
-                                     "relative to the CSV's folder) and a caption column")
-            for rec in reader:
-                where = f"{path.name}:{reader.line_num}"
-                if None in rec:  # more cells than header columns
-                    yield where, RowProblem(f"{len(rec) - 1 + len(rec[None])} cells, header has "
-                                            f"{len(reader.fieldnames or [])}")
-                else:
-                    yield where, rec
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text", hint=UTF8_HINT) from None
-    except csv.Error as e:
-        raise UserError(f"{path}: not a readable CSV file ({e})") from None
+    """imagefolder metadata.csv: _csv_rows, after checking it has the file_name column."""
+    return _csv_rows(path, required="file_name", hint="imagefolder metadata needs a file_name column (the image "
+                                                       "path, relative to the CSV's folder) and a caption column")
 
 
 # ----------------------------------------------------------------------------- (b) COCO captions
@@ -322,10 +307,14 @@ def _list_cell(text: str) -> Any:
     return [s] if s else []
 
 
-def _csv_rows(path: Path) -> Iterator[tuple[str, Any]]:
+def _csv_rows(path: Path, required: str | None = None, hint: str | None = None) -> Iterator[tuple[str, Any]]:
+    """(file:line, record) per CSV row; a row with more cells than the header is a RowProblem.
+    `required`: a column the header must have (UserError naming what it has, with `hint`)."""
     try:
         with open(path, encoding="utf-8-sig", newline="") as f:
             reader = csv.DictReader(f)
+            if required and reader.fieldnames and required not in reader.fieldnames:
+                raise UserError(f"{path}: no {required} column; found: {', '.join(reader.fieldnames)}", hint=hint)
             for rec in reader:
                 where = f"{path.name}:{reader.line_num}"
                 if None in rec:
