@@ -5,7 +5,7 @@ embeddings, Qwen's special-token ids; 2 language layers + 2 vision blocks, rando
 
     python bench/realshape.py             # lora, qlora, full x batch 2 and 4; 2 rounds of 8 steps
     python bench/realshape.py --quick     # 1 round of 5 steps (about 10 minutes on 2 busy cores)
-    python bench/realshape.py --strategies lora --batches 4 --rounds 3 --no-gc
+    python bench/realshape.py --strategies lora --batches 4 --rounds 3 --checkpointing on
 
 Each contender runs in its own subprocess (OMP_WAIT_POLICY=PASSIVE for all), one at a time,
 alternating which goes first, so machine load hits both alike:
@@ -46,7 +46,7 @@ MS_SWIFT = {"lora": (3.77 * GiB, 0.40), "qlora": (3.85 * GiB, 0.52)}  # issue 10
 MODEL_DIR = Path(tempfile.gettempdir()) / "cw-realshape-qwen2vl2b"
 
 
-def recipe_for(model: Path, strategy: str, batch: int, steps: int, gc: bool):
+def recipe_for(model: Path, strategy: str, batch: int, steps: int, gc="auto"):
     from wizard.recipe import Recipe
 
     return Recipe.model_validate({
@@ -75,7 +75,7 @@ def project(recipe, n_images: int, device: str = "cpu", model=None, processor=No
     from wizard.runner import create_run
     from wizard.train import backend
     from wizard.train.callbacks import StopFlag
-    from wizard.train.collate import CaptionCollator, build_dataset
+    from wizard.train.collate import CaptionCollator, build_dataset, pixel_cache
     from wizard.train.load import load_model
 
     class Clock(TrainerCallback):
@@ -92,8 +92,9 @@ def project(recipe, n_images: int, device: str = "cpu", model=None, processor=No
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp)
     if model is None:
         model, processor = load_model(recipe, Path(recipe.model.id), for_training=True, device=device)
-    data = build_dataset(realshape_examples(n_images), processor, resolve_prompt(recipe),
-                         max_target_length=recipe.train.max_target_length)
+    examples = realshape_examples(n_images)
+    data = build_dataset(examples, processor, resolve_prompt(recipe), max_target_length=recipe.train.max_target_length,
+                         cache=pixel_cache(recipe, examples))
     collator = CaptionCollator(processor, data)
     trainer, _ = backend._build_trainer(run_dir, recipe, model, processor, backend.Data(data, None, collator, "rs", []),
                                         device, RunRecorder(run_dir), StopFlag(), None)
@@ -133,7 +134,9 @@ def bare_model(recipe, device: str = "cpu"):
         model = get_peft_model(model, LoraConfig(
             r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
             target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"))
-    if recipe.train.gradient_checkpointing:
+    from wizard.train.load import checkpointing_here
+
+    if checkpointing_here(recipe, device)[0]:  # as caption-wizard decides it: the same work
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
     return model, AutoProcessor.from_pretrained(path)
 
@@ -195,7 +198,8 @@ def child_env() -> dict:
 
 def run_child(who: str, model: Path, strategy: str, batch: int, args) -> dict:
     cmd = [sys.executable, __file__, "--child", who, "--model", str(model), "--strategy", strategy,
-           "--batch", str(batch), "--steps", str(args.steps)] + ([] if args.gc else ["--no-gc"]) + (
+           "--batch", str(batch), "--steps", str(args.steps), "--checkpointing",
+           {True: "on", False: "off"}.get(args.gc, args.gc)] + (
         ["--threads", str(args.threads)] if args.threads else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -213,8 +217,9 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help=f"steps per contender (the first {WARMUP} untimed)")
     p.add_argument("--strategies", nargs="*", default=["lora", "qlora", "full"])
     p.add_argument("--batches", nargs="*", type=int, default=[2, 4])
-    p.add_argument("--no-gc", dest="gc", action="store_false",
-                   help="gradient checkpointing off (on by default in both, as in recipes and ms-swift)")
+    p.add_argument("--checkpointing", dest="gc", default="auto", type=lambda v: {"on": True, "off": False}.get(v, v),
+                   help="train.gradient_checkpointing for both contenders: auto (the recipe default: off when "
+                        "the estimate fits the RAM with room to spare), on (ms-swift's default), off")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--model", default=str(MODEL_DIR), help="where the real-shape model is (built if missing)")
     p.add_argument("--json", default=None, help="also write the results here")
@@ -237,8 +242,10 @@ def main() -> None:
                     results.setdefault((strategy, batch, who), []).append(got)
                     print(f"round {r + 1} {strategy:5} batch {batch} {who:8}: {got['samples_s']:.3f} samples/s, "
                           f"peak RSS {got['peak_rss'] / GiB:.2f} GiB", flush=True)
-    print(f"\nmedians over {args.rounds} round(s), {args.steps} steps ({WARMUP} untimed), fp32 CPU, "
-          f"gradient checkpointing {'on' if args.gc else 'off'}:")
+    from wizard.estimate import checkpointing
+
+    decided = checkpointing(recipe_for(model, args.strategies[0], args.batches[-1], args.steps, args.gc), [])[1]
+    print(f"\nmedians over {args.rounds} round(s), {args.steps} steps ({WARMUP} untimed), fp32 CPU; {decided}:")
     print(f"{'strategy':8} {'batch':>5} | {'caption-wizard':>22} | {'bare loop':>22} | {'ms-swift (issue 10)':>20}")
     table = []
     for strategy in args.strategies:

@@ -69,3 +69,25 @@ def test_uncached_images_are_processed_in_dataloader_workers_with_the_same_batch
 
     rows = [_widen(it, data.prompt, data.images.get([it.image])[0][1])[0] for it in data.items]
     assert counter.tokens == sum(len(r) for r in rows)  # every non-padding token, once
+
+
+def test_pixels_are_kept_only_when_an_image_comes_back():
+    # One epoch with one caption per image: keeping 4.8 MB of pixels per 448 px image would only
+    # hold memory. Two epochs, or two captions per image: each image is processed once and kept.
+    from wizard.recipe import Recipe
+    from wizard.train.collate import pixel_cache
+
+    def recipe(**train):
+        return Recipe.model_validate({"name": "t", "model": {"id": "m"}, "data": {"dataset": "x"}, "train": train})
+
+    one_each = [Example(e.id, e.image, e.captions[:1]) for e in _examples(0, 8)]
+    assert pixel_cache(recipe(epochs=1), one_each) is False
+    assert pixel_cache(recipe(epochs=2), one_each) is None  # cached when it fits the pixel budget
+    assert pixel_cache(recipe(max_steps=2, batch_size=4), one_each) is False  # 8 samples over 8 images
+    assert pixel_cache(recipe(max_steps=4, batch_size=4), one_each) is None
+    two_each = [Example(e.id, e.image, e.captions * 2) for e in one_each]
+    assert pixel_cache(recipe(epochs=1), two_each) is None
+    processor = build_processor()
+    data = build_dataset(one_each, processor, "Describe this image.", max_target_length=32,
+                         cache=pixel_cache(recipe(epochs=1), one_each))
+    assert not data.images.cached

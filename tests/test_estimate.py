@@ -46,11 +46,43 @@ def test_bigger_model_batch_pixels_and_no_checkpointing_need_more():
     assert need(recipe(QWEN7B)) > base
     assert need(recipe(QWEN2B, "train.batch_size=16")) > base > need(recipe(QWEN2B, "train.batch_size=4"))
     assert need(recipe(QWEN2B, "data.max_pixels=802816")) > base > need(recipe(QWEN2B, "data.max_pixels=200704"))
-    assert need(recipe(QWEN2B, "train.gradient_checkpointing=false")) > base
+    checkpointed = need(recipe(QWEN2B, "train.gradient_checkpointing=true"))
+    assert need(recipe(QWEN2B, "train.gradient_checkpointing=false")) > checkpointed
     assert need(recipe(QWEN2B, "tuning.lora.rank=128", "tuning.strategy=lora")) > need(
         recipe(QWEN2B, "tuning.lora.rank=8", "tuning.strategy=lora"))
     assert need(recipe(QWEN2B, "train.precision=fp32", "tuning.strategy=lora")) > need(
         recipe(QWEN2B, "train.precision=bf16", "tuning.strategy=lora"))
+
+
+def test_checkpointing_auto_is_off_when_the_model_fits_with_room_and_on_when_it_does_not():
+    from wizard.estimate import checkpointing
+
+    r = recipe(QWEN2B, "tuning.strategy=lora")
+    assert r.train.gradient_checkpointing == "auto"  # the default
+    off = need(recipe(QWEN2B, "tuning.strategy=lora", "train.gradient_checkpointing=false"))
+    on = need(recipe(QWEN2B, "tuning.strategy=lora", "train.gradient_checkpointing=true"))
+    # an 80 GB H100 holds the 2B model without checkpointing: auto turns it off (faster) ...
+    assert off <= 0.8 * H100.total_bytes
+    assert checkpointing(r, [H100])[0] is False and need(r, [H100]) == off
+    est = estimate_memory(r, [H100])
+    assert any("gradient checkpointing (auto): off" in n for n in est.notes)
+    # ... a 24 GB card does not (the activations of 28 layers for a batch of 8): on
+    assert off > 0.8 * RTX24.total_bytes
+    on_small, why = checkpointing(r, [RTX24])
+    assert on_small is True and "on, to save memory" in why and need(r, [RTX24]) == on
+    # no GPU detected for a GPU run: nothing to compare with, keep the memory-safe choice
+    assert checkpointing(r, [])[0] is True
+    # an explicit value is never second-guessed
+    assert checkpointing(recipe(QWEN2B, "train.gradient_checkpointing=false"), [RTX24])[0] is False
+    assert checkpointing(recipe(QWEN2B, "train.gradient_checkpointing=true"), [H100])[0] is True
+    # on the CPU: half the RAM; several CPU processes each need their own copy
+    cpu = recipe(QWEN2B, "tuning.strategy=lora", "launch.devices=cpu")
+    one = estimate_memory(recipe(QWEN2B, "tuning.strategy=lora", "launch.devices=cpu",
+                                 "train.gradient_checkpointing=false"), [], ram_bytes=64 * GiB).per_device_bytes
+    assert checkpointing(cpu, [], ram_bytes=int(2.5 * one))[0] is False
+    assert checkpointing(cpu, [], ram_bytes=int(1.5 * one))[0] is True
+    two = apply_overrides(cpu, ["launch.processes=2"])
+    assert checkpointing(two, [], ram_bytes=int(2.5 * one))[0] is True
 
 
 def test_rows_name_every_part_of_the_formula():

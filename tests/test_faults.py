@@ -238,3 +238,27 @@ def test_export_force_replaces_only_an_earlier_export(tmp_path, demo_run):
     again = run_cli("export", str(demo_run), "--out", str(out), "--force")
     assert again.returncode == 0, again.stderr
     assert (out / "caption-wizard-export.json").is_file() and (out / "adapter_config.json").is_file()
+
+
+def test_out_of_memory_in_training_says_what_to_change_not_a_traceback(tmp_path):
+    # A CUDA OOM (or the CPU allocator's) mid-run: the run is marked failed with a hint naming the
+    # settings that save memory (train.gradient_checkpointing=auto may have turned it off).
+    import torch
+
+    from wizard import runs
+    from wizard.events import RunRecorder
+    from wizard.train import backend
+
+    run_dir = tmp_path / "r"
+    run_dir.mkdir()
+    error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity "
+                                   "of 23.6 GiB of which 1.1 GiB is free.")
+    assert backend._fail(RunRecorder(run_dir), error) == 1
+    assert runs.read_state(run_dir)["status"] == "failed"
+    message = [e for e in events(run_dir) if e["type"] == "error"][-1]["message"]
+    assert message.startswith("out of memory: CUDA out of memory. Tried to allocate 2.00 GiB")
+    assert "train.gradient_checkpointing=true" in message and "the last checkpoint is intact" in message
+    cpu = RuntimeError("[enforce fail at alloc_cpu.cpp:117] data. DefaultCPUAllocator: can't allocate memory: "
+                       "you tried to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)")
+    assert backend._fail(RunRecorder(run_dir), cpu) == 1
+    assert [e for e in events(run_dir) if e["type"] == "error"][-1]["message"].startswith("out of memory: ")

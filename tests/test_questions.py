@@ -425,7 +425,9 @@ def test_gpu_time_is_rough_and_unknown_gpus_get_none():
 def test_tight_when_only_the_upper_bound_does_not_fit_and_the_suggestion_comes_first():
     from wizard.ask.summary import summarize
 
-    recipe = answers_to_recipe({"model": QWEN2B, "strategy": "lora"}, gpus(80))
+    # checkpointing fixed on: with auto it would switch itself on for the smaller GPU and fit easily
+    recipe = _with_overrides(answers_to_recipe({"model": QWEN2B, "strategy": "lora"}, gpus(80)),
+                             ["train.gradient_checkpointing=true"])
     need = estimate_memory(recipe, list(gpus(80).gpus)).per_device_bytes
     machine = Machine(gpus=(GpuInfo(0, "NVIDIA test GPU", int(need * 1.15)),), ram_bytes=64 * GiB, cpu_count=16)
     r = summarize(recipe, machine, downloads=False)

@@ -65,3 +65,28 @@ def test_same_size_images_keep_the_plain_shuffle(batch_and_model):
     processor = build_processor()
     examples = [Example(f"s{i}", s.image, s.captions("en")[:1]) for i, s in enumerate(make_shapes(4, seed=1))]
     assert grouped_sampler(build_dataset(examples, processor, "Describe.", max_target_length=32), 2, 0) is None
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_the_loss_keeps_only_the_logits_and_one_number_per_position(dtype):
+    # F.cross_entropy would keep an fp32 log-softmax of every position beside the logits (on Qwen's
+    # 152k vocabulary, 4 bytes x vocab per caption token); SummedCrossEntropy keeps a log-sum-exp.
+    from wizard.estimate import LOSS_CHUNK as ESTIMATED
+    from wizard.train.trainer import LOSS_CHUNK, caption_loss
+
+    assert ESTIMATED == LOSS_CHUNK
+    torch.manual_seed(0)
+    logits = (torch.randn(7, 1000) * 3).to(dtype).requires_grad_()
+    targets = torch.randint(0, 1000, (7,))
+    saved = []
+    with torch.autograd.graph.saved_tensors_hooks(lambda t: saved.append(t) or t, lambda t: t):
+        loss = caption_loss(logits, targets, chunk=3)
+    big = [t for t in saved if t.numel() >= logits.numel()]
+    assert len(big) == 1 and big[0].data_ptr() == logits.data_ptr()
+    loss.backward()
+    ref_logits = logits.detach().float().requires_grad_()
+    ref = torch.nn.functional.cross_entropy(ref_logits, targets)
+    ref.backward()
+    torch.testing.assert_close(loss, ref, rtol=1e-6, atol=1e-6)
+    tol = 1e-6 if dtype == torch.float32 else 1e-2
+    torch.testing.assert_close(logits.grad.float(), ref_logits.grad, rtol=tol, atol=tol)

@@ -24,11 +24,14 @@ everything below and its own batch of `train.batch_size`):
                trained copies: +4 B more for the copy): torch's foreach AdamW step allocates a
                temporary the size of every trained parameter (sqrt of v). Measured on the CPU: a
                full fine-tune peaked 1.7 GB above 12 B/param on a 0.33 B-parameter language model.
-  activations  batch x tokens x layers x (10 x hidden + 4 x MLP width) x bytes, tokens =
+  activations  batch x tokens x layers x (10 x hidden + 3 x MLP width) x bytes, tokens =
                max_pixels / pixels_per_token (image) + ~40 (chat template + prompt) + max_target_length;
                gradient checkpointing keeps 1 hidden state per layer and recomputes one layer at a time.
+               train.gradient_checkpointing=auto: off when this estimate without it is at most 80% of
+               the GPU's memory (50% of the RAM on the CPU), else on.
   logits       only at the caption positions (wizard/train/trainer.py): batch x max_target_length x
-               vocab x (logits + gradient + the fp32 log-softmax) = 2 x dtype + 4 B.
+               vocab x (logits + gradient) = 2 x dtype, + the loss's fp32 chunk of up to 256 rows x vocab
+               (none in fp32 when all positions fit one chunk).
   vision cache tuning.cache_vision (memory, or auto when it applies): training images x image tokens x
                hidden x dtype, in RAM (a note on GPUs: host RAM). Counted only when data.max_samples
                gives the number of images.
@@ -58,9 +61,10 @@ if TYPE_CHECKING:
     from wizard.recipe import Recipe
 
 GiB = 1024**3
+LOSS_CHUNK = 256  # wizard.train.trainer.LOSS_CHUNK (not imported: that module imports torch)
 PROMPT_TOKENS = 40  # chat template, vision markers and the instruction
 ACT_HIDDEN = 10  # hidden-sized values kept per token per layer for backward: norms, q/k/v/o, residuals
-ACT_MLP = 4  # MLP-wide values kept per token per layer: gate, up, SiLU(gate), their product
+ACT_MLP = 3  # MLP-wide values kept per token per layer: gate, up, their product (wizard/train/swiglu.py)
 ACT_TENSORS = 30  # hidden-sized activations per patch per block of a vision tower that trains (rough)
 CUDA_RUNTIME = int(0.8 * GiB)
 CPU_RUNTIME = int(0.9 * GiB)  # RSS of a training process before any weights: torch, transformers, peft, Trainer
@@ -189,7 +193,7 @@ def _rows(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool) -> list[tup
     tokens = image_tokens + PROMPT_TOKENS + caption
     batch = recipe.train.batch_size
     per_layer = ACT_HIDDEN * dims.hidden + ACT_MLP * dims.intermediate  # values kept per token per layer
-    if recipe.train.gradient_checkpointing:
+    if recipe.train.gradient_checkpointing is True:  # auto is resolved before (_estimate)
         per_token = (dims.layers * dims.hidden + per_layer) * abytes
         how = "checkpointing on: 1 hidden state per layer + one layer recomputed"
     else:
@@ -203,9 +207,11 @@ def _rows(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool) -> list[tup
         rows.append(("vision activations", int(batch * patches * dims.vision_width * dims.vision_depth
                                                 * ACT_TENSORS // 3 * abytes),
                      "vision tower trains (freeze_vision off): rough"))
-    per_logit = 2 * abytes + 4  # logits + their gradient + the fp32 log-softmax the loss keeps
-    rows.append(("logits", int(batch * caption * dims.vocab * per_logit),
-                 f"batch {batch} x {caption} caption positions only x {dims.vocab} vocab x {per_logit} B"))
+    positions = batch * caption  # logits + their gradient, and an fp32 chunk of <= LOSS_CHUNK rows in the loss
+    chunk = min(positions, LOSS_CHUNK) * (0 if abytes == 4 and positions <= LOSS_CHUNK else 4)
+    rows.append(("logits", int((positions * 2 * abytes + chunk) * dims.vocab),
+                 f"batch {batch} x {caption} caption positions only x {dims.vocab} vocab x {2 * abytes} B"
+                 + (f" + an fp32 chunk of {min(positions, LOSS_CHUNK)} rows" if chunk else "")))
 
     runtime = CPU_RUNTIME if on_cpu else CUDA_RUNTIME
     rows.append(("runtime", runtime, "Python, PyTorch, transformers, data" if on_cpu
@@ -230,6 +236,10 @@ def _estimate(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None) -> Mem
 
     dims, info = model_dims(recipe)
     on_cpu, devices, capacity, where, short, notes = _target(recipe, gpus, ram_bytes)
+    if recipe.train.gradient_checkpointing == "auto":
+        on, why = _auto_checkpointing(recipe, capacity, on_cpu, lambda r: _estimate(r, gpus, ram_bytes))
+        recipe = _with_checkpointing(recipe, on)
+        notes.append(why)
     rows = _rows(recipe, dims, info, on_cpu)
     cached, how = _vision_cache(recipe, dims, info, on_cpu, ram_bytes)
     if cached and on_cpu:  # before runtime and slack; on a GPU the features are in host RAM: a note
@@ -245,6 +255,44 @@ def _estimate(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None) -> Mem
                           notes=notes)
 
 
+# ----------------------------------------------------------------------------- gradient checkpointing
+CHECKPOINTING_OFF_SHARE = 0.8  # auto: off when the estimate without it is at most this share of a GPU ...
+CHECKPOINTING_OFF_SHARE_CPU = 0.5  # ... or of the RAM (shared with the system and other programs)
+
+
+def _with_checkpointing(recipe: Recipe, on: bool) -> Recipe:
+    return recipe.model_copy(update={"train": recipe.train.model_copy(update={"gradient_checkpointing": on})})
+
+
+def _auto_checkpointing(recipe: Recipe, capacity: int | None, on_cpu: bool, estimate) -> tuple[bool, str]:
+    """train.gradient_checkpointing=auto: (on, why). Off, ~25-30% faster (no layer computed twice),
+    when the estimate without it fits the device with room to spare; on otherwise."""
+    if capacity is None:
+        return True, "gradient checkpointing (auto): on, this GPU's memory is not known here"
+    without = estimate(_with_checkpointing(recipe, False)).per_device_bytes
+    copies = (recipe.launch.processes or 1) if on_cpu else 1  # CPU processes share the RAM
+    share = CHECKPOINTING_OFF_SHARE_CPU if on_cpu else CHECKPOINTING_OFF_SHARE
+    room = f"{gb(without * copies)} without it, {'RAM' if on_cpu else 'the GPU'} has {gb(capacity)}"
+    if without * copies <= share * capacity:
+        return False, f"gradient checkpointing (auto): off, no layer computed twice ({room})"
+    return True, f"gradient checkpointing (auto): on, to save memory ({room})"
+
+
+def checkpointing(recipe: Recipe, gpus: list[GpuInfo] | None = None, *,
+                  ram_bytes: int | None = None) -> tuple[bool, str]:
+    """(on, why) for train.gradient_checkpointing: the recipe's true/false, or auto's decision for
+    this machine (`gpus`: the devices the run uses; detected through NVML when None)."""
+    value = recipe.train.gradient_checkpointing
+    if value != "auto":
+        return bool(value), f"gradient checkpointing: {'on' if value else 'off'} (train.gradient_checkpointing)"
+    if gpus is None:
+        from wizard.machine import detect_gpus
+
+        gpus = detect_gpus()
+    on_cpu, _, capacity, *_ = _target(recipe, list(gpus), ram_bytes)
+    return _auto_checkpointing(recipe, capacity, on_cpu, lambda r: _estimate(r, list(gpus), ram_bytes))
+
+
 # ----------------------------------------------------------------------------- suggestions
 def _single_changes(recipe: Recipe, info: ModelInfo) -> list[list[tuple[str, str]]]:
     """Groups of alternative changes, least disruptive first: (description, override)."""
@@ -256,7 +304,7 @@ def _single_changes(recipe: Recipe, info: ModelInfo) -> list[list[tuple[str, str
     if strategy in ("full", "lora"):
         strat.append(("switch to qlora (a LoRA adapter on the model quantized to 4 bit)", "tuning.strategy=qlora"))
     groups.append(strat)
-    if not recipe.train.gradient_checkpointing:
+    if recipe.train.gradient_checkpointing is False:  # auto turns it on by itself when memory is short
         groups.append([("turn on gradient checkpointing", "train.gradient_checkpointing=true")])
     batch, accum = recipe.train.batch_size, recipe.train.grad_accum
     effective = batch * accum

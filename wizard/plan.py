@@ -119,7 +119,9 @@ def _time(recipe, machine, steps: int | None, devices: int) -> tuple[str, str]:
     k = 6 if strategy == "full" else 4
     flops = k * lm * tokens + (2 if recipe.tuning.freeze_vision else 6) * vision * image_tokens * 4
     seconds = samples * flops / (tflops * 1e12 * MFU * devices)
-    seconds *= (1.4 if strategy == "qlora" else 1.0) * (1.3 if t.gradient_checkpointing else 1.0)
+    from wizard.estimate import checkpointing
+
+    seconds *= (1.4 if strategy == "qlora" else 1.0) * (1.3 if checkpointing(recipe, list(gpus))[0] else 1.0)
     seconds += 60  # loading the model and the data
     return (f"about {_duration(seconds)} ({_duration(seconds * 0.5)}-{_duration(seconds * 2)})",
             f"rough, from FLOPs at {MFU:.0%} of a {gpus[0].name}'s bf16 peak (not measured): 0.5x-2x")

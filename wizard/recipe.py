@@ -157,7 +157,8 @@ class TrainSpec(_Section):
     warmup_ratio: float = Field(0.03, ge=0.0, lt=1.0)
     weight_decay: float = Field(0.0, ge=0.0, le=10.0, allow_inf_nan=False)
     precision: Precision = Precision.auto
-    gradient_checkpointing: bool = True
+    # auto: off when the estimate without it fits the device with room to spare (wizard/estimate.py)
+    gradient_checkpointing: Union[bool, Literal["auto"]] = "auto"
     max_target_length: int = Field(128, gt=0, le=32768)
     save_steps: int = Field(200, gt=0, le=10**8)
     save_total_limit: int | None = Field(2, gt=0, le=10**6)

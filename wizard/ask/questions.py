@@ -488,8 +488,11 @@ QUESTIONS: list[Question] = [
     Question("grad_accum", "text", "Gradient accumulation steps (effective batch = batch size x this):",
              key="train.grad_accum", advanced=True, parse=lambda t: _number(t, int, "grad_accum"),
              default=_default_accum),
-    Question("gradient_checkpointing", "confirm", "Gradient checkpointing (less memory, ~30% slower)?",
-             key="train.gradient_checkpointing", advanced=True),
+    Question("gradient_checkpointing", "select", "Gradient checkpointing:", key="train.gradient_checkpointing",
+             advanced=True, choices=lambda a, m: [
+                 Choice("auto · off when the model fits without it (faster), else on", "auto"),
+                 Choice("on · less memory, each layer computed twice (~30% slower)", True),
+                 Choice("off · fastest, most memory", False)]),
     Question("max_target_length", "text", "Longest caption in tokens (longer ones are cut):",
              key="train.max_target_length", advanced=True, parse=lambda t: _number(t, int, "length")),
     Question("prompt", "text", "Instruction given with each image:", key="data.prompt", advanced=True,

@@ -98,6 +98,11 @@ def memory_line(r: Review) -> str:
     return text + " (no memory to compare with here)"
 
 
+def _checkpointing(train) -> str:
+    value = train.gradient_checkpointing
+    return "auto (see the estimate)" if value == "auto" else "on" if value else "off"
+
+
 def _details(recipe) -> list[tuple[str, str]]:
     """Rows shown only in the full layout."""
     from wizard.catalog import model_info
@@ -111,7 +116,7 @@ def _details(recipe) -> list[tuple[str, str]]:
     return [("prompt", resolve_prompt(recipe)),
             ("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens"),
             ("more", f"warmup {t.warmup_ratio:g} · weight decay {t.weight_decay:g} · LoRA dropout "
-             f"{recipe.tuning.lora.dropout:g} · checkpointing {'on' if t.gradient_checkpointing else 'off'} · "
+             f"{recipe.tuning.lora.dropout:g} · checkpointing {_checkpointing(t)} · "
              f"captions up to {t.max_target_length} tokens"),
             ("generation", f"beams {g.num_beams} · "
              + (f"sampling at {g.temperature:g}" if g.do_sample else "greedy") + f" · up to {g.max_new_tokens} tokens · repetition penalty {g.repetition_penalty:g}"),

@@ -204,7 +204,8 @@ def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
 def _build_data(captions, recipe, processor, recorder) -> Data:
     """Tokenize every caption and process every image once (wizard.train.collate)."""
     from wizard.chat import resolve_prompt
-    from wizard.train.collate import CaptionCollator, build_dataset
+    from wizard.train.collate import CaptionCollator, build_dataset, pixel_cache
+    from wizard.train.launch import world_size
     from wizard.train.stages import ImageProgress
 
     from wizard.data.prepare import index_dir
@@ -213,7 +214,7 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     t = time.perf_counter()
     loader = ImageProgress(recorder, len(captions.train) + len(captions.eval))  # the dashboard's k/N
     train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader,
-                          token_cache=tokens)
+                          token_cache=tokens, cache=pixel_cache(recipe, captions.train, world_size()))
     evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest, loader=loader,
                           token_cache=tokens) if captions.eval else None
     loader.finish()
@@ -413,6 +414,12 @@ def _fail(recorder, error: Exception) -> int:
     elif isinstance(error, UserError):
         message = error.message + (f"\n  hint: {error.hint}" if error.hint else "")
         code = 2
+    elif _out_of_memory(error):
+        message = (f"out of memory: {str(error).splitlines()[0][:200]}\n  hint: the last checkpoint is intact. "
+                   f"Start again with less memory, e.g. caption-wizard run {recorder.dir / runs.RECIPE_FILE} "
+                   "train.gradient_checkpointing=true (or a smaller train.batch_size with a larger "
+                   "train.grad_accum, or tuning.strategy=qlora); `--dry-run` shows the estimate")
+        code = 1
     else:
         message = f"{type(error).__name__}: {error}"
         code = 1
@@ -423,6 +430,14 @@ def _fail(recorder, error: Exception) -> int:
     recorder.event("error", sync=True, message=message, log_tail=tail[-4000:] if code != 2 else None)
     recorder.status("failed", message)
     return code
+
+
+def _out_of_memory(error: Exception) -> bool:
+    """A CUDA out-of-memory error, or the CPU allocator's."""
+    if isinstance(error, MemoryError) or type(error).__name__ == "OutOfMemoryError":
+        return True
+    return isinstance(error, RuntimeError) and ("DefaultCPUAllocator: can't allocate" in str(error)
+                                                or "CUDA out of memory" in str(error))
 
 
 def _parse_args(argv):

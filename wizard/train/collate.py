@@ -11,7 +11,8 @@
 - Images go through the processor once: for small datasets (pixel values under
   CACHE_LIMIT_BYTES) each image when its first batch needs it, kept for the later epochs (so
   training starts at once, and no later epoch decodes or resizes an image again); larger
-  datasets process each batch's images on the fly.
+  datasets, and runs that see each image about once (one epoch, one caption per image: nothing
+  to reuse; 4.8 MB per 448 px image), process each batch's images on the fly.
 - Labels are -100 everywhere except the caption tokens (and the end-of-turn token after them):
   the loss never covers the system prompt, the instruction, the image or the padding.
 - Not cached: images are decoded and processed per batch, in DataLoader worker processes
@@ -197,6 +198,15 @@ class CaptionDataset:
 
     def __getitem__(self, i: int) -> Item:
         return self.items[i]
+
+
+def pixel_cache(recipe, examples: Sequence, world: int = 1) -> bool | None:
+    """build_dataset's `cache`: False when each training image is seen less than twice on average
+    (keeping its pixels would only hold memory), else None (cache when they fit CACHE_LIMIT_BYTES)."""
+    from wizard.train.vision_cache import MIN_VISITS, expected_visits
+
+    items = sum(len(ex.captions) for ex in examples)
+    return False if expected_visits(recipe, items, len(examples), world) < MIN_VISITS else None
 
 
 def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_length: int,

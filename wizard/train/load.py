@@ -57,11 +57,14 @@ def load_model(recipe: Recipe, resolved: Any, *, for_training: bool, device: str
         return model, processor
     info = model_info(recipe.model.id)
     if recipe.tuning.strategy == Strategy.full:
-        make_full_trainable(model, recipe, vision_module_names(model, info.skip_quant))
+        make_full_trainable(model, recipe, vision_module_names(model, info.skip_quant), plan.device)
     else:
-        model = add_lora(model, recipe, info)
+        model = add_lora(model, recipe, info, plan.device)
     keep_trainable_fp32(model)
     frozen_vision_without_grad(model, info.skip_quant)
+    from wizard.train.swiglu import fuse_gated_mlps
+
+    fuse_gated_mlps(model)  # 3 MLP-wide activations kept per token and layer instead of 4
     return model, processor
 
 
@@ -120,18 +123,42 @@ def _in_chunks(forward):
     return chunked
 
 
-def _gradient_checkpointing(model, recipe: Recipe) -> None:
-    if recipe.train.gradient_checkpointing:
+def checkpointing_here(recipe: Recipe, device) -> tuple[bool, str]:
+    """(on, why) for train.gradient_checkpointing on the device this process trains on: auto compares
+    the estimate without checkpointing with that device's memory (wizard.estimate.checkpointing)."""
+    from wizard.estimate import checkpointing
+    from wizard.machine import GpuInfo
+
+    if recipe.train.gradient_checkpointing != "auto":
+        return checkpointing(recipe, [])
+    device = str(device)
+    if device == "cpu":
+        return checkpointing(recipe.model_copy(update={"launch": recipe.launch.model_copy(update={"devices": "cpu"})}), [])
+    import torch
+
+    props = torch.cuda.get_device_properties(torch.device(device))
+    gpu = GpuInfo(0, props.name, props.total_memory)
+    return checkpointing(recipe.model_copy(update={"launch": recipe.launch.model_copy(update={"devices": "auto"})}),
+                         [gpu])
+
+
+def _gradient_checkpointing(model, recipe: Recipe, device: str) -> None:
+    on, why = checkpointing_here(recipe, device)
+    from wizard.train.launch import rank
+
+    if rank() == 0:
+        print(why, flush=True)
+    if on:
         # non-reentrant: works with frozen inputs (LoRA) without enable_input_require_grads tricks
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
 
 
-def make_full_trainable(model, recipe: Recipe, vision: list[str]) -> None:
+def make_full_trainable(model, recipe: Recipe, vision: list[str], device: str = "cpu") -> None:
     """Every language-model weight (embeddings and lm_head included) trains; the vision tower per freeze_vision."""
     for name, param in model.named_parameters():
         in_vision = any(name == v or name.startswith(v + ".") for v in vision)
         param.requires_grad = not (in_vision and recipe.tuning.freeze_vision)
-    _gradient_checkpointing(model, recipe)
+    _gradient_checkpointing(model, recipe, device)
 
 
 def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
@@ -141,14 +168,14 @@ def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
     return rf"^(?!(?:.*\.)?(?:{vision})\.)(?:.*\.)?(?:{names})$"  # "lm_head" has no parent prefix
 
 
-def add_lora(model, recipe: Recipe, info):
+def add_lora(model, recipe: Recipe, info, device: str = "cpu"):
     from peft import LoraConfig, get_peft_model
 
     lora = recipe.tuning.lora
     vision_leaf = sorted({n for n in info.skip_quant if n != "lm_head"})
     # QLoRA too: no prepare_model_for_kbit_training, whose fp32 upcast of every non-4-bit weight
     # doubles their memory (wizard.model); non-reentrant checkpointing needs no input gradients.
-    _gradient_checkpointing(model, recipe)
+    _gradient_checkpointing(model, recipe, device)
     modules_to_save = list(lora.modules_to_save)
     if not recipe.tuning.freeze_vision:
         modules_to_save += [n for n in vision_leaf if n not in modules_to_save]  # trains and ships with the adapter
@@ -160,7 +187,11 @@ def add_lora(model, recipe: Recipe, info):
         modules_to_save=modules_to_save or None,
         task_type="CAUSAL_LM",
     )
-    model = get_peft_model(model, config)
+    import warnings
+
+    with warnings.catch_warnings():  # peft asks transformers a deprecated question: not the user's concern
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        model = get_peft_model(model, config)
     if not any("lora_" in name for name, _ in model.named_parameters()):
         from wizard.errors import UserError
 
