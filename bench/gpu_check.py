@@ -5,6 +5,8 @@ tokens/s of caption-wizard's training path vs a bare torch loop.
     python bench/gpu_check.py                 # on one H100/H200: about 6-8 minutes
     python bench/gpu_check.py --cpu           # reduced dims on the CPU (what tests/test_model_plan.py runs)
     python bench/gpu_check.py --models 2b --strategies lora --batches 1 4
+    python bench/gpu_check.py --models 2b --checkpointing off   # what train.gradient_checkpointing=auto
+                                                                # picks on a big GPU: checks that estimate
 
 Per (model, strategy, contender) one subprocess loads the model once and trains each batch size
 for --steps steps (the first 2 untimed). Reported per batch size:
@@ -46,7 +48,7 @@ MODELS = {  # full depth: Qwen2-VL-2B has 28 language layers, -7B 28; both have 
 }
 
 
-def recipe_for(model: Path, strategy: str, batch: int, steps: int, device: str):
+def recipe_for(model: Path, strategy: str, batch: int, steps: int, device: str, gc=True):
     from wizard.recipe import Recipe
 
     return Recipe.model_validate({
@@ -54,7 +56,7 @@ def recipe_for(model: Path, strategy: str, batch: int, steps: int, device: str):
         "data": {"dataset": "realshape", "max_pixels": 448 * 448, "min_pixels": 3136, "eval_fraction": 0.0},
         "tuning": {"strategy": strategy, "lora": {"rank": 8, "alpha": 16, "dropout": 0.0, "modules_to_save": []}},
         "train": {"batch_size": batch, "max_steps": steps, "precision": "fp32" if device == "cpu" else "auto",
-                  "gradient_checkpointing": True, "max_target_length": 32, "save_steps": 10 ** 6,
+                  "gradient_checkpointing": gc, "max_target_length": 32, "save_steps": 10 ** 6,
                   "logging_steps": 1, "warmup_ratio": 0.0, "learning_rate": 1e-4},
         "launch": {"devices": "cpu" if device == "cpu" else "auto"},
     })
@@ -79,14 +81,14 @@ def child(args) -> None:
     from wizard.train.load import load_model
 
     device = "cpu" if args.cpu else "cuda:0"
-    first = recipe_for(Path(args.model), args.strategy, args.batches[0], args.steps, device)
+    first = recipe_for(Path(args.model), args.strategy, args.batches[0], args.steps, device, args.gc)
     if args.child == "project":
         model, processor = load_model(first, Path(args.model), for_training=True, device=device)
     else:
         model, processor = bare_model(first, device)
     out = []
     for batch in args.batches:
-        recipe = recipe_for(Path(args.model), args.strategy, batch, args.steps, device)
+        recipe = recipe_for(Path(args.model), args.strategy, batch, args.steps, device, args.gc)
         if device != "cpu":
             torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats(0)
@@ -115,6 +117,8 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="per batch size, 2 untimed (default 6, 3 with --cpu)")
     p.add_argument("--models-dir", default=str(Path(tempfile.gettempdir()) / "cw-gpu-check"))
     p.add_argument("--json", default=None, help="also write the results here")
+    p.add_argument("--checkpointing", dest="gc", default=True, type=lambda v: {"on": True, "off": False}[v],
+                   help="on (default: the estimate's tightest case) or off (what `auto` picks where it fits)")
     p.add_argument("--child", choices=["project", "bare"], help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
     p.add_argument("--strategy", help=argparse.SUPPRESS)
@@ -138,7 +142,8 @@ def main() -> None:
             got = {}
             for who in ("project", "bare"):
                 cmd = [sys.executable, __file__, "--child", who, "--model", str(folder), "--strategy", strategy,
-                       "--steps", str(args.steps), "--batches", *map(str, args.batches)] + (["--cpu"] if args.cpu else [])
+                       "--steps", str(args.steps), "--batches", *map(str, args.batches),
+                       "--checkpointing", "on" if args.gc else "off"] + (["--cpu"] if args.cpu else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
                 if proc.returncode != 0 or not lines:
@@ -146,8 +151,8 @@ def main() -> None:
                 got[who] = json.loads(lines[-1])
             for mine, theirs in zip(got["project"], got["bare"]):
                 batch = mine["batch"]
-                est = estimate_memory(recipe_for(folder, strategy, batch, args.steps, "cpu" if args.cpu else "cuda"),
-                                      gpus).per_device_bytes
+                est = estimate_memory(recipe_for(folder, strategy, batch, args.steps, "cpu" if args.cpu else "cuda",
+                                                 args.gc), gpus).per_device_bytes
                 measured = mine["nvml_used"] or mine["peak"]
                 row = {"model": name, "strategy": strategy, "batch": batch, "estimate": est,
                        "caption_wizard": mine, "bare": theirs, "estimate_over_measured": est / measured}

@@ -262,3 +262,32 @@ def test_out_of_memory_in_training_says_what_to_change_not_a_traceback(tmp_path)
                        "you tried to allocate 6442450944 bytes. Error code 12 (Cannot allocate memory)")
     assert backend._fail(RunRecorder(run_dir), cpu) == 1
     assert [e for e in events(run_dir) if e["type"] == "error"][-1]["message"].startswith("out of memory: ")
+
+
+def test_a_process_forked_from_the_lock_holder_does_not_keep_the_run_locked(tmp_path):
+    # DataLoader workers are forked from the trainer; after a SIGKILL they live on for seconds, and
+    # their inherited copy of the lock's descriptor kept `resume` answering "already running".
+    import multiprocessing
+
+    from wizard.fsutil import AlreadyLocked, FolderLock
+
+    lock = FolderLock(tmp_path)
+    fork = multiprocessing.get_context("fork")
+    started = fork.Event()
+    worker = fork.Process(target=_sleep_after, args=(started, 30))
+    worker.start()
+    assert started.wait(10)
+    try:
+        lock.close()  # the holder is gone; the forked worker is still alive
+        again = FolderLock(tmp_path)  # raised AlreadyLocked before
+        again.close()
+    except AlreadyLocked as e:
+        pytest.fail(f"the forked worker kept the lock: {e}")
+    finally:
+        worker.kill()
+        worker.join()
+
+
+def _sleep_after(started, seconds: float) -> None:
+    started.set()  # the worker runs Python: its fork handlers are done
+    time.sleep(seconds)

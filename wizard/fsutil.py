@@ -192,6 +192,28 @@ class FolderLock:
             os.close(self.fd)
             raise AlreadyLocked(self.path, pid) from None
         self.write_pid(os.getpid())
+        self._not_in_forks()
+
+    def _not_in_forks(self) -> None:
+        """A process forked from the holder (a DataLoader worker) closes its copy of the descriptor:
+        the flock belongs to the open file, so a worker outliving a SIGKILLed trainer by the seconds
+        it takes to notice would otherwise keep the run "already running". Children started with
+        subprocess (fork + exec, the training process given the lock through pass_fds) run no
+        Python after the fork and keep it."""
+        import weakref
+
+        ref = weakref.ref(self)
+
+        def close_in_child():
+            lock = ref()
+            if lock is not None and lock.fd is not None:
+                try:
+                    os.close(lock.fd)
+                except OSError:
+                    pass
+                lock.fd = None
+
+        os.register_at_fork(after_in_child=close_in_child)
 
     @classmethod
     def inherited(cls, folder: str | os.PathLike) -> "FolderLock":
