@@ -96,6 +96,9 @@ def test_overrides_are_typed_through_the_schema():
     assert r2.tuning.strategy is Strategy.full
     assert r2.data.subset is None
     assert r.train.learning_rate == 1e-4  # the original is untouched
+    assert r.train.gradient_checkpointing == "auto"  # the default
+    for text, value in (("auto", "auto"), ("true", True), ("off", False), ("on", True)):
+        assert apply_overrides(r, [f"train.gradient_checkpointing={text}"]).train.gradient_checkpointing == value
 
 
 @pytest.mark.parametrize("override, expected", [
@@ -105,6 +108,7 @@ def test_overrides_are_typed_through_the_schema():
     ("tuning.strategy=qlor", "'qlora', 'lora' or 'full'"),
     ("trian.epochs=1", "did you mean train?"),
     ("epochs", "not KEY=VALUE"),
+    ("train.gradient_checkpointing=maybe", "train.gradient_checkpointing = 'maybe' in command line: must be auto, true or false"),
 ])
 def test_bad_overrides_name_the_key_and_the_value(override, expected):
     r = load_recipe(ROOT / "tests/recipes/v1/minimal.yaml")

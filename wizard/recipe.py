@@ -167,6 +167,16 @@ class TrainSpec(_Section):
     eval_metrics: bool = False  # also caption a small eval sample and score it during training
     seed: int = Field(42, ge=0, le=2**32 - 1)  # numpy's seed range
 
+    @field_validator("gradient_checkpointing", mode="before")
+    @classmethod
+    def _auto_or_bool(cls, v):
+        if isinstance(v, bool) or v == "auto":
+            return v
+        words = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+        if isinstance(v, str) and v.strip().lower() in words | {"auto": None}:
+            return words.get(v.strip().lower(), "auto")
+        raise ValueError("must be auto, true or false")
+
     @field_validator("learning_rate")
     @classmethod
     def _finite(cls, v: float) -> float:
