@@ -18,7 +18,7 @@ alternating which goes first, so machine load hits both alike:
                   (full logits, as most scripts write it), backward, AdamW, over batches built
                   beforehand with the same collator.
 
-Peak RSS is the process's whole-life peak (ru_maxrss: loading included, as a user's `top` shows).
+Peak RSS is the process's whole-life peak (VmHWM: loading included, as a user's `top` shows).
 samples/s is timed from the end of the first WARMUP steps to the end of the last. The baseline
 figures for ms-swift 4.6 come from issue 10's table (measured on this kind of machine, same model
 shape): LoRA 3.77 GB and 0.40 samples/s, QLoRA 3.85 GB and 0.52 samples/s; ms-swift is not
@@ -30,7 +30,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -61,7 +60,9 @@ def recipe_for(model: Path, strategy: str, batch: int, steps: int, gc="auto"):
 
 
 def peak_rss() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    from wizard.machine import peak_rss as own_peak  # VmHWM: not the forked parent's size
+
+    return own_peak()
 
 
 # ----------------------------------------------------------------------------- contenders (children)

@@ -168,3 +168,20 @@ def test_gpu_check_runs_in_its_cpu_mode(small_model, tmp_path):
     assert row["caption_wizard"]["tokens_s"] > 0 and row["bare"]["tokens_s"] > 0
     assert 0.8 <= row["estimate_over_measured"] <= 1.2
     assert "tokens/s caption-wizard" in proc.stdout
+
+
+def test_peak_rss_is_the_process_own_not_its_forked_parents():
+    # ru_maxrss survives exec: a training process started by a big parent (this test runner, after
+    # tests that loaded models) reported the parent's size as its own peak, and the estimate test
+    # above failed only in the full suite. VmHWM belongs to the process's own memory map.
+    code = ("import resource, sys; sys.path.insert(0, sys.argv[1]); "
+            "from wizard.machine import peak_rss; "
+            "print(peak_rss(), resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024)")
+    ballast = bytearray(600 * 2**20)  # touched: 600 MiB resident in this process
+    ballast[:: 4096] = b"\x01" * len(ballast[:: 4096])
+    try:
+        out = subprocess.run([sys.executable, "-c", code, str(ROOT)], capture_output=True, text=True, check=True)
+    finally:
+        del ballast
+    own, inherited = map(int, out.stdout.split())
+    assert own < 300 * 2**20 < 600 * 2**20 <= inherited

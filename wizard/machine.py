@@ -132,6 +132,22 @@ def _ram_bytes() -> int:
         return 16 * GiB
 
 
+def peak_rss() -> int:
+    """This process's peak resident set in bytes: VmHWM, the high-water mark of its own memory map.
+    Not ru_maxrss: Linux carries that over exec from the forked parent's image, so a process
+    started by a big one (a test runner that loaded models) would report the parent's size."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB
+
+
 def detect_machine() -> Machine:
     gpus = detect_gpus()
     cpus = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)

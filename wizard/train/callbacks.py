@@ -11,7 +11,6 @@ events.jsonl and state.json. Events are listed in team/CONTRACTS.md.
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import time
 from pathlib import Path
@@ -48,8 +47,9 @@ def memory_snapshot(device: str) -> dict[str, Any]:
     own allocator, used/total from NVML (the handle matched by UUID or PCI bus id, not by index)."""
     if not device.startswith("cuda"):
         rss = _proc_rss()
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # Linux reports KiB; updated lazily
-        return {"kind": "cpu", "rss": rss, "peak_rss": max(peak, rss), "total": _mem_total()}
+        from wizard.machine import peak_rss
+
+        return {"kind": "cpu", "rss": rss, "peak_rss": max(peak_rss(), rss), "total": _mem_total()}
     import torch
 
     from wizard.machine import cuda_device_ids, nvml_memory
