@@ -281,7 +281,7 @@ def recipe_table(recipe, path: Path | None = None):
     """The recipe as a compact two-column table (one row per topic)."""
     from rich.table import Table
 
-    from wizard.ask.summary import _checkpointing
+    from wizard.ask.summary import checkpointing_text
     from wizard.catalog import model_info
     from wizard.chat import resolve_prompt
     from wizard.recipe import recipe_hash
@@ -307,7 +307,7 @@ def recipe_table(recipe, path: Path | None = None):
     table.add_row("tuning", tuning)
     table.add_row("training", f"{t.epochs:g} epochs · batch {t.batch_size} x grad_accum {t.grad_accum} · "
                   f"lr {t.learning_rate:g} {t.scheduler} · {t.precision.value} · checkpointing "
-                  f"{_checkpointing(t)} · captions up to {t.max_target_length} tokens")
+                  f"{checkpointing_text(recipe)} · captions up to {t.max_target_length} tokens")
     keep = "all" if t.save_total_limit is None else f"the last {t.save_total_limit}"
     table.add_row("saving", f"checkpoint every {t.save_steps} steps, keep {keep} · seed {t.seed}")
     devices = recipe.launch.devices

@@ -98,9 +98,14 @@ def memory_line(r: Review) -> str:
     return text + " (no memory to compare with here)"
 
 
-def _checkpointing(train) -> str:
-    value = train.gradient_checkpointing
-    return "auto (see the estimate)" if value == "auto" else "on" if value else "off"
+def checkpointing_text(recipe) -> str:
+    """"on", "off", or auto's decision on this machine: "auto: off here"."""
+    value = recipe.train.gradient_checkpointing
+    if value != "auto":
+        return "on" if value else "off"
+    from wizard.estimate import checkpointing
+
+    return f"auto: {'on' if checkpointing(recipe)[0] else 'off'} here"
 
 
 def _details(recipe) -> list[tuple[str, str]]:
@@ -116,7 +121,7 @@ def _details(recipe) -> list[tuple[str, str]]:
     return [("prompt", resolve_prompt(recipe)),
             ("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens"),
             ("more", f"warmup {t.warmup_ratio:g} · weight decay {t.weight_decay:g} · LoRA dropout "
-             f"{recipe.tuning.lora.dropout:g} · checkpointing {_checkpointing(t)} · "
+             f"{recipe.tuning.lora.dropout:g} · checkpointing {checkpointing_text(recipe)} · "
              f"captions up to {t.max_target_length} tokens"),
             ("generation", f"beams {g.num_beams} · "
              + (f"sampling at {g.temperature:g}" if g.do_sample else "greedy") + f" · up to {g.max_new_tokens} tokens · repetition penalty {g.repetition_penalty:g}"),
