@@ -36,7 +36,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.realshape import bare, bare_model, child_env, project  # noqa: E402
+from bench.realshape import (bare, bare_model, checkpointing_arg, checkpointing_flag, child_env,  # noqa: E402
+                             project)
 
 MODELS = {  # full depth: Qwen2-VL-2B has 28 language layers, -7B 28; both have 32 vision blocks
     "2b": dict(hidden=1536, intermediate=8960, vocab=151936, heads=12, kv_heads=2, tied=True, layers=28,
@@ -117,7 +118,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=None, help="per batch size, 2 untimed (default 6, 3 with --cpu)")
     p.add_argument("--models-dir", default=str(Path(tempfile.gettempdir()) / "cw-gpu-check"))
     p.add_argument("--json", default=None, help="also write the results here")
-    p.add_argument("--checkpointing", dest="gc", default=True, type=lambda v: {"on": True, "off": False}[v],
+    p.add_argument("--checkpointing", dest="gc", default=True, type=checkpointing_arg,
                    help="on (default: the estimate's tightest case) or off (what `auto` picks where it fits)")
     p.add_argument("--child", choices=["project", "bare"], help=argparse.SUPPRESS)
     p.add_argument("--model", help=argparse.SUPPRESS)
@@ -143,7 +144,7 @@ def main() -> None:
             for who in ("project", "bare"):
                 cmd = [sys.executable, __file__, "--child", who, "--model", str(folder), "--strategy", strategy,
                        "--steps", str(args.steps), "--batches", *map(str, args.batches),
-                       "--checkpointing", "on" if args.gc else "off"] + (["--cpu"] if args.cpu else [])
+                       "--checkpointing", checkpointing_flag(args.gc)] + (["--cpu"] if args.cpu else [])
                 proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
                 lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("[")]
                 if proc.returncode != 0 or not lines:

@@ -59,6 +59,15 @@ def recipe_for(model: Path, strategy: str, batch: int, steps: int, gc="auto"):
     })
 
 
+def checkpointing_arg(text: str):
+    """--checkpointing on|off|auto -> train.gradient_checkpointing (True, False, "auto")."""
+    return {"on": True, "off": False, "auto": "auto"}[text]
+
+
+def checkpointing_flag(value) -> str:
+    return {True: "on", False: "off"}.get(value, value)
+
+
 def peak_rss() -> int:
     from wizard.machine import peak_rss as own_peak  # VmHWM: not the forked parent's size
 
@@ -199,8 +208,7 @@ def child_env() -> dict:
 
 def run_child(who: str, model: Path, strategy: str, batch: int, args) -> dict:
     cmd = [sys.executable, __file__, "--child", who, "--model", str(model), "--strategy", strategy,
-           "--batch", str(batch), "--steps", str(args.steps), "--checkpointing",
-           {True: "on", False: "off"}.get(args.gc, args.gc)] + (
+           "--batch", str(batch), "--steps", str(args.steps), "--checkpointing", checkpointing_flag(args.gc)] + (
         ["--threads", str(args.threads)] if args.threads else [])
     proc = subprocess.run(cmd, capture_output=True, text=True, env=child_env())
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("{")]
@@ -218,7 +226,7 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=8, help=f"steps per contender (the first {WARMUP} untimed)")
     p.add_argument("--strategies", nargs="*", default=["lora", "qlora", "full"])
     p.add_argument("--batches", nargs="*", type=int, default=[2, 4])
-    p.add_argument("--checkpointing", dest="gc", default="auto", type=lambda v: {"on": True, "off": False}.get(v, v),
+    p.add_argument("--checkpointing", dest="gc", default="auto", type=checkpointing_arg,
                    help="train.gradient_checkpointing for both contenders: auto (the recipe default: off when "
                         "the estimate fits the RAM with room to spare), on (ms-swift's default), off")
     p.add_argument("--threads", type=int, default=None)

@@ -159,11 +159,7 @@ def test_existing_file_is_not_overwritten_without_asking(tmp_path):
     s.at("recipes/demo-shapes.yaml already exists.", DOWN, ENTER)  # Save under another name
     s.at("Recipe name", ENTER)  # suggested: demo-shapes-2
     s.at("Saved recipes/demo-shapes-2.yaml")
-    if child.expect_exact(["Start training now?", "not available"]) == 0:
-        child.send("n")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    _decline_training_and_exit(child)
     assert (tmp_path / "recipes" / "demo-shapes.yaml").read_text() == "keep me\n"
     assert load_recipe(tmp_path / "recipes" / "demo-shapes-2.yaml").name == "demo-shapes-2"
 
@@ -226,6 +222,15 @@ DEMO_QUESTIONS = ["Which data?", "Caption language?", "How to tune it?", "Epochs
                   "LoRA rank", "Largest image size", "Advanced settings?", "Recipe name"]
 
 
+def _decline_training_and_exit(child) -> None:
+    """After "Saved ...": answer no to training now (when offered) and expect a clean exit 0."""
+    if child.expect_exact(["Start training now?", "not available"]) == 0:
+        child.send("n")
+    child.expect(pexpect.EOF)
+    child.close()
+    assert child.exitstatus == 0
+
+
 def _to_summary(s: Screen, *, epochs: str | None = None) -> None:
     s.at("Which model do you want to fine-tune?", ENTER)
     for q in DEMO_QUESTIONS:
@@ -248,11 +253,7 @@ def test_change_an_answer_edits_the_learning_rate_in_four_keys(tmp_path, rows, c
     assert "lr 0.002" in term.text()  # the summary came back, recomputed
     child.send(ENTER)
     s.at("Saved mine.yaml")
-    if child.expect_exact(["Start training now?", "not available"]) == 0:
-        child.send("n")
-    child.expect(pexpect.EOF)
-    child.close()
-    assert child.exitstatus == 0
+    _decline_training_and_exit(child)
     recipe = load_recipe(tmp_path / "mine.yaml")
     assert recipe.train.learning_rate == pytest.approx(0.002)
     assert recipe.train.epochs == 5.0  # the other answers kept
@@ -264,10 +265,7 @@ def test_typing_at_a_default_replaces_it(tmp_path):
     _to_summary(s, epochs="2")  # the Epochs default is 5: typing 2 gives 2, not 52
     child.send(ENTER)
     s.at("Saved mine.yaml")
-    if child.expect_exact(["Start training now?", "not available"]) == 0:
-        child.send("n")
-    child.expect(pexpect.EOF)
-    child.close()
+    _decline_training_and_exit(child)
     assert load_recipe(tmp_path / "mine.yaml").train.epochs == 2.0
 
 

@@ -170,11 +170,11 @@ class TrainSpec(_Section):
     @field_validator("gradient_checkpointing", mode="before")
     @classmethod
     def _auto_or_bool(cls, v):
-        if isinstance(v, bool) or v == "auto":
+        if isinstance(v, bool):
             return v
-        words = {"true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
-        if isinstance(v, str) and v.strip().lower() in words | {"auto": None}:
-            return words.get(v.strip().lower(), "auto")
+        words = {"auto": "auto", "true": True, "on": True, "yes": True, "false": False, "off": False, "no": False}
+        if isinstance(v, str) and v.strip().lower() in words:
+            return words[v.strip().lower()]
         raise ValueError("must be auto, true or false")
 
     @field_validator("learning_rate")

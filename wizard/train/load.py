@@ -129,17 +129,15 @@ def checkpointing_here(recipe: Recipe, device) -> tuple[bool, str]:
     from wizard.estimate import checkpointing
     from wizard.machine import GpuInfo
 
-    if recipe.train.gradient_checkpointing != "auto":
-        return checkpointing(recipe, [])
-    device = str(device)
-    if device == "cpu":
-        return checkpointing(recipe.model_copy(update={"launch": recipe.launch.model_copy(update={"devices": "cpu"})}), [])
-    import torch
+    on_cpu = str(device) == "cpu"
+    gpus = []
+    if recipe.train.gradient_checkpointing == "auto" and not on_cpu:
+        import torch
 
-    props = torch.cuda.get_device_properties(torch.device(device))
-    gpu = GpuInfo(0, props.name, props.total_memory)
-    return checkpointing(recipe.model_copy(update={"launch": recipe.launch.model_copy(update={"devices": "auto"})}),
-                         [gpu])
+        props = torch.cuda.get_device_properties(torch.device(device))
+        gpus = [GpuInfo(0, props.name, props.total_memory)]
+    here = recipe.launch.model_copy(update={"devices": "cpu" if on_cpu else "auto"})
+    return checkpointing(recipe.model_copy(update={"launch": here}), gpus)
 
 
 def _gradient_checkpointing(model, recipe: Recipe, device: str) -> None:

@@ -11,7 +11,7 @@ images, 1.2 GB over 28 layers when gradient checkpointing is off.
 The gradients are the ones autograd computes for the unfused expression, bit for bit: the same
 ops (aten's silu and silu_backward) in the same order (tests/test_swiglu.py).
 
-    fuse_gated_mlps(model)       # every MLP with gate_proj/up_proj/down_proj and a SiLU act_fn
+    fuse_gated_mlps(model)       # every known gated MLP class (GATED_MLPS) with a SiLU act_fn
 """
 
 from __future__ import annotations

@@ -13,8 +13,9 @@ And logits only where the loss is: the model projects onto its 152k-word vocabul
 hidden states of the caption positions (transformers' `logits_to_keep` with a boolean mask, the
 labels shifted by one), not the ~300 image and prompt positions of each row; the cross-entropy
 runs in fp32 chunks and keeps only the logits and one log-sum-exp per position for backward
-(SummedCrossEntropy), so no fp32 log-softmax of all positions is ever held beside them. The loss is the one the model's own loss function computes (sum over the
-caption tokens / num_items_in_batch, or their mean).
+(SummedCrossEntropy), so no fp32 log-softmax of all positions is ever held beside them. The loss
+is the one the model's own loss function computes (sum over the caption tokens /
+num_items_in_batch, or their mean).
 """
 
 from __future__ import annotations
