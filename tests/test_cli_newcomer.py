@@ -17,7 +17,7 @@ from wizard.pick import fill_run_dir
 from .conftest import CLI, ROOT, cli_env, run_cli
 
 KERNELS_WARNING = ("gemm_4bit_forward", "pip install kernels", "kernels-community",
-                   "Setting accelerator to CPU")  # and DeepSpeed's, when the dev extra installed it
+                   "Setting accelerator to CPU", "publisher trust check")  # and DeepSpeed's, when the dev extra installed it
 
 
 def test_a_mistyped_command_gets_a_suggestion(tmp_path):

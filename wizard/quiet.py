@@ -13,7 +13,9 @@ impossible anyway, and never needed. A filter on that one logger drops exactly t
 DeepSpeed (installed with the dev extra, or `caption-wizard[deepspeed]`), which transformers
 imports whenever it is there, logs "Setting accelerator to CPU. If you have GPU or other
 accelerator, we were unable to detect it." on every CPU run: on the CPU that is the plan, not a
-problem. Its "DeepSpeed" logger gets the same filter.
+problem. Its "DeepSpeed" logger gets the same filter. kernels 0.19 (which transformers 5.25 requires)
+says "Skipping publisher trust check for 'kernels-community/quantization-bitsandbytes' because
+Hugging Face Hub is in offline mode" for the same optional kernel: filtered too.
 """
 
 from __future__ import annotations
@@ -23,6 +25,8 @@ import logging
 NOISE = {  # logger name -> the start of each message it drops
     "bitsandbytes.backends.cpu.ops": ("Failed to load CPU gemm_4bit_forward",),
     "DeepSpeed": ("Setting accelerator to CPU",),
+    # kernels 0.19 (a transformers dependency), asked by bitsandbytes for that same hub kernel offline
+    "kernels._internals.hf_hub": ("Skipping publisher trust check",),
 }
 
 
