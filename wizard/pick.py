@@ -85,7 +85,7 @@ def fill_run_dir(args: argparse.Namespace) -> None:
 
 
 def _runs(command: str) -> list:
-    from wizard.runs import default_runs_dir, list_runs
+    from wizard.rundir import default_runs_dir, list_runs
 
     runs = list_runs()
     if command in ("eval", "export", "caption"):  # these need a trained adapter (or a checkpoint)

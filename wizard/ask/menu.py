@@ -26,9 +26,9 @@ from wizard.errors import RunFailed, UserError
 # (title, what it runs, module it needs)
 ENTRIES = [
     ("New run: answer a few questions, save a recipe, train", "new", "wizard.ask.prompting"),
-    ("Resume a run", "resume", "wizard.runner"),
-    ("Replay a recipe", "replay", "wizard.runner"),
-    ("Runs", "runs", "wizard.runner"),
+    ("Resume a run", "resume", "wizard.commands.resume"),
+    ("Replay a recipe", "replay", "wizard.commands.run"),
+    ("Runs", "runs", "wizard.commands.runs"),
     ("Caption images", "caption", "wizard.caption"),
     ("Evaluate a run", "eval", "wizard.evaluate"),
     ("Export a run", "export", "wizard.export"),
@@ -64,13 +64,11 @@ def _call(command: str, argv: list[str]) -> int:
 
 
 def _runner(name: str):
-    try:
-        module = importlib.import_module("wizard.runner")
-    except ModuleNotFoundError as e:
-        if e.name == "wizard.runner":
-            return None
-        raise
-    return getattr(module, name, None)
+    """start_run / resume_run: start (or resume) and follow with the dashboard (wizard.commands)."""
+    from wizard.commands.resume import resume_and_follow
+    from wizard.commands.run import run_and_follow
+
+    return {"start_run": run_and_follow, "resume_run": resume_and_follow}[name]
 
 
 # ----------------------------------------------------------------------------- choosing things
@@ -80,7 +78,7 @@ def _choose_run(message: str, *, only=lambda info: True, empty: str, or_model: b
     from wizard.ask.questions import Choice
 
     try:
-        from wizard.runs import list_runs
+        from wizard.rundir import list_runs
         runs = [r for r in list_runs() if only(r)]
     except ModuleNotFoundError:
         runs = []
@@ -108,7 +106,7 @@ def _choose_run(message: str, *, only=lambda info: True, empty: str, or_model: b
 
 
 def _has_adapter(info) -> bool:
-    return (Path(info.path) / "adapter").is_dir()
+    return info.has_adapter
 
 
 def _existing_file(text: str) -> str:
@@ -172,7 +170,7 @@ def _replay(machine) -> int:
 def _runs(machine) -> int:
     from wizard.ask.prompting import ask_checkbox, ask_confirm
     from wizard.ask.questions import Choice
-    from wizard.runs import list_runs
+    from wizard.rundir import list_runs
 
     status, runs = _call("runs", []), list_runs()
     if len(runs) >= 2 and ask_confirm("Compare runs?", default=False) is True:

@@ -272,9 +272,28 @@ def after_answer(q: Question, walk: Walk, transcript: Transcript) -> None:
     """Hook point after each answer (e.g. a quick look at the data after the dataset answer).
     Print through `transcript.say(...)`, so that going back erases it with the answer."""
     if q.name == "dataset_path":  # the user's own data: checked now; the summary and 3 examples
-        from wizard.data.check import check_own_data
-
         check_own_data(walk.answers["dataset_path"], say=transcript.say, console=console)
+
+
+def check_own_data(dataset: str, *, say, console=None) -> bool:
+    """The user's own data, right after they named it: the summary line, the first bad rows and 3
+    examples, or the reason it cannot be used (wizard.data.check). `say(renderable)` prints (the
+    wizard's transcript); `console`: a status line while checking. True when the data can be used."""
+    from rich.text import Text
+
+    from wizard.console import RichProgress
+    from wizard.data.check import check_own_data as check
+
+    lines, error = check(dataset, progress=RichProgress(console) if console is not None else None)
+    if error is None:
+        say(Text("\n".join(lines)))
+        return True
+    text = Text.assemble(("this data cannot be used yet: ", "bold red"), error.message)
+    if error.hint:
+        text.append("\n  hint: ", style="yellow")
+        text.append(error.hint)
+    say(text)
+    return False
 
 
 def recipe_table(recipe, path: Path | None = None):
@@ -385,9 +404,9 @@ def start_training(recipe, path: Path, machine: Machine) -> int:
     if not answer:
         console.print(f"Start it later with: caption-wizard run {path}", markup=False)
         return 0
-    from wizard.runner import start_run
+    from wizard.commands.run import run_and_follow
 
-    return int(start_run(recipe, recipe_path=path) or 0)
+    return int(run_and_follow(recipe, recipe_path=path) or 0)
 
 
 def _summary_screen(recipe, path: Path, machine: Machine):

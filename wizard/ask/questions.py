@@ -415,7 +415,7 @@ def _device_choices(answers: Answers, machine: Machine) -> list[Choice]:
 def _sharing_choices(answers: Answers, machine: Machine) -> list[Choice]:
     """A copy per GPU / FSDP shards / ZeRO-3, each with the memory estimate per GPU."""
     from wizard.estimate import gb
-    from wizard.train.launch import per_gpu_bytes
+    from wizard.launch import per_gpu_bytes
 
     recipe = answers_to_recipe({k: v for k, v in answers.items() if k != "gpu_sharing"}, machine)
     used = [g for g in machine.gpus if g.index in answers["devices"]]

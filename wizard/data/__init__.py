@@ -1,7 +1,7 @@
 """Caption data: the formats users already have, read into checked examples with a seeded split.
 
     from wizard.data import load_caption_set, load_image
-    cs = load_caption_set(recipe.data, seed=recipe.train.seed, console=console)
+    cs = load_caption_set(recipe.data, seed=recipe.train.seed, progress=RichProgress())
     print("\\n".join(cs.report.lines()))
     for ex in cs.train:                 # Example(id, image, captions): each caption is a target
         img = load_image(ex)            # PIL RGB, decoded on demand

@@ -113,7 +113,9 @@ def serve_vllm(args, api_key: str | None, console) -> int:
 def _default_name(source) -> str:
     from pathlib import Path
 
+    from wizard.rundir import ADAPTER_DIR
+
     path = Path(str(source)).expanduser()
     if path.is_dir():
-        return path.resolve().name if path.name != "adapter" else path.resolve().parent.name
+        return path.resolve().name if path.name != ADAPTER_DIR else path.resolve().parent.name
     return str(source)
