@@ -10,7 +10,8 @@
 
 The training process writes; the dashboard, `caption-wizard runs` and the plain
 follower read. Every event has "t" (unix time) and "type"; the types and their
-fields are listed in team/CONTRACTS.md. Readers ignore types they do not know.
+fields are listed in docs/architecture.md ("The events contract"). Readers ignore
+types they do not know.
 """
 
 from __future__ import annotations

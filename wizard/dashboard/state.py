@@ -3,7 +3,7 @@
 `DashboardState` is changed only by `state.apply(event)`; everything shown is
 computed from it (plus an injected clock) by wizard.dashboard.render. Readers
 must survive a half-written last line and event types they do not know
-(CONTRACTS.md), so `read_events` keeps the unfinished tail for the next call.
+(docs/architecture.md), so `read_events` keeps the unfinished tail for the next call.
 
 Three event types are the dashboard's own and never appear in events.jsonl:
   {"type": "stop_requested"}           the user asked to stop; shown until the run ends
@@ -11,8 +11,7 @@ Three event types are the dashboard's own and never appear in events.jsonl:
   {"type": "launch", "t": command start, "resume": bool}
                                        this command started the backend: "starting" (or "resuming
                                        from checkpoint-N") until it reports, elapsed from the command's start
-One the backend writes besides the contract's: {"type": "data", "train_images", "eval_images",
-"train_captions", "eval_captions"} (the dashboard labels the counts with it).
+The backend's {"type": "data", "train_images", "eval_images"} labels the header's counts.
 """
 
 from __future__ import annotations
