@@ -96,7 +96,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("caption", help="caption images with a run's adapter or a base model")
     s.add_argument("source", metavar="RUN_DIR_OR_MODEL",
                    help="a run folder (its adapter), a model folder or a ModelScope id")
-    s.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files or folders of images")
+    s.add_argument("images", nargs="*", metavar="IMAGE_OR_FOLDER",  # one or more: checked in fill_run_dir
+                   help="image files or folders of images")
     s.add_argument("--last", action="store_true", help="caption with the newest run in ./runs (then only images)")
     s.add_argument("--num-beams", type=int, default=None, help="beam search width (default: the recipe's)")
     s.add_argument("--temperature", type=float, default=None,

@@ -10,8 +10,7 @@ Three event types are the dashboard's own and never appear in events.jsonl:
   {"type": "launch", "t": command start, "resume": bool}
                                        this command started the backend: "starting" (or "resuming
                                        from checkpoint-N") until it reports, elapsed from the command's start
-One the backend writes besides the contract's: {"type": "data", "train_images", "eval_images",
-"train_captions", "eval_captions"} (the dashboard labels the counts with it).
+The backend's {"type": "data", "train_images", "eval_images"} labels the header's counts.
 """
 
 from __future__ import annotations

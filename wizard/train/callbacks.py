@@ -5,7 +5,7 @@
     trainer.add_callback(EventsCallback(recorder, losses, stop, ...))
 
 The training process never draws: the dashboard (or `runs`, or a plain follower) reads
-events.jsonl and state.json. Events are listed in team/CONTRACTS.md.
+events.jsonl and state.json. Events are listed in docs/architecture.md ("The events contract").
 """
 
 from __future__ import annotations
