@@ -14,7 +14,7 @@ from wizard.data.examples import RowProblem, image_from_string
 
 SHAPES_COUNT = 512  # images when data.max_samples is not set
 # The set is a fixed thing, like any dataset: train.seed picks the split, not the pictures. The
-# demo base model trained on seed 0 and held out seed 1 (wizard/demo/build_base.py), so these
+# demo base model trained on seed 0 and held out seed 1 (tools/build_demo_base.py), so these
 # pictures are new to it.
 SHAPES_SEED = 2
 
