@@ -12,6 +12,9 @@ events.jsonl -> DashboardState.apply(event) -> render(state, width, height, now)
   live.py    attach (follow a run; Ctrl-C menu), show_finished (a run nobody is running)
 
 Only rich and the standard library are imported here (no torch): `watch` starts instantly.
+
+May import: rich, questionary (the Ctrl-C menu), wizard.rundir (the events contract), wizard.plot, wizard.console;
+never commands, ask, runner or train/.
 """
 
 from wizard.dashboard.live import attach, backend_running, show_finished

@@ -11,6 +11,9 @@ Formats (data.format, detected when "auto"): imagefolder, coco, messages, hf, sh
 karpathy, blip, flickr, coco_cn, aic, table, webdataset, llama_factory; see wizard/data/detect.py
 for the detection rules and wizard/data/formats.py for the readers. Image URLs are downloaded once
 into a cache (wizard/data/urls.py). Never imports torch; `datasets` only for save_to_disk folders.
+
+May import: wizard.errors, fsutil, progress, recipe, catalog, hub (datasets on ModelScope), demo (the shapes),
+rundir-free; never the front end (commands, ask, dashboard, runner, console) or train/.
 """
 
 from wizard.data.detect import FORMATS, locate

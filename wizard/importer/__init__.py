@@ -10,6 +10,8 @@ keys), then each known key is translated into a recipe setting. Keys the source 
 that tool's own default (what it trained with), not caption-wizard's. Every source key that has no
 recipe equivalent is reported with the reason, one line each. The recipe is validated by
 wizard.recipe before it is written, and never replaces a file unless --force.
+
+May import: wizard.errors, recipe, catalog; nothing of the front end (wizard.commands.import_recipe prints).
 """
 
 from __future__ import annotations

@@ -12,6 +12,9 @@
 Engines: transformers (built in; concurrent requests are batched, see batching.py) and vLLM when it is
 installed (`--engine vllm`; auto picks it when installed and a CUDA GPU is present). The app itself is
 in app.py; image reading and its limits in images.py.
+
+May import: fastapi/uvicorn/openai-style models (inside functions), wizard.inference, recipe, chat, rundir,
+console (the command); never ask, dashboard, runner or train/.
 """
 
 from __future__ import annotations
