@@ -121,17 +121,13 @@ def record_prepared(run_dir: Path, prepared) -> None:
 
 def create_run(recipe: Recipe, resolved: Any, *, runs_dir=None, recipe_path=None) -> Path:
     """runs/<name>-<stamp>/ with recipe.yaml, lock.json, state.json, events.jsonl, train.log, checkpoints/."""
-    run_dir = rundir.new_run_dir(runs_dir, recipe.name)
-    atomic_write_text(run_dir / rundir.RECIPE_FILE, recipe_to_yaml(recipe, run_dir / rundir.RECIPE_FILE))
     recipe_dir = Path(recipe_path).parent if recipe_path else None
-    rundir.write_lock(run_dir, rundir.make_lock(recipe, resolved, recipe_dir=recipe_dir))
-    now = rundir.now_iso()
-    rundir.write_state(run_dir, name=run_dir.name, status="running", pid=None, step=0, total_steps=None,
-                       last_checkpoint=None, started=now, recipe_hash=recipe_hash(recipe), model=recipe.model.id,
-                       strategy=recipe.tuning.strategy.value, last_loss=None)
-    (run_dir / rundir.EVENTS_FILE).touch()
-    (run_dir / rundir.LOG_FILE).touch()
-    return run_dir
+    return rundir.create_run_folder(
+        runs_dir, recipe.name, lambda path: recipe_to_yaml(recipe, path),
+        rundir.make_lock(recipe, resolved, recipe_dir=recipe_dir),
+        dict(status="running", pid=None, step=0, total_steps=None, last_checkpoint=None, started=rundir.now_iso(),
+             recipe_hash=recipe_hash(recipe), model=recipe.model.id, strategy=recipe.tuning.strategy.value,
+             last_loss=None))
 
 
 def launch_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False) -> subprocess.Popen:

@@ -30,7 +30,7 @@ from wizard.rundir.layout import (  # noqa: E402
     LOG_FILE, LOSS_PLOT, RECIPE_FILE, STATE_FILE, TENSORBOARD_DIR, default_runs_dir, is_run_dir, log_tail,
     new_run_dir, now_iso,
 )
-from wizard.rundir.runs import RunInfo, list_runs, load_run  # noqa: E402
+from wizard.rundir.runs import RunInfo, create_run_folder, list_runs, load_run  # noqa: E402
 from wizard.rundir.lock import make_lock, read_lock, update_lock, write_lock  # noqa: E402
 from wizard.rundir.state import (  # noqa: E402
     STARTUP_GRACE_S, STATUSES, TERMINAL, effective_status, is_running, pid_alive, read_state, write_state,
@@ -63,6 +63,7 @@ __all__ = [
     "STATE_FILE",
     "TENSORBOARD_DIR",
     "RunInfo",
+    "create_run_folder",
     "default_runs_dir",
     "is_run_dir",
     "list_runs",

@@ -1,5 +1,6 @@
-"""The runs in a folder, and what each one is: `caption-wizard runs`, resume, eval, compare read these.
+"""Making a run folder with its first files, and reading the runs in a folder (`runs`, resume, eval, compare).
 
+    run_dir = create_run_folder("runs", "demo-shapes", recipe_text, lock, state)   # recipe_text(run_dir) -> YAML
     info = load_run("runs/demo-shapes-20250101-120000")  # RunInfo: status, step, last loss, ...
     for info in list_runs("runs"): ...
 """
@@ -9,13 +10,28 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from wizard.errors import UserError
+from wizard.fsutil import atomic_write_text
 from wizard.rundir.checkpoints import last_good_checkpoint
-from wizard.rundir.layout import ADAPTER_DIR, RECIPE_FILE, STATE_FILE, default_runs_dir, is_run_dir
-from wizard.rundir.lock import read_lock
-from wizard.rundir.state import effective_status, read_state
+from wizard.rundir.layout import (ADAPTER_DIR, EVENTS_FILE, LOG_FILE, RECIPE_FILE, STATE_FILE, default_runs_dir,
+                                  is_run_dir, new_run_dir)
+from wizard.rundir.lock import read_lock, write_lock
+from wizard.rundir.state import effective_status, read_state, write_state
+
+
+def create_run_folder(runs_dir, name: str, recipe_text: Callable[[Path], str], lock: dict[str, Any],
+                      state: dict[str, Any]) -> Path:
+    """runs/<name>-<stamp>/ with recipe.yaml, lock.json, state.json, an empty events.jsonl and train.log,
+    and checkpoints/. Every file is there before anyone can take the folder for a run (is_run_dir)."""
+    run_dir = new_run_dir(runs_dir, name)
+    atomic_write_text(run_dir / RECIPE_FILE, recipe_text(run_dir / RECIPE_FILE))  # its replay line names itself
+    write_lock(run_dir, lock)
+    (run_dir / EVENTS_FILE).touch()
+    (run_dir / LOG_FILE).touch()
+    write_state(run_dir, name=run_dir.name, **state)  # last: with recipe.yaml, it makes the folder a run
+    return run_dir
 
 
 @dataclass
