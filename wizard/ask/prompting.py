@@ -3,7 +3,7 @@
     caption-wizard new            -> new_recipe(machine, out=None)
     caption-wizard (New run)      -> new_recipe(machine, from_menu=True)
 
-It asks the questions of wizard/ask/questions.py through a `Walk` (which knows
+It asks the questions of wizard/ask/questions/ through a `Walk` (which knows
 the order, the defaults and how to go back), shows the summary (recipe table,
 target file, memory estimate), saves the recipe only at the very end, and
 offers to start training.
@@ -343,7 +343,7 @@ def _free_name(path: Path) -> Path:
 
 def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[Any, Path] | None:
     """Save, asking before replacing a file; returns (recipe, path) saved, or None (back)."""
-    from wizard.ask.questions import _parse_name
+    from wizard.ask.questions import parse_name
     from wizard.recipe import save_recipe
 
     while True:
@@ -357,7 +357,7 @@ def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[
                 overwrite = True
                 continue
             suggestion = _free_name(path)
-            name = ask_text("Recipe name:", suggestion.stem, parse=_parse_name)
+            name = ask_text("Recipe name:", suggestion.stem, parse=parse_name)
             if name is BACK:
                 continue
             recipe = recipe.model_copy(update={"name": name})
