@@ -90,7 +90,8 @@ ADVANCED = Question("advanced", "confirm", "Advanced settings? (precision, check
                     "generation...)", default=lambda a, m: False)
 NAME = Question("name", "text", "Recipe name:", key="name", parse=parse_name, default=default_name)
 
-_DEFINED = {q.name: q for q in [*MODEL, *DATA, *TUNING, *TRAINING, *launch_questions(answers_to_recipe), ADVANCED, NAME]}
+_DEFINED = {q.name: q for q in [*MODEL, *DATA, *TUNING, *TRAINING, *launch_questions(answers_to_recipe),
+                                ADVANCED, NAME]}
 ORDER = [
     # the common questions
     "model", "model_other", "task", "dataset", "dataset_path", "language", "strategy", "epochs", "batch_size",
