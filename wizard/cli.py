@@ -28,8 +28,8 @@ import sys
 
 # command -> "module:function"; the function takes the parsed args and returns an exit status.
 COMMANDS = {
-    "menu": "wizard.ask.menu:main_menu",
-    "new": "wizard.ask.menu:cmd_new",
+    "menu": "wizard.commands.menu:main_menu",
+    "new": "wizard.commands.new:cmd_new",
     "run": "wizard.commands.run:cmd_run",
     "resume": "wizard.commands.resume:cmd_resume",
     "runs": "wizard.commands.runs:cmd_runs",
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune your own image-captioning model. With no command: the main menu.",
     )
     p.add_argument("--version", action="version", version=f"caption-wizard {__version__}")
+    p.set_defaults(run_command=run_command)  # the menu runs its entries through it (commands/menu.py)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("new", help="answer a few questions, save a recipe, offer to start it")
@@ -164,6 +165,12 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
     module_name, func_name = COMMANDS[command].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     return int(func(args) or 0)
+
+
+def run_command(command: str, argv: list[str]) -> int:
+    """`caption-wizard COMMAND ARGV...` from inside the program (the menu's entries): the same parser and
+    the same function, so the menu cannot drift from the command line."""
+    return _dispatch(command, build_parser().parse_args([command, *argv]))
 
 
 def main(argv: list[str] | None = None) -> int:

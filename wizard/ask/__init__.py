@@ -1,6 +1,6 @@
-"""The interactive wizard: questions as data, a pure answers -> recipe function, the prompting, the summary.
+"""The wizard's interactive side: questions as data and the pure answers -> Recipe (questions/), the thin
+prompting layer (prompting.py, the only questionary user), the summary screen, and the main menu's entries.
 
-May import: questionary and rich (the prompting), wizard.console, the torch-free planning modules
-(recipe, catalog, model, estimate, machine, data.check, launch's per-GPU estimate). Never commands,
-dashboard or train/; starting a run is handed back to the command that asked (wizard.commands).
-"""
+May import planning (defaults, catalog, machine, estimate, recipe, plan, data), launch's per-GPU estimate and
+wizard.console; never cli.py, commands/, dashboard/ or train/ (the menu's entries and the wizard's "start it
+now" get the command runner handed in)."""

@@ -22,7 +22,7 @@ def recipe_for(target: str):
     path = Path(target).expanduser()
     if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
         return load_recipe(path), path.parent
-    from wizard.ask.questions import default_recipe
+    from wizard.defaults import default_recipe
     from wizard.machine import detect_machine
 
     d = default_recipe(detect_machine()).to_dict()

@@ -16,8 +16,6 @@ May import: wizard.errors, recipe, catalog; nothing of the front end (wizard.com
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 from wizard.errors import UserError

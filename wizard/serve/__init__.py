@@ -47,7 +47,7 @@ def _engine(choice: str) -> str:
 
 
 def cmd_serve(args) -> int:
-    from wizard.console import console, console_err
+    from wizard.console import RichProgress, console, console_err
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     check_bind(args.host, api_key)
@@ -76,7 +76,7 @@ def cmd_serve(args) -> int:
     from wizard.inference import load_captioner
 
     with console_err.status(f"loading {args.source}...", spinner="dots"):
-        captioner = load_captioner(args.source, console=console_err)
+        captioner = load_captioner(args.source, progress=RichProgress())
     name = args.model_name or _default_name(args.source)
     served = TransformersEngine(captioner, max_batch_size=args.max_batch_size, wait_s=args.batch_wait_ms / 1000)
     app = create_app(served, model_name=name, api_key=api_key,
@@ -94,10 +94,11 @@ def cmd_serve(args) -> int:
 
 
 def serve_vllm(args, api_key: str | None, console) -> int:
+    from wizard.console import RichProgress
     from wizard.serve.vllm import vllm_installed, vllm_plan
 
     plan = vllm_plan(args.source, host=args.host, port=args.port, api_key=api_key,
-                     model_name=args.model_name, console=console)
+                     model_name=args.model_name, progress=RichProgress())
     console.print("the equivalent vLLM command:", highlight=False)
     console.print(plan.shown(), highlight=False, soft_wrap=True, markup=False)
     for note in plan.notes:

@@ -41,7 +41,7 @@ class VllmPlan:
 
 
 def vllm_plan(source, *, host: str, port: int, api_key: str | None, model_name: str | None,
-              console=None) -> VllmPlan:
+              progress=None) -> VllmPlan:
     from wizard.inference import (EXPORT_RECIPE, has_adapter_files, has_model_files, pinned_revision, resolve_base,
                                   run_adapter_dir)
     from wizard.rundir import ADAPTER_DIR, RECIPE_FILE, is_run_dir
@@ -72,7 +72,7 @@ def vllm_plan(source, *, host: str, port: int, api_key: str | None, model_name: 
                         f"({', '.join(recipe.tuning.lora.modules_to_save)}), which vLLM cannot load as an adapter",
                         hint=f"export it merged and serve that: caption-wizard export {source} --merge")
     if adapter is not None:
-        base = resolve_base(recipe.model, revision, console)
+        base = resolve_base(recipe.model, revision, progress)
     argv = ["vllm", "serve", str(base)]
     if adapter is not None:
         rank = next((r for r in LORA_RANKS if r >= recipe.tuning.lora.rank), recipe.tuning.lora.rank)

@@ -17,7 +17,6 @@ gate_proj/up_proj/down_proj of its own, so plain names would put adapters there 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
