@@ -62,7 +62,7 @@ def test_the_demo_recipe_is_package_data_and_the_readme_path_is_the_same_file():
 def test_the_data_check_and_the_menu_entries_reach_neither_the_questions_nor_cli(tmp_path):
     code = textwrap.dedent(f"""
         import sys
-        from wizard.data.check import recipe_for
+        from wizard.commands.data import recipe_for
         recipe, _ = recipe_for({str(tmp_path)!r})  # a folder: read with this machine's default recipe
         print(sorted(m for m in sys.modules if m.startswith("wizard.ask")))
         import wizard.ask.menu, wizard.commands.menu
