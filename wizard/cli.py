@@ -34,7 +34,7 @@ COMMANDS = {
     "resume": "wizard.runner:cmd_resume",
     "runs": "wizard.runner:cmd_runs",
     "watch": "wizard.dashboard:cmd_watch",
-    "download": "wizard.hub:cmd_download",
+    "download": "wizard.commands.download:cmd_download",
     "caption": "wizard.caption:cmd_caption",
     "eval": "wizard.evaluate:cmd_eval",
     "export": "wizard.export:cmd_export",

@@ -155,8 +155,9 @@ def pinned_revision(run_dir: Path) -> str | None:
 
 def resolve_base(model_spec, revision: str | None = None, console=None) -> Path:
     from wizard.hub import resolve_model
+    from wizard.ui.download_progress import for_console  # the caller's console shows the download
 
-    return Path(resolve_model(model_spec, revision=revision, console=console).path)
+    return Path(resolve_model(model_spec, revision=revision, progress=for_console(console)).path)
 
 
 def pick_device(recipe=None) -> str:

@@ -104,6 +104,7 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     from wizard.fsutil import check_writable_dir
     from wizard.hub import resolve_model
     from wizard.train.launch import plan_launch
+    from wizard.ui.download_progress import RichDownloadProgress
 
     check_writable_dir(runs_dir or runs.default_runs_dir(), "run folders", hint="choose another with --runs-dir DIR")
     from wizard.preflight import preflight
@@ -111,7 +112,7 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     preflight(recipe, recipe_path=recipe_path)  # before a download: devices and memory
     plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None)  # bad data: no run folder
-    resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
+    resolved = resolve_model(recipe.model, progress=RichDownloadProgress(console_err))  # may download: progress shows here
     from wizard.preflight import check_target_modules
 
     check_target_modules(recipe, resolved.path, recipe_path)  # from the config, before the run folder exists
@@ -356,8 +357,9 @@ def _check_model_folder(lock: dict, recipe: Recipe) -> None:
     if model.get("path") and Path(model["path"]).is_dir():
         return
     from wizard.hub import resolve_model
+    from wizard.ui.download_progress import RichDownloadProgress
 
-    resolved = resolve_model(recipe.model, revision=model.get("revision"), console=console_err)
+    resolved = resolve_model(recipe.model, revision=model.get("revision"), progress=RichDownloadProgress(console_err))
     if model.get("files") and resolved.files and resolved.files != model["files"]:
         changed = sorted(k for k in set(model["files"]) | set(resolved.files)
                          if model["files"].get(k) != resolved.files.get(k))

@@ -42,8 +42,10 @@ def read_modelscope(fmt: str, spec, local: Path | None, console=None) -> ReadRes
     folder = local
     if folder is None:
         from wizard.hub import resolve_dataset
+        from wizard.ui.download_progress import for_console  # the caller's console shows the download
 
-        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None, console))
+        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None,
+                                      progress=for_console(console)))
     if fmt == "m3it":
         split, subset = "train", spec.subset or _only_subset(folder)
         records = modelscope_sets.read_m3it(folder, subset, split, max_samples=spec.max_samples)

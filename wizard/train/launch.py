@@ -473,8 +473,9 @@ def _follow_other_node(recipe: Recipe, args, plan: LaunchPlan) -> int:
     from wizard.console import console, console_err
     from wizard.hub import resolve_model
     from wizard.runner import create_run, launch_backend
+    from wizard.ui.download_progress import RichDownloadProgress
 
-    run_dir = create_run(recipe, resolve_model(recipe.model, console=console_err), runs_dir=args.runs_dir,
+    run_dir = create_run(recipe, resolve_model(recipe.model, progress=RichDownloadProgress(console_err)), runs_dir=args.runs_dir,
                          recipe_path=args.recipe)
     proc = launch_backend(run_dir, recipe)
     runs.write_state(run_dir, pid=proc.pid)
@@ -511,10 +512,11 @@ def _prepare(argv: list[str]) -> int:
     from wizard.hub import resolve_model
     from wizard.recipe import apply_overrides, load_recipe
     from wizard.runner import create_run
+    from wizard.ui.download_progress import RichDownloadProgress
 
     recipe_path, *overrides = argv
     recipe = apply_overrides(load_recipe(recipe_path), overrides)
-    resolved = resolve_model(recipe.model, console=console_err)
+    resolved = resolve_model(recipe.model, progress=RichDownloadProgress(console_err))
     run_dir = create_run(recipe, resolved, recipe_path=recipe_path)
     write_configs(recipe, run_dir)
     print(run_dir.resolve())

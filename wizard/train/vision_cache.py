@@ -23,14 +23,15 @@ epoch, and for each of its captions. So they are computed the first time and loo
            pick other kernels for other batch shapes (last-bit differences, as without the cache).
   memory   features kept in host RAM (on a GPU they are copied over per batch: ~1 MB per image).
   disk     one safetensors file per image under the caption-wizard cache
-           ($CAPTION_WIZARD_CACHE or ~/.cache/caption-wizard)/vision/NAMESPACE/, written atomically.
+           (wizard.paths.cache_dir("vision"): $CAPTION_WIZARD_CACHE/vision, default
+           ~/.cache/caption-wizard/vision)/NAMESPACE/, written atomically.
            There rather than in the run folder: the features depend on model, image and processor
            only, so another run on the same data and model (a learning-rate sweep, a resumed run)
            reads them instead of computing them. Delete the folder to reclaim the space.
   auto     memory when it pays: the tower is frozen, each training image is seen at least twice on
            average (epochs x captions per image), and all training images' features fit in
            VISION_BUDGET (an eighth of the RAM, at most 4 GiB); otherwise off. Never disk on its own
-           (it may be tens of GB), and never for an unfrozen tower.
+           (it may be tens of GiB), and never for an unfrozen tower.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-GiB = 1024**3
+from wizard.units import GiB, fmt_bytes
+
 VISION_BUDGET_MAX = 4 * GiB  # auto: at most this much RAM for the features ...
 VISION_BUDGET_SHARE = 8  # ... and at most 1/8 of the machine's RAM
 MIN_VISITS = 2.0  # auto: each training image seen at least this often (on average) for the cache to pay
@@ -78,7 +80,7 @@ def image_tokens(size, min_pixels: int, max_pixels: int, pixels_per_token: int) 
 
 def choose_mode(setting: str, *, frozen: bool, visits: float, total_bytes: int, ram_bytes: int) -> tuple[str, str]:
     """(off | memory | disk, why) for tuning.cache_vision = `setting`."""
-    size = _gb(total_bytes)
+    size = fmt_bytes(total_bytes)
     if setting == "off":
         return "off", "tuning.cache_vision=off"
     if not frozen:
@@ -89,7 +91,7 @@ def choose_mode(setting: str, *, frozen: bool, visits: float, total_bytes: int, 
         return "off", f"auto: each image is seen {visits:.1f} times on average (< {MIN_VISITS:g}): nothing to reuse"
     limit = budget(ram_bytes)
     if total_bytes > limit:
-        return "off", (f"auto: the features take {size}, over the {_gb(limit)} budget; "
+        return "off", (f"auto: the features take {size}, over the {fmt_bytes(limit)} budget; "
                        "set tuning.cache_vision=disk to keep them on disk")
     return "memory", f"auto: {size} of features in RAM, each image seen {visits:.1f} times on average"
 
@@ -108,24 +110,18 @@ def estimated_bytes(recipe, hidden: int, pixels_per_token: int, precision: str, 
         if recipe.train.max_steps or recipe.train.epochs < MIN_VISITS:
             return None, None  # one pass (or a step count): auto decides with the data, usually off
         if n is None or n * per_image > budget(ram_bytes):
-            return None, (f"vision feature cache (tuning.cache_vision=auto): {_gb(per_image)} per training image "
-                          f"in RAM when all fit in {_gb(budget(ram_bytes))}, else off")
+            return None, (f"vision feature cache (tuning.cache_vision=auto): {fmt_bytes(per_image)} per training image "
+                          f"in RAM when all fit in {fmt_bytes(budget(ram_bytes))}, else off")
     if n is None:
-        return None, f"vision feature cache: {_gb(per_image)} per training image in RAM"
+        return None, f"vision feature cache: {fmt_bytes(per_image)} per training image in RAM"
     n = max(1, int(n * (1 - recipe.data.eval_fraction)))
-    return n * per_image, f"{n} images x {_gb(per_image)} of vision features (computed once, reused)"
-
-
-def _gb(n: int) -> str:
-    if n >= 0.1 * GiB:
-        return f"{n / GiB:.1f} GB"
-    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.0f} KB"
+    return n * per_image, f"{n} images x {fmt_bytes(per_image)} of vision features (computed once, reused)"
 
 
 def cache_dir() -> Path:
-    from wizard.data.prepare import cache_root
+    from wizard.paths import cache_dir as cache_folder
 
-    return cache_root() / "vision"
+    return cache_folder("vision")
 
 
 # ----------------------------------------------------------------------------- the cache
