@@ -350,8 +350,7 @@ def _strategy_choices(answers: Answers, machine: Machine) -> list[Choice]:
         where = "RAM" if est.devices == ["cpu"] else ("per GPU" if machine.gpus else "GPU")
         n = est.per_device_bytes
         # precise enough that strategies which differ show different figures
-        size = f"~{n / 1024**2:,.0f} MB {where}" if n < 2 * 1024**3 else (
-            f"~{n / 1024**3:.2f} GB {where}" if n < 10 * 1024**3 else f"~{gb(n)} {where}")
+        size = f"~{gb(n, digits=2)} {where}"
         if recipe.train.batch_size != base_recipe(answers)["train"]["batch_size"]:
             size += f" at batch {recipe.train.batch_size}"
         if est.fits is False:
