@@ -78,6 +78,12 @@ def test_progress_bar_and_second_call_without_network(tiny_repo, hub_server, hub
     assert (second.path, second.revision, second.files) == (first.path, first.revision, first.files)
 
 
+def test_the_library_prints_nothing_without_a_progress(tiny_repo, hub_server, hub_env, capfd):
+    hub.resolve_model(model())   # a download inside a training process, say: no bar, no line
+    assert hub.resolve_model(model()).path == snapshot(hub_env)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_replay_with_locked_revision_uses_the_cache(tiny_repo, hub_server, hub_env):
     first = hub.resolve_model(model())
     hub_server.reset_log()

@@ -104,7 +104,8 @@ def _target(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None):
     devices = recipe.launch.devices
     if devices == "cpu":
         ram = ram_bytes if ram_bytes is not None else _ram()
-        return True, ["cpu"], ram, f"CPU RAM (this machine has {fmt_bytes(ram)}): the run uses the CPU", "this machine's RAM", []
+        return (True, ["cpu"], ram, f"CPU RAM (this machine has {fmt_bytes(ram)}): the run uses the CPU",
+                "this machine's RAM", [])
     if devices == "auto":
         used = list(gpus)
     else:

@@ -359,7 +359,8 @@ def _check_model_folder(lock: dict, recipe: Recipe) -> None:
     from wizard.hub import resolve_model
     from wizard.ui.download_progress import RichDownloadProgress
 
-    resolved = resolve_model(recipe.model, revision=model.get("revision"), progress=RichDownloadProgress(console_err))
+    resolved = resolve_model(recipe.model, revision=model.get("revision"),
+                             progress=RichDownloadProgress(console_err))
     if model.get("files") and resolved.files and resolved.files != model["files"]:
         changed = sorted(k for k in set(model["files"]) | set(resolved.files)
                          if model["files"].get(k) != resolved.files.get(k))

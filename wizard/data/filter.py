@@ -16,7 +16,8 @@ see the same filtered set. What it dropped goes into the DataReport (counts and 
   embeddings (the seed article keeps pairs >= 0.2); captions below are dropped, and an image with no
   caption left is dropped. The CLIP model comes from ModelScope like any model (data.filter.clip_model;
   default an English CLIP, Chinese-CLIP for data.language zh). Scores are computed once, with a progress
-  bar, and cached per data fingerprint and CLIP model in wizard.paths.cache_dir("filter") (~/.cache/caption-wizard/filter/).
+  bar, and cached per data fingerprint and CLIP model in wizard.paths.cache_dir("filter")
+  (~/.cache/caption-wizard/filter/ by default).
 """
 
 from __future__ import annotations

@@ -6,9 +6,9 @@ A sample is the files of one key (the member name up to its first dot, folders i
 webdataset library groups them). The image is the first of jpg/jpeg/png/webp; the caption is the
 .txt file, or the caption/captions/text field of the .json file. The example id is the key.
 
-Each shard is unpacked once, streaming, into the cache (wizard.paths.cache_dir("webdataset"), ~/.cache/caption-wizard/webdataset/ by default,
-one folder per shard named by its path, size and modification time, with an index.json written
-last): images then live in files like any other dataset's (no shard is held in memory), and a
+Each shard is unpacked once, streaming, into the cache (wizard.paths.cache_dir("webdataset"),
+~/.cache/caption-wizard/webdataset/ by default, one folder per shard named by its path, size and
+modification time, with an index.json written last): images then live in files like any other dataset's (no shard is held in memory), and a
 second run reads only the index.
 """
 

@@ -475,8 +475,8 @@ def _follow_other_node(recipe: Recipe, args, plan: LaunchPlan) -> int:
     from wizard.runner import create_run, launch_backend
     from wizard.ui.download_progress import RichDownloadProgress
 
-    run_dir = create_run(recipe, resolve_model(recipe.model, progress=RichDownloadProgress(console_err)), runs_dir=args.runs_dir,
-                         recipe_path=args.recipe)
+    resolved = resolve_model(recipe.model, progress=RichDownloadProgress(console_err))
+    run_dir = create_run(recipe, resolved, runs_dir=args.runs_dir, recipe_path=args.recipe)
     proc = launch_backend(run_dir, recipe)
     runs.write_state(run_dir, pid=proc.pid)
     try:
