@@ -10,7 +10,8 @@ from wizard.inference import EXPORT_RECIPE
 def cmd_export(args) -> int:
     from rich.markup import escape
 
-    from wizard.console import RichProgress, console, console_err
+    from wizard.console import console, console_err
+    from wizard.ui.progress import RichProgress
     from wizard.recipe import load_recipe
 
     what = "merging the adapter into the base model" if args.merge else "copying the adapter"
