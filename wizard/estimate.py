@@ -91,7 +91,6 @@ class MemoryEstimate:
         return None if self.capacity_bytes is None else self.per_device_bytes <= self.capacity_bytes
 
 
-gb = fmt_bytes  # the old name of wizard.units.fmt_bytes, kept for callers that import it from here
 
 
 def _millions(n: float) -> str:
