@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from wizard.export import export_run, usage_text
 from wizard.inference import EXPORT_RECIPE
+from wizard.units import fmt_bytes
 
 
 def cmd_export(args) -> int:
@@ -21,6 +22,6 @@ def cmd_export(args) -> int:
     merged = (out / "config.json").is_file() and not (out / "adapter_config.json").is_file()
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     kind = "merged model" if merged else "adapter"
-    console.print(f"[bold green]exported[/] {kind} to {escape(str(out))} ({size / 1e6:.1f} MB)", soft_wrap=True)
+    console.print(f"[bold green]exported[/] {kind} to {escape(str(out))} ({fmt_bytes(size)})", soft_wrap=True)
     console.print(usage_text(out, merged, recipe), soft_wrap=True, markup=False)
     return 0
