@@ -41,7 +41,7 @@ COMMANDS = {
     "data": "wizard.commands.data:cmd_data",
     "import": "wizard.commands.import_recipe:cmd_import",
     "compare": "wizard.commands.compare:cmd_compare",
-    "serve": "wizard.serve:cmd_serve",
+    "serve": "wizard.commands.serve:cmd_serve",
 }
 
 
