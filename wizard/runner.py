@@ -112,8 +112,10 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None)  # bad data: no run folder
     resolved = resolve_model(recipe.model, console=console_err)  # may download: progress shows here
-    from wizard.preflight import check_target_modules
+    from wizard.preflight import check_model_folder, check_target_modules
 
+    warn = lambda line: console_err.print(line, markup=False)  # noqa: E731
+    check_model_folder(recipe, resolved.path, warn=warn)  # a supported family, its packages: exit 2 otherwise
     check_target_modules(recipe, resolved.path, recipe_path)  # from the config, before the run folder exists
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
     _lock_run(run_dir)  # a new folder (exclusive mkdir): nobody else writes there yet

@@ -297,7 +297,7 @@ def recipe_table(recipe, path: Path | None = None):
                   + f" · {d.language}" + (f" · at most {d.max_samples} examples" if d.max_samples else "")
                   + f" · {d.eval_fraction:.0%} held out for eval")
     table.add_row("prompt", resolve_prompt(recipe))
-    table.add_row("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens")
+    table.add_row("images", f"max_pixels {d.max_pixels} = {info.image_tokens(d.max_pixels)} image tokens")
     tuning = tu.strategy.value
     if tu.strategy.value != "full":
         targets = ", ".join(tu.lora.target_modules or info.lora_targets)
