@@ -28,7 +28,7 @@ VISION = dict(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_att
 # ----------------------------------------------------------------------------- tokenizer
 def tokenizer(specials: list[str], *, eos: str, pad: str | None = None, bos: str | None = None,
               unk: str | None = None, add_bos: bool = False, add_eos: bool = False, extra: dict | None = None,
-              vocab: int = 320):
+              vocab: int = 320, padding_side: str | None = "right"):
     """Byte-level BPE over the demo captions and prompts, with `specials` as special tokens (ids from
     0 in that order). add_bos/add_eos: the tokenizer wraps every text in them, as Llama-, Gemma- and
     BART-style tokenizers do. `extra`: named special tokens (image_token, boi_token, ...)."""
@@ -49,8 +49,9 @@ def tokenizer(specials: list[str], *, eos: str, pad: str | None = None, bos: str
         pair = " ".join(([bos] if add_bos else []) + ["$A", "$B"] + ([eos] if add_eos else []))
         ids = [(t, tok.token_to_id(t)) for t in dict.fromkeys(([bos] if add_bos else []) + ([eos] if add_eos else []))]
         tok.post_processor = processors.TemplateProcessing(single=single, pair=pair, special_tokens=ids)
+    side = {"padding_side": padding_side} if padding_side else {}  # None: the processor's own default decides
     return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token=eos, pad_token=pad, bos_token=bos, unk_token=unk,
-                                   model_max_length=4096, padding_side="right", extra_special_tokens=extra or {})
+                                   model_max_length=4096, extra_special_tokens=extra or {}, **side)
 
 
 def _ids(tok, config: dict, **names: str) -> dict:
@@ -174,7 +175,7 @@ def _internvl():
     names = {"start_image_token": "<img>", "end_image_token": "</img>", "context_image_token": "<IMG_CONTEXT>",
              "video_token": "<video>"}
     tok = tokenizer(["<|endoftext|>", "<|im_start|>", "<|im_end|>", *names.values()], eos="<|im_end|>",
-                    pad="<|endoftext|>", extra=names)
+                    pad="<|endoftext|>", extra=names, padding_side=None)  # as InternVL3-hf's: none saved
     size = {"height": IMAGE, "width": IMAGE}
     processor = InternVLProcessor(
         image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=True, max_patches=2),
