@@ -35,6 +35,8 @@ class ModelInfo:
     kv_dim: int | None = None  # k/v projection width (None: Qwen's grouped-query guess)
     tied: bool | None = None  # lm_head shares the embeddings (None: Qwen's rule, below 5B)
     default_ok: bool = False  # the wizard may pick it by itself for a machine (the tested Qwen-VL line)
+    tile: int = 0  # tiling families: tokens_per_image is per tile of tile x tile pixels, at most max_tiles
+    max_tiles: int = 0
 
     @property
     def row(self) -> fam_table.Family:
@@ -54,6 +56,9 @@ class ModelInfo:
 
     def image_tokens(self, max_pixels: int) -> int:
         """Language-model tokens of one image at data.max_pixels (at most)."""
+        if self.tokens_per_image is not None and self.tile:
+            return fam_table.tiled_tokens(self.tokens_per_image, self.tile, self.max_tiles, max_pixels,
+                                          base=self.row.image_tokens == "tiles+base")
         if self.tokens_per_image is not None and self.row.image_tokens != "grid":
             return self.tokens_per_image
         return max(1, max_pixels // self.pixels_per_token)
@@ -95,21 +100,21 @@ MODELS: dict[str, ModelInfo] = {m.id: m for m in [
     _m("llava-hf/llava-1.5-7b-hf", "LLaVA-1.5 7B", "llava", 7.06, 0.31, 4096, 32, 32064, tokens_per_image=576,
        intermediate=11008, kv_dim=4096, tied=False),
     _m("llava-hf/llava-v1.6-mistral-7b-hf", "LLaVA-NeXT (1.6) Mistral 7B", "llava_next", 7.57, 0.32, 4096, 32,
-       32064, tokens_per_image=2928, intermediate=14336, kv_dim=1024, tied=False),
+       32064, tokens_per_image=576, tile=336, max_tiles=4, intermediate=14336, kv_dim=1024, tied=False),
     _m("llava-hf/llava-onevision-qwen2-0.5b-ov-hf", "LLaVA-OneVision 0.5B", "llava_onevision", 0.89, 0.40, 896, 24,
-       151647, tokens_per_image=7290, intermediate=4864, kv_dim=128, tied=True),
+       151647, tokens_per_image=729, tile=384, max_tiles=9, intermediate=4864, kv_dim=128, tied=True),
     _m("llava-hf/llava-onevision-qwen2-7b-ov-hf", "LLaVA-OneVision 7B", "llava_onevision", 8.03, 0.40, 3584, 28,
-       152128, tokens_per_image=7290, intermediate=18944, kv_dim=512, tied=False),
+       152128, tokens_per_image=729, tile=384, max_tiles=9, intermediate=18944, kv_dim=512, tied=False),
     _m("OpenGVLab/InternVL3-1B-hf", "InternVL3 1B (-hf)", "internvl", 0.94, 0.30, 896, 24, 151674,
-       tokens_per_image=3328, intermediate=4864, kv_dim=128, tied=True),
+       tokens_per_image=256, tile=448, max_tiles=12, intermediate=4864, kv_dim=128, tied=True),
     _m("OpenGVLab/InternVL3-8B-hf", "InternVL3 8B (-hf)", "internvl", 7.94, 0.34, 3584, 28, 151674,
-       tokens_per_image=3328, intermediate=18944, kv_dim=512, tied=False),
+       tokens_per_image=256, tile=448, max_tiles=12, intermediate=18944, kv_dim=512, tied=False),
     _m("HuggingFaceTB/SmolVLM-256M-Instruct", "SmolVLM 256M Instruct", "smolvlm", 0.256, 0.093, 576, 30, 49280,
-       tokens_per_image=1088, intermediate=1536, kv_dim=192, tied=False),
+       tokens_per_image=64, tile=512, max_tiles=16, intermediate=1536, kv_dim=192, tied=False),
     _m("HuggingFaceTB/SmolVLM-500M-Instruct", "SmolVLM 500M Instruct", "smolvlm", 0.507, 0.093, 960, 32, 49280,
-       tokens_per_image=1088, intermediate=2560, kv_dim=320, tied=False),
+       tokens_per_image=64, tile=512, max_tiles=16, intermediate=2560, kv_dim=320, tied=False),
     _m("AI-ModelScope/Idefics3-8B-Llama3", "Idefics3 8B Llama3", "idefics3", 8.46, 0.43, 4096, 32, 128259,
-       tokens_per_image=2197, intermediate=14336, kv_dim=1024, tied=False),
+       tokens_per_image=169, tile=364, max_tiles=16, intermediate=14336, kv_dim=1024, tied=False),
     _m("LLM-Research/gemma-3-4b-it", "Gemma 3 4B it", "gemma3", 4.30, 0.42, 2560, 34, 262208, tokens_per_image=256,
        intermediate=10240, kv_dim=1024, tied=True),
     _m("LLM-Research/gemma-3-12b-it", "Gemma 3 12B it", "gemma3", 12.19, 0.42, 3840, 48, 262208,

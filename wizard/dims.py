@@ -150,6 +150,8 @@ def _vision_params(vis: dict, lm_hidden: int) -> int:
     """Qwen2-VL's vision tower: Conv3d patch embedding, pre-LayerNorm blocks (qkv, proj, fc1/fc2 MLP),
     and the merger (LayerNorm, two linear layers to the language model's width). Other towers differ:
     the safetensors counts replace this when the weights are there."""
+    if "depth" not in vis and vis:  # not a Qwen-style tower: counted from the safetensors (or the catalog)
+        return 0
     d = vis.get("embed_dim") or vis.get("hidden_size", 1280)
     d = d[-1] if isinstance(d, (list, tuple)) else d
     depth = vis.get("depth", vis.get("num_hidden_layers", 32))

@@ -50,7 +50,8 @@ Fields of a Family (what each one decides, and who reads it):
                    patch and merge sizes would count image tokens wrong.
   image_tokens     how one image's language-model tokens are counted (count_image_tokens): grid
                    (Qwen smart resize, exact, no torch), fixed:KEY (a number from the processor's
-                   config), tiles (per-tile tokens x tiles), longest_edge (Pixtral rows x columns),
+                   config), tiles / tiles+base (per-tile tokens x tiles for images of data.max_pixels,
+                   + a global view), longest_edge (Pixtral rows x columns),
                    one (a single token: Mllama's cross-attention). The data check uses the
                    processor's own count when the model is on this machine.
   widths           config.json names of the text widths for the estimate: hidden, intermediate,
@@ -130,8 +131,8 @@ _ROWS = [
            lora_targets=("q_proj", "k_proj", "v_proj", "o_proj", "gate_up_proj", "down_proj"),
            processors=("Glm4vProcessor",)),
     Family("llava", "LLaVA-1.5", "LLaVA", image_tokens="fixed:patches", processors=("LlavaProcessor",)),
-    Family("llava_next", "LLaVA-NeXT", "LLaVA", image_tokens="tiles", processors=("LlavaNextProcessor",)),
-    Family("llava_onevision", "LLaVA-OneVision", "LLaVA", end_token="<|im_end|>", image_tokens="tiles",
+    Family("llava_next", "LLaVA-NeXT", "LLaVA", image_tokens="tiles+base", processors=("LlavaNextProcessor",)),
+    Family("llava_onevision", "LLaVA-OneVision", "LLaVA", end_token="<|im_end|>", image_tokens="tiles+base",
            processors=("LlavaOnevisionProcessor",)),
     Family("internvl", "InternVL (-hf)", "InternVL", end_token="<|im_end|>", image_tokens="tiles",
            processors=("InternVLProcessor",)),
@@ -241,6 +242,8 @@ def grid_tokens(height: int, width: int, *, factor: int = 28, min_pixels: int = 
 
 
 def _side(value, default: int) -> int:
+    if isinstance(value, (list, tuple)):
+        value = value[0] if value else None
     if isinstance(value, dict):
         value = value.get("height") or value.get("shortest_edge") or value.get("longest_edge")
     return int(value or default)
@@ -269,16 +272,24 @@ def max_image_tokens(fam: Family, settings: dict, config: dict | None, *, max_pi
             side = _side(settings.get("crop_size"), _side(vis.get("image_size"), 336))
             return (side // patch) ** 2
         return int(settings.get(key) or config.get("mm_tokens_per_image") or config.get(key) or 256)
-    # tiles: tokens per tile x (the most tiles + a global/thumbnail view)
+    # tiles: tokens per tile x tiles, plus a global view (LLaVA-NeXT's base image: always; InternVL's
+    # thumbnail and Idefics' global image: when split). How many tiles an image gets depends on its
+    # size and aspect ratio: the estimate assumes images of data.max_pixels, up to the processor's most.
     per_tile = settings.get("image_seq_length") or settings.get("image_seq_len") or settings.get("num_image_tokens")
+    tile = _side(settings.get("max_image_size") or settings.get("size") or settings.get("crop_size"),
+                 _side(vis.get("image_size"), 336))
     if per_tile is None:
-        side = _side(vis.get("image_size"), 336)
-        per_tile = (side // patch) ** 2
-    tiles = int(settings.get("max_patches") or 0)
-    if not tiles and isinstance(settings.get("max_image_size"), dict):
-        ratio = _side(settings.get("size"), 1) / _side(settings.get("max_image_size"), 1)
-        tiles = math.ceil(ratio) ** 2
-    if not tiles and settings.get("image_grid_pinpoints"):
-        tile = _side(settings.get("size") or settings.get("crop_size"), 336)
-        tiles = max(h * w for h, w in settings["image_grid_pinpoints"]) // (tile * tile)
-    return int(per_tile) * ((tiles or 4) + 1)
+        per_tile = (tile // patch) ** 2
+    most = int(settings.get("max_patches") or 0)
+    if not most and isinstance(settings.get("max_image_size"), dict):
+        most = math.ceil(_side(settings.get("size"), tile) / tile) ** 2
+    if not most and settings.get("image_grid_pinpoints"):
+        most = max(h * w for h, w in settings["image_grid_pinpoints"]) // (tile * tile)
+    return tiled_tokens(int(per_tile), tile, most, max_pixels, base=kind == "tiles+base")
+
+
+def tiled_tokens(per_tile: int, tile: int, most: int, max_pixels: int, *, base: bool = False) -> int:
+    """Tokens of an image of max_pixels cut into tiles of tile x tile (at most `most`), plus the global
+    view (always with `base`, else only when the image is split)."""
+    tiles = min(max(most, 1), max(1, math.ceil(max_pixels / (tile * tile))))
+    return per_tile * (tiles + (base or tiles > 1))

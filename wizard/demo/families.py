@@ -372,3 +372,82 @@ def build(family: str, folder, *, seed: int = 0) -> Path:
     model.save_pretrained(folder)
     processor.save_pretrained(folder)
     return folder
+
+
+# ----------------------------------------------------------------------------- real widths, shrunk depth
+def _real_smolvlm(layers: int, vision_layers: int):
+    """HuggingFaceTB/SmolVLM-256M-Instruct's widths (config.json, processor_config.json)."""
+    import transformers as T
+
+    config, processor = _idefics("smolvlm")
+    tok = processor.tokenizer
+    image_processor = T.SmolVLMImageProcessor(size={"longest_edge": 512}, max_image_size={"longest_edge": 512})
+    processor = T.SmolVLMProcessor(image_processor=image_processor, tokenizer=tok, video_processor=T.SmolVLMVideoProcessor(),
+                                   image_seq_len=64, chat_template=templates.SMOLVLM)
+    text = dict(model_type="llama", **_text(tok, hidden_size=576, intermediate_size=1536, num_hidden_layers=layers,
+                                            num_attention_heads=9, num_key_value_heads=3, head_dim=64,
+                                            max_position_embeddings=8192))
+    text["vocab_size"] = 49280
+    config = T.SmolVLMConfig(vision_config=dict(hidden_size=768, intermediate_size=3072, num_hidden_layers=vision_layers,
+                                                num_attention_heads=12, image_size=512, patch_size=16),
+                             text_config=text, scale_factor=4, **_ids(tok, {}, image_token_id="<image>"))
+    return config, processor
+
+
+def _real_florence2(layers: int, vision_layers: int):
+    """florence-community/Florence-2-base's widths (DaViT stages 128..1024, BART 768), 384 px images."""
+    from transformers import CLIPImageProcessor, Florence2Config, Florence2Processor
+
+    _, small = _florence2()
+    tok = small.tokenizer
+    side = 384  # the checkpoint's is 768 (577 tokens): a quarter of the tower's work for the measurement
+    image_processor = CLIPImageProcessor(size={"height": side, "width": side}, crop_size={"height": side, "width": side},
+                                         do_center_crop=False)
+    image_processor.image_seq_length = (side // 32) ** 2 + 1
+    processor = Florence2Processor(image_processor=image_processor, tokenizer=tok)
+    text = dict(model_type="bart", vocab_size=51289, d_model=768, encoder_layers=layers, decoder_layers=layers,
+                encoder_attention_heads=12, decoder_attention_heads=12, encoder_ffn_dim=3072, decoder_ffn_dim=3072,
+                max_position_embeddings=1024, pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.eos_token_id)
+    vision = dict(depths=[vision_layers] * 4, embed_dim=[128, 256, 512, 1024], num_heads=[4, 8, 16, 32],
+                  num_groups=[4, 8, 16, 32], window_size=12, projection_dim=768)
+    return Florence2Config(text_config=text, vision_config=vision, **_ids(tok, {}, image_token_id="<image>")), processor
+
+
+def _real_internvl(layers: int, vision_layers: int):
+    """OpenGVLab/InternVL3-1B-hf's widths (Qwen2.5 0.5B-style text, InternViT-300M), one 448 px tile."""
+    from transformers import GotOcr2ImageProcessor, InternVLConfig, InternVLProcessor, InternVLVideoProcessor
+
+    _, small = _internvl()
+    tok = small.tokenizer
+    size = {"height": 448, "width": 448}
+    processor = InternVLProcessor(image_processor=GotOcr2ImageProcessor(size=size, crop_to_patches=False),
+                                  tokenizer=tok, video_processor=InternVLVideoProcessor(size=size),
+                                  image_seq_length=256, chat_template=templates.INTERNVL)
+    text = dict(model_type="qwen2", **_text(tok, hidden_size=896, intermediate_size=4864, num_hidden_layers=layers,
+                                            num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768))
+    text.update(vocab_size=151674, tie_word_embeddings=True)
+    config = InternVLConfig(vision_config=dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=vision_layers,
+                                               num_attention_heads=16, image_size=[448, 448], patch_size=[14, 14]),
+                            text_config=text, image_seq_length=256, downsample_ratio=0.5, tie_word_embeddings=True,
+                            **_ids(tok, {}, image_token_id="<IMG_CONTEXT>"))
+    return config, processor
+
+
+REAL = {"smolvlm": _real_smolvlm, "florence2": _real_florence2, "internvl": _real_internvl}
+
+
+def build_real(family: str, folder, *, layers: int = 2, vision_layers: int = 1, seed: int = 0) -> Path:
+    """A random model of `family` at a real checkpoint's widths (REAL: SmolVLM-256M, Florence-2 base,
+    InternVL3-1B) and vocabulary size with `layers` language and `vision_layers` vision layers, saved
+    in bf16 as those checkpoints ship. For measuring memory (tests/test_family_estimate.py, bench/)."""
+    import torch
+    from transformers import AutoModelForImageTextToText
+
+    folder = Path(folder)
+    config, processor = REAL[family](layers, vision_layers)
+    torch.manual_seed(seed)
+    model = AutoModelForImageTextToText.from_config(config).to(torch.bfloat16)
+    model.save_pretrained(folder)
+    processor.save_pretrained(folder)
+    return folder
