@@ -31,6 +31,7 @@ from typing import Any, Callable
 from wizard.catalog import (DATASETS, DEMO_DATASET_ID, is_demo_data, DEMO_MODEL_ID, MODELS, STRATEGIES, TASKS,
                             model_info, task_prompt)
 from wizard.machine import Machine
+from wizard.ask import models as models_q
 
 Answers = dict[str, Any]
 OTHER_MODEL = "other"
@@ -51,6 +52,7 @@ class Choice:
     title: str
     value: Any
     description: str | None = None  # shown under the list while highlighted
+    group: str | None = None  # a heading over the first choice of each group (the model families)
 
 
 @dataclass(frozen=True)
@@ -126,6 +128,8 @@ def _parse_optional_int(text: str) -> int | None:
 def model_ref(answers: Answers) -> tuple[str, str]:
     """(model id or absolute folder, source) from the answers."""
     choice = answers.get("model", DEMO_MODEL_ID)
+    if choice == models_q.MORE_FAMILIES:
+        choice = answers.get("model_pick") or models_q.first_of(answers.get("model_family"))
     if choice == OTHER_MODEL:
         ref = answers.get("model_other") or ""
         return ref, "local" if os.path.isabs(ref) else "modelscope"
@@ -215,7 +219,7 @@ def _fits(answers: Answers, machine: Machine) -> bool:
 def _default_model(answers: Answers, machine: Machine) -> str:
     if not machine.gpus:
         return DEMO_MODEL_ID
-    real = [m for m in MODELS.values() if m.needs_gpu]
+    real = [m for m in MODELS.values() if m.needs_gpu and m.default_ok]  # the tested Qwen-VL line
     # largest first; among equals the later (newer) catalog entry
     order = sorted(real, key=lambda m: (-m.params_b, -list(MODELS).index(m.id)))
     for m in order:
@@ -271,7 +275,9 @@ def _language(answers: Answers) -> str:
 
 
 def _default_prompt(answers: Answers, machine: Machine) -> str:
-    return base_recipe(answers)["data"]["prompt"] or task_prompt(answers.get("task", "caption"), _language(answers))
+    family = model_info(model_ref(answers)[0] or "unknown").row  # Florence-2: <CAPTION>, PaliGemma: caption en
+    own = (family.default_prompt or {}).get(_language(answers))
+    return base_recipe(answers)["data"]["prompt"] or own or task_prompt(answers.get("task", "caption"), _language(answers))
 
 
 def _slug(text: str) -> str:
@@ -316,14 +322,9 @@ def _default_devices(answers: Answers, machine: Machine) -> Any:
 
 # ----------------------------------------------------------------------------- choices
 def _model_choices(answers: Answers, machine: Machine) -> list[Choice]:
-    out = []
-    for m in MODELS.values():
-        title = m.title if not m.needs_gpu else f"{m.title} · {m.params_b:.1f}B params"
-        if m.needs_gpu and not machine.gpus:
-            title += " · needs a CUDA GPU"
-        out.append(Choice(title, m.id, m.note or m.id))
+    out = models_q.first_level(Choice, machine)  # grouped: wizard/ask/models.py
     out.append(Choice("Other: a ModelScope id or a local folder", OTHER_MODEL,
-                      "e.g. Qwen/Qwen2-VL-2B-Instruct, or a folder with config.json and weights"))
+                      "e.g. Qwen/Qwen2-VL-2B-Instruct, or a folder with config.json and weights", group="Other"))
     return out
 
 
@@ -429,6 +430,8 @@ def _sharing_choices(answers: Answers, machine: Machine) -> list[Choice]:
 
 # ----------------------------------------------------------------------------- notices
 def _model_notice(answers: Answers, machine: Machine) -> str | None:
+    if answers.get("model") == models_q.MORE_FAMILIES and "model_pick" not in answers:
+        return None  # the family questions come first
     model_id, source = model_ref(answers)
     if source != "demo" and not machine.gpus:
         name = MODELS[model_id].title if model_id in MODELS else model_id
@@ -449,6 +452,11 @@ def _own(a: Answers, m: Machine) -> bool:
 QUESTIONS: list[Question] = [
     Question("model", "select", "Which model do you want to fine-tune?",
              choices=_model_choices, default=_default_model, notice=_model_notice),
+    Question("model_family", "select", "Which model family?", when=lambda a, m: a.get("model") == models_q.MORE_FAMILIES,
+             choices=lambda a, m: models_q.family_choices(Choice)),
+    Question("model_pick", "select", "Which model?", when=lambda a, m: a.get("model") == models_q.MORE_FAMILIES,
+             choices=lambda a, m: models_q.pick_choices(Choice, a.get("model_family"), m),
+             default=lambda a, m: models_q.first_of(a.get("model_family")), notice=_model_notice),
     Question("model_other", "text", "ModelScope id or local folder:",
              when=lambda a, m: a.get("model") == OTHER_MODEL, parse=_parse_model_ref,
              default=lambda a, m: ""),
