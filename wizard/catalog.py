@@ -179,6 +179,21 @@ def _folder_info(model_id: str) -> ModelInfo | None:
                      note=f"read from {folder}/config.json")
 
 
+def is_repo_id(text: str) -> bool:
+    """Owner/Name as on ModelScope: one slash, no leading ./ ~ or /."""
+    return text.count("/") == 1 and not text.startswith((".", "/", "~"))
+
+
+def infer_source(model_id: str) -> str:
+    """A model.id's model.source when the recipe leaves it out: demo for the built-in demo, local for a
+    folder path (or an existing folder), else modelscope."""
+    from pathlib import Path
+
+    if model_id == DEMO_MODEL_ID:
+        return "demo"
+    return "local" if not is_repo_id(model_id) or Path(model_id).expanduser().is_dir() else "modelscope"
+
+
 def model_family(model) -> "fam_table.Family | None":
     """The family row of a recipe's model section (or a model id): the local folder's config.json, the
     demo, the catalog entry; None when it is not known without downloading (an unknown ModelScope id).

@@ -302,3 +302,11 @@ def cap_image_size(processor, min_pixels: int, max_pixels: int, budget: str = "m
     for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
         if hasattr(proc, name):
             setattr(proc, name, value)
+
+
+def lora_target_regex(targets: list[str], language_model: str = "model.language_model") -> str:
+    """A peft target_modules regex: the named linear layers inside the language model (its module
+    prefix, the family's), or a top-level module of that name ("lm_head"); never inside the vision
+    tower (whose CLIP/SigLIP/Pixtral layers share the names)."""
+    names = "|".join(re.escape(t) for t in targets)
+    return rf"^(?:{re.escape(language_model)}\.(?:.*\.)?(?:{names})|(?:{names}))$"

@@ -128,7 +128,7 @@ def check_target_modules(recipe, model_path, recipe_path=None) -> None:
     from peft.tuners.tuners_utils import check_target_module_exists
 
     from wizard.families import family_of_folder
-    from wizard.train.load import lora_target_regex
+    from wizard.model import lora_target_regex
 
     trust = bool(recipe.model.trust_remote_code)
     fam = family_of_folder(model_path, trust_remote_code=trust)

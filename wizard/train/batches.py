@@ -1,6 +1,6 @@
 """Batches built by the family's own processor: every family but the Qwen-style grid ones.
 
-    data = build_processor_dataset(examples, processor, prompt, family, targets, truncated, loader)
+    data = build_dataset(examples, processor, prompt, family=family, ...)   # wizard.train.collate
     batch = ProcessorCollator(processor, data)([data[0], data[1]])
 
 The Qwen fast path (wizard/train/collate.py) tokenizes the prompt once and widens one placeholder;
@@ -48,23 +48,6 @@ class ImageList:
 class ProcessorPrompt:
     text: str  # the prompt as the processor's text (wizard.chat.prompt_text)
     call: dict  # extra processor arguments (no second BOS, ...)
-
-
-def build_processor_dataset(examples, processor, prompt: str, family, pairs, targets, truncated: int,
-                            loader: Callable):
-    from wizard.chat import prompt_text, text_kwargs
-    from wizard.train.collate import CaptionDataset, Item
-
-    images = ImageList(examples, loader)
-    tok = processor.tokenizer
-    items = []
-    for (i, caption), target in zip(pairs, targets):
-        item = Item(i, target, store=images)
-        if family.prompt == "prefix_suffix":  # the processor appends the eos itself
-            item.text = tok.decode(target[:-1]) if len(target) and target[-1] == tok.eos_token_id else caption
-        items.append(item)
-    text = prompt_text(processor, prompt, family)
-    return CaptionDataset(items, images, ProcessorPrompt(text, text_kwargs(processor, text)), truncated, family)
 
 
 class ProcessorCollator:

@@ -206,7 +206,7 @@ class CaptionDataset:
 def pixel_cache(recipe, examples: Sequence, world: int = 1) -> bool | None:
     """build_dataset's `cache`: False when each training image is seen less than twice on average
     (keeping its pixels would only hold memory), else None (cache when they fit CACHE_LIMIT_BYTES)."""
-    from wizard.train.vision_cache import MIN_VISITS, expected_visits
+    from wizard.cache_vision import MIN_VISITS, expected_visits
 
     items = sum(len(ex.captions) for ex in examples)
     return False if expected_visits(recipe, items, len(examples), world) < MIN_VISITS else None
@@ -227,12 +227,28 @@ def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_leng
     pairs = [(i, caption) for i, ex in enumerate(examples) for caption in ex.captions]
     targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length, token_cache, family)
     if family.batching != "grid":
-        from wizard.train.batches import build_processor_dataset
-
-        return build_processor_dataset(examples, processor, prompt, family, pairs, targets, truncated, loader)
+        return _processor_dataset(examples, processor, prompt, family, pairs, targets, truncated, loader)
     images = ImageStore(examples, processor.image_processor, loader=loader, cache=cache)
     items = [Item(i, t, store=images) for (i, _), t in zip(pairs, targets)]
     return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated, family)
+
+
+def _processor_dataset(examples, processor, prompt: str, family, pairs, targets, truncated: int,
+                       loader: Callable):
+    """The dataset of a processor-built family: the Items, the images decoded per batch, the prompt text."""
+    from wizard.chat import prompt_text, text_kwargs
+    from wizard.train.batches import ImageList, ProcessorPrompt
+
+    images = ImageList(examples, loader)
+    tok = processor.tokenizer
+    items = []
+    for (i, caption), target in zip(pairs, targets):
+        item = Item(i, target, store=images)
+        if family.prompt == "prefix_suffix":  # the processor appends the eos itself
+            item.text = tok.decode(target[:-1]) if len(target) and target[-1] == tok.eos_token_id else caption
+        items.append(item)
+    text = prompt_text(processor, prompt, family)
+    return CaptionDataset(items, images, ProcessorPrompt(text, text_kwargs(processor, text)), truncated, family)
 
 
 def loader_workers(dataset: CaptionDataset) -> int:

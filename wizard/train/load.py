@@ -18,12 +18,12 @@ and SigLIP towers q/k/v_proj, Pixtral all seven names, so plain names would put 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from wizard.model import (  # noqa: F401  (re-exported: the backend and tests import them from here)
-    cap_image_size, in_vision, pick_device, plan_model, resolve_precision, torch_dtype, vision_module_names,
+    cap_image_size, in_vision, lora_target_regex, pick_device, plan_model, resolve_precision, torch_dtype,
+    vision_module_names,
 )
 from wizard.recipe import Recipe, Strategy
 
@@ -144,7 +144,7 @@ def checkpointing_here(recipe: Recipe, device) -> tuple[bool, str]:
 
 def _gradient_checkpointing(model, recipe: Recipe, device: str) -> None:
     on, why = checkpointing_here(recipe, device)
-    from wizard.train.launch import rank
+    from wizard.train.dist import rank
 
     if rank() == 0:
         print(why, flush=True)
@@ -159,13 +159,6 @@ def make_full_trainable(model, recipe: Recipe, vision: list[str], device: str = 
     for name, param in model.named_parameters():
         param.requires_grad = not (in_vision(name, vision) and recipe.tuning.freeze_vision)
     _gradient_checkpointing(model, recipe, device)
-
-
-def lora_target_regex(targets: list[str], language_model: str = "model.language_model") -> str:
-    """A peft target_modules regex: the named linear layers inside the language model (its module
-    prefix), or a top-level module of that name ("lm_head"); never inside the vision tower."""
-    names = "|".join(re.escape(t) for t in targets)
-    return rf"^(?:{re.escape(language_model)}\.(?:.*\.)?(?:{names})|(?:{names}))$"
 
 
 def add_lora(model, recipe: Recipe, plan, device: str = "cpu"):
