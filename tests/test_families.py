@@ -123,3 +123,40 @@ def test_full_fine_tune_trains_the_language_model_and_freezes_the_vision_tower(f
     before = {n: p.detach().clone() for n, p in model.named_parameters() if n in trained}
     _steps(model, batch)
     assert any(not torch.equal(p, before[n]) for n, p in model.named_parameters() if n in before)
+
+
+def test_data_check_counts_tokens_with_the_familys_processor_and_end_token(tiny_family):
+    """`caption-wizard data` with a Gemma 3 folder: caption lengths include <end_of_turn>, image tokens
+    are what its processor makes of each image (not Qwen's pixel grid)."""
+    from wizard.data.check import check_recipe, report_lines
+    from wizard.model import load_processor
+
+    folder = tiny_family("gemma3")
+    r = recipe(folder, data={"dataset": "shapes", "max_samples": 6, "language": "en", "format": "shapes"})
+    check = check_recipe(r)
+    assert "gemma3's tokenizer" in check.token_counter
+    processor = load_processor(folder)
+    first = check.captions.examples[0]
+    want = len(processor.tokenizer(first.captions[0] + "<end_of_turn>", add_special_tokens=False)["input_ids"])
+    assert check.lengths[0] == want
+    assert set(check.image_tokens) == {4}  # mm_tokens_per_image: fixed whatever the image size
+    assert any("counted by its processor" in line and "Gemma 3" in line for line in report_lines(check, r))
+
+
+def test_serving_a_family_counts_prompt_tokens_with_its_processor(tiny_family):
+    from PIL import Image
+
+    from wizard.inference import load_captioner
+    from wizard.serve.app import TransformersEngine
+
+    from wizard.chat import prompt_text
+
+    engine = TransformersEngine(load_captioner(tiny_family("llava")))
+    text = engine.count_tokens(prompt_text(engine.captioner.processor, "Describe this image."))
+    try:
+        reply = engine.submit(Image.new("RGB", (40, 30), (200, 0, 0)), recipe(tiny_family("llava")).generation,
+                              "Describe this image.").result(timeout=60)
+    finally:
+        engine.close()
+    assert isinstance(reply["caption"], str)
+    assert reply["prompt_tokens"] == text + 4  # + LLaVA's 4 image tokens at 28 px (+1 CLS -1 with "default")
