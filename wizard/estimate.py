@@ -5,8 +5,9 @@
     render_estimate(est)   # wizard.ask.summary: the table, warning and suggestion the front end shows
     est.suggestion, est.suggested_overrides   # "switch to qlora ...", ["tuning.strategy=qlora"]
 
-It is an ESTIMATE. Widths and parameter counts come from the model folder's config.json when the
-recipe points at a local folder (exact for Qwen2-VL), otherwise from the catalog; dtypes and what
+It is an ESTIMATE. Widths come from the model folder's config.json when the recipe points at a local
+folder (the family's names for them, wizard/families.py) and parameter counts from its safetensors
+headers (exact, every family: wizard/dims.py), otherwise from the catalog; dtypes and what
 is 4-bit come from the model plan (wizard/model.py), the same one that loads the model. The
 formula, in bytes per device (several GPUs run data-parallel: each GPU holds a full copy of
 everything below and its own batch of `train.batch_size`):

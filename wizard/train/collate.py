@@ -1,5 +1,9 @@
 """Caption examples -> model batches. Everything that can be done once is done once.
 
+This is the fast path of the Qwen-style (grid) families (wizard/families.py: batching="grid");
+every other family's processor builds its batches (wizard/train/batches.py), from the same Items
+and tokenized captions. build_dataset and collator_for pick the path by the model's family.
+
     data = build_dataset(caption_set.train, processor, prompt, max_target_length=32)
     collator = CaptionCollator(processor, data.images)
     batch = collator([data[0], data[1]])     # input_ids, attention_mask, labels, pixel_values, ...
