@@ -116,3 +116,22 @@ def test_trust_remote_code_is_an_explicit_opt_in_with_a_warning(tiny_family, tmp
     loss, _ = sliced_loss(model, collator_for(processor, data)(list(data.items)))
     loss.backward()
     assert any(p.grad is not None for n, p in model.named_parameters() if "lora_" in n)
+
+
+def test_model_source_follows_the_id_when_left_out_or_when_only_the_id_is_overridden(tmp_path):
+    from wizard.errors import UserError
+    from wizard.recipe import apply_overrides, load_recipe, recipe_from_dict
+
+    def source(model):
+        return recipe_from_dict({"name": "t", "model": model, "data": {"dataset": "x"}}).model.source
+
+    (tmp_path / "m").mkdir()
+    assert source({"id": str(tmp_path / "m")}) == "local"
+    assert source({"id": "./models/mine"}) == "local"
+    assert source({"id": "LLM-Research/gemma-3-4b-it"}) == "modelscope"
+    assert source({"id": "demo/tiny-qwen2-vl-shapes"}) == "demo"
+    demo = load_recipe(DEMO)
+    assert apply_overrides(demo, [f"model.id={tmp_path / 'm'}"]).model.source == "local"
+    assert apply_overrides(demo, ["model.id=OpenGVLab/InternVL3-1B-hf"]).model.source == "modelscope"
+    with pytest.raises(UserError, match="model.source = modelscope contradicts model.id = '/nowhere/x'"):
+        source({"id": "/nowhere/x", "source": "modelscope"})
