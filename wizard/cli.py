@@ -34,7 +34,7 @@ COMMANDS = {
     "resume": "wizard.commands.resume:cmd_resume",
     "runs": "wizard.commands.runs:cmd_runs",
     "watch": "wizard.commands.watch:cmd_watch",
-    "download": "wizard.hub:cmd_download",
+    "download": "wizard.commands.download:cmd_download",
     "caption": "wizard.commands.caption:cmd_caption",
     "eval": "wizard.commands.eval:cmd_eval",
     "export": "wizard.commands.export:cmd_export",

@@ -47,7 +47,8 @@ def _engine(choice: str) -> str:
 
 
 def cmd_serve(args) -> int:
-    from wizard.console import RichProgress, console, console_err
+    from wizard.console import console, console_err
+    from wizard.ui.progress import RichProgress
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     check_bind(args.host, api_key)
@@ -94,7 +95,7 @@ def cmd_serve(args) -> int:
 
 
 def serve_vllm(args, api_key: str | None, console) -> int:
-    from wizard.console import RichProgress
+    from wizard.ui.progress import RichProgress
     from wizard.serve.vllm import vllm_installed, vllm_plan
 
     plan = vllm_plan(args.source, host=args.host, port=args.port, api_key=api_key,
