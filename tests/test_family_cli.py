@@ -14,7 +14,6 @@ import shutil
 import pytest
 
 from tests.conftest import ROOT, run_cli
-from tests.families_support import tiny_family  # noqa: F401
 from tests.train_support import events, only_run, train_env
 
 DEMO = str(ROOT / "recipes" / "demo-shapes.yaml")

@@ -15,7 +15,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-from tests.families_support import examples, recipe, tiny_family  # noqa: E402,F401
+from tests.families_support import examples, recipe  # noqa: E402
 
 
 def _processor(folder):

@@ -10,7 +10,7 @@ differs from a rendered assistant turn, a BOS inside the template) are the real 
 
 from __future__ import annotations
 
-from wizard.demo.model import CHAT_TEMPLATE as QWEN2_VL  # Qwen/Qwen2-VL-2B-Instruct, verbatim (also Qwen2.5-VL's)
+from wizard.demo.model import CHAT_TEMPLATE as QWEN2_VL  # noqa: F401  (Qwen2-VL-2B-Instruct's, verbatim; Qwen2.5-VL's too)
 
 # llava-hf/llava-1.5-7b-hf chat_template.json, verbatim (as openvino.genai's tokenizer.cpp and
 # transformers' LLaVA conversion script carry it). The assistant turn ends with a space, no token:
