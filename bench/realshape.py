@@ -7,6 +7,9 @@ embeddings, Qwen's special-token ids; 2 language layers + 2 vision blocks, rando
     python bench/realshape.py --quick     # 1 round of 5 steps (about 10 minutes on 2 busy cores)
     python bench/realshape.py --strategies lora --batches 4 --rounds 3 --checkpointing on
 
+    python bench/realshape.py --family smolvlm   # a second family at its real widths (SmolVLM-256M;
+                                                 # also florence2, internvl: wizard/demo/families.py REAL)
+
 Each contender runs in its own subprocess (OMP_WAIT_POLICY=PASSIVE for all), one at a time,
 alternating which goes first, so machine load hits both alike:
 
@@ -43,6 +46,10 @@ WARMUP = 2
 GiB = 2 ** 30  # the issue's "GB" are GiB: it calls 2 x 716 MiB of logits "1.4 GB"
 MS_SWIFT = {"lora": (3.77 * GiB, 0.40), "qlora": (3.85 * GiB, 0.52)}  # issue 10: peak RSS, samples/s
 MODEL_DIR = Path(tempfile.gettempdir()) / "cw-realshape-qwen2vl2b"
+
+
+def family_dir(family: str | None) -> Path:
+    return MODEL_DIR if not family else Path(tempfile.gettempdir()) / f"cw-realshape-{family}"
 
 
 def recipe_for(model: Path, strategy: str, batch: int, steps: int, gc="auto"):
@@ -85,7 +92,7 @@ def project(recipe, n_images: int, device: str = "cpu", model=None, processor=No
     from wizard.runner import create_run
     from wizard.train import backend
     from wizard.train.callbacks import StopFlag
-    from wizard.train.collate import CaptionCollator, build_dataset, pixel_cache
+    from wizard.train.collate import build_dataset, collator_for, pixel_cache
     from wizard.train.load import load_model
 
     class Clock(TrainerCallback):
@@ -102,10 +109,12 @@ def project(recipe, n_images: int, device: str = "cpu", model=None, processor=No
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp)
     if model is None:
         model, processor = load_model(recipe, Path(recipe.model.id), for_training=True, device=device)
+    family = model.wizard_plan.family
     examples = realshape_examples(n_images)
-    data = build_dataset(examples, processor, resolve_prompt(recipe), max_target_length=recipe.train.max_target_length,
-                         cache=pixel_cache(recipe, examples))
-    collator = CaptionCollator(processor, data)
+    data = build_dataset(examples, processor, resolve_prompt(recipe, family),
+                         max_target_length=recipe.train.max_target_length, cache=pixel_cache(recipe, examples),
+                         family=family)
+    collator = collator_for(processor, data)
     trainer, _ = backend._build_trainer(run_dir, recipe, model, processor, backend.Data(data, None, collator, "rs", []),
                                         device, RunRecorder(run_dir), StopFlag(), None)
     clock = Clock()
@@ -124,26 +133,31 @@ def _sync(device: str) -> None:
 
 def bare_model(recipe, device: str = "cpu"):
     """Plain transformers + peft, as a short script loads it: (model, processor)."""
+    import re
+
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText, AutoProcessor, BitsAndBytesConfig
 
+    from wizard.families import family_of_folder
+
     path, strategy = recipe.model.id, recipe.tuning.strategy.value
+    fam = family_of_folder(path)
     dtype = torch.float32 if device == "cpu" else torch.bfloat16
     kwargs = {"dtype": dtype, "device_map": {"": device}}
     if strategy == "qlora":
         kwargs.update(quantization_config=BitsAndBytesConfig(
             load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
-            bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=["visual", "lm_head"]))
+            bnb_4bit_compute_dtype=dtype, llm_int8_skip_modules=[re.escape(p) for p in fam.skip_quant]))
     model = AutoModelForImageTextToText.from_pretrained(path, **kwargs)
     model.config.use_cache = False
     if strategy == "full":
         for name, p in model.named_parameters():
-            p.requires_grad_(".visual." not in f".{name}")
+            p.requires_grad_(not any(name.startswith(v + ".") for v in fam.vision))
     else:
         model = get_peft_model(model, LoraConfig(
             r=8, lora_alpha=16, lora_dropout=0.0, task_type="CAUSAL_LM",
-            target_modules=r".*language_model.*\.(q_proj|k_proj|v_proj|o_proj|gate_proj|up_proj|down_proj)"))
+            target_modules=rf"{re.escape(fam.language_model)}\..*\.({'|'.join(fam.lora_targets)})"))
     from wizard.train.load import checkpointing_here
 
     if checkpointing_here(recipe, device)[0]:  # as caption-wizard decides it: the same work
@@ -157,14 +171,14 @@ def bare(recipe, n_images: int, device: str = "cpu", model=None, processor=None)
 
     from wizard.chat import resolve_prompt
     from wizard.demo.realshape import realshape_examples
-    from wizard.train.collate import CaptionCollator, build_dataset
+    from wizard.train.collate import build_dataset, collator_for
 
     torch.manual_seed(0)
     if model is None:
         model, processor = bare_model(recipe, device)
     bs = recipe.train.batch_size
     data = build_dataset(realshape_examples(n_images), processor, resolve_prompt(recipe), max_target_length=32)
-    collator = CaptionCollator(processor, data)
+    collator = collator_for(processor, data)
     steps = recipe.train.max_steps
     batches = [{k: v.to(device) for k, v in collator([data[(s * bs + k) % len(data)] for k in range(bs)]).items()}
                for s in range(steps)]
@@ -192,11 +206,13 @@ def child(args) -> None:
 
 
 # ----------------------------------------------------------------------------- parent
-def ensure_model(folder: Path) -> Path:
+def ensure_model(folder: Path, family: str | None = None) -> Path:
     if not (folder / "config.json").is_file():
         print(f"building the real-shape model in {folder} ...", flush=True)
-        code = "import sys; from wizard.demo.realshape import build_realshape; build_realshape(sys.argv[1])"
-        subprocess.run([sys.executable, "-c", code, str(folder)], check=True, env=child_env())
+        code = ("import sys; from wizard.demo.families import build_real; build_real(sys.argv[2], sys.argv[1])" if family
+                else "import sys; from wizard.demo.realshape import build_realshape; build_realshape(sys.argv[1])")
+        subprocess.run([sys.executable, "-c", code, str(folder), *([family] if family else [])], check=True,
+                       env=child_env())
     return folder
 
 
@@ -230,7 +246,9 @@ def main() -> None:
                    help="train.gradient_checkpointing for both contenders: auto (the recipe default: off when "
                         "the estimate fits the RAM with room to spare), on (ms-swift's default), off")
     p.add_argument("--threads", type=int, default=None)
-    p.add_argument("--model", default=str(MODEL_DIR), help="where the real-shape model is (built if missing)")
+    p.add_argument("--model", default=None, help="where the real-shape model is (built if missing)")
+    p.add_argument("--family", default=None, choices=["smolvlm", "florence2", "internvl"],
+                   help="another family at its real widths (default: Qwen2-VL-2B's)")
     p.add_argument("--json", default=None, help="also write the results here")
     p.add_argument("--child", choices=["project", "bare"], help=argparse.SUPPRESS)
     p.add_argument("--strategy", default="lora", help=argparse.SUPPRESS)
@@ -240,7 +258,7 @@ def main() -> None:
         return child(args)
     if args.quick:
         args.rounds, args.steps = 1, 5
-    model = ensure_model(Path(args.model))
+    model = ensure_model(Path(args.model or family_dir(args.family)), args.family)
     results: dict = {}
     for r in range(args.rounds):
         for strategy in args.strategies:
@@ -266,7 +284,7 @@ def main() -> None:
                             "peak_rss": statistics.median(g["peak_rss"] for g in got)}
             est = estimate_memory(recipe_for(model, strategy, batch, args.steps, args.gc), []).per_device_bytes
             row["estimate"] = est
-            swift = MS_SWIFT.get(strategy) if batch == 4 else None
+            swift = MS_SWIFT.get(strategy) if batch == 4 and not args.family else None  # issue 10: Qwen only
             ref = f"{swift[0] / GiB:.2f} GiB {swift[1]:.2f}/s" if swift else "-"
             print(f"{strategy:8} {batch:>5} | {row['project']['peak_rss'] / GiB:6.2f} GiB {row['project']['samples_s']:6.3f}/s"
                   f"     | {row['bare']['peak_rss'] / GiB:6.2f} GiB {row['bare']['samples_s']:6.3f}/s     | {ref:>20}")

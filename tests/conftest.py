@@ -13,7 +13,7 @@ ROOT = Path(__file__).resolve().parent.parent
 VENV_BIN = Path(sys.executable).parent
 CLI = str(VENV_BIN / "caption-wizard")
 
-pytest_plugins: list[str] = ["tests.conftest_hub", "tests.conftest_eval"]
+pytest_plugins: list[str] = ["tests.conftest_hub", "tests.conftest_eval", "tests.families_support"]
 
 
 def cli_env(**extra: str) -> dict[str, str]:

@@ -59,8 +59,30 @@ def test_picking_a_real_model_without_gpu_warns_that_training_needs_one():
     assert notices(model_q, {"model": DEMO_MODEL_ID}, NO_GPU) is None
     assert notices(model_q, {"model": QWEN2B}, gpus(24)) is None
     choices = model_q.choices({}, NO_GPU)
-    assert all(("needs a CUDA GPU" in c.title) == MODELS[c.value].needs_gpu for c in choices[:-1])
+    assert all(("needs a CUDA GPU" in c.title) == MODELS[c.value].needs_gpu for c in choices if c.value in MODELS)
     assert choices[-1].title.startswith("Other: a ModelScope id or a local folder")
+
+
+def test_the_model_question_groups_the_families_with_size_gpu_need_and_download():
+    walk = Walk(gpus(24))
+    first = walk.choices()
+    assert len(first) <= 12  # fits a 24-row terminal; the other families are one level down
+    more = next(c for c in first if c.value == "more-families")
+    assert all(name in more.title for name in ("LLaVA", "InternVL", "Google", "Microsoft", "Mistral"))
+    walk.answer("more-families")
+    families = {c.value: c.title for c in walk.choices()}
+    assert "Gemma 3 4B it" in families["Google"] and "PaliGemma 2" in families["Google"]
+    walk.answer("Google")
+    picks = walk.choices()
+    assert {c.group for c in picks} == {"Gemma 3", "PaliGemma 2"}
+    gemma = next(c for c in picks if c.value == "LLM-Research/gemma-3-4b-it")
+    assert "4.3B params" in gemma.title and "8.6 GB download" in gemma.title and "QLoRA needs ~" in gemma.title
+    walk.answer("LLM-Research/gemma-3-4b-it")
+    recipe = walk.recipe()
+    assert recipe.model.id == "LLM-Research/gemma-3-4b-it" and recipe.model.source == "modelscope"
+    florence = answers_to_recipe({"model": "more-families", "model_family": "Microsoft",
+                                  "model_pick": "florence-community/Florence-2-base-ft"}, gpus(24))
+    assert florence.model.id == "florence-community/Florence-2-base-ft"
 
 
 def test_real_model_without_gpu_still_makes_a_portable_recipe():

@@ -16,11 +16,12 @@ NAMES = [
     "model.visual.blocks.0.mlp.gate_proj",  # Qwen2.5-VL's vision MLP has the LM's names
     "model.visual.merger.mlp.0",
     "model.language_model.layers.0.self_attn.q_proj.lora_A",
+    "model.vision_tower.transformer.layers.0.attention.q_proj",  # Pixtral's tower has all seven names
 ]
 
 
 def matched(targets):
-    rx = lora_target_regex(targets, ["visual"])
+    rx = lora_target_regex(targets, "model.language_model")
     return [n for n in NAMES if re.fullmatch(rx, n)]
 
 

@@ -35,9 +35,10 @@ from wizard.machine import Machine
 
 Choices = dict[str, Any]
 OTHER_MODEL = "other"  # model: a ModelScope id or a local folder, given as model_other
+MORE_FAMILIES = "more-families"  # model: another family's catalog model, given as model_family + model_pick
 OWN_DATA = "own"  # dataset: a folder or file, given as dataset_path
 DEMO_RECIPE = resources.files("wizard") / "assets" / "recipes" / "demo-shapes.yaml"
-CHOICES = ("model", "model_other", "task", "dataset", "dataset_path", "language", "strategy", "epochs",
+CHOICES = ("model", "model_family", "model_pick", "model_other", "task", "dataset", "dataset_path", "language", "strategy", "epochs",
            "batch_size")  # what proposed_recipe takes, in the order the wizard asks them
 HEADROOM = 1 / 1.3  # a default must fit even at the estimate's upper bound (+30%): the summary says "fits"
 
@@ -46,10 +47,28 @@ HEADROOM = 1 / 1.3  # a default must fit even at the estimate's upper bound (+30
 def model_ref(choices: Choices) -> tuple[str, str]:
     """(model id or absolute folder, source) from the choices."""
     choice = choices.get("model", DEMO_MODEL_ID)
+    if choice == MORE_FAMILIES:
+        choice = choices.get("model_pick") or first_of_group(choices.get("model_family"))
     if choice == OTHER_MODEL:
         ref = choices.get("model_other") or ""
         return ref, "local" if os.path.isabs(ref) else "modelscope"
     return choice, MODELS[choice].source if choice in MODELS else "modelscope"
+
+
+FIRST_LEVEL_GROUPS = ("Built in", "Qwen-VL")  # listed in the model question itself; the rest one level down
+
+
+def model_group(m) -> str:
+    """The family heading a catalog model is listed under (wizard/families.py: Family.group)."""
+    return "Built in" if m.source == "demo" else m.group
+
+
+def other_groups() -> list[str]:
+    return [g for g in dict.fromkeys(model_group(m) for m in MODELS.values()) if g not in FIRST_LEVEL_GROUPS]
+
+
+def first_of_group(group: str | None) -> str:
+    return next(m.id for m in MODELS.values() if model_group(m) == (group or other_groups()[0]))
 
 
 def is_demo(choices: Choices) -> bool:
@@ -124,7 +143,7 @@ def fits(choices: Choices, machine: Machine) -> bool:
 def default_model(choices: Choices, machine: Machine) -> str:
     if not machine.gpus:
         return DEMO_MODEL_ID
-    real = [m for m in MODELS.values() if m.needs_gpu]
+    real = [m for m in MODELS.values() if m.needs_gpu and m.default_ok]  # the tested Qwen-VL line
     # largest first; among equals the later (newer) catalog entry
     order = sorted(real, key=lambda m: (-m.params_b, -list(MODELS).index(m.id)))
     for m in order:

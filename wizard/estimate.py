@@ -5,8 +5,9 @@
     render_estimate(est)   # wizard.ask.summary: the table, warning and suggestion the front end shows
     est.suggestion, est.suggested_overrides   # "switch to qlora ...", ["tuning.strategy=qlora"]
 
-It is an ESTIMATE. Widths and parameter counts come from the model folder's config.json when the
-recipe points at a local folder (exact for Qwen2-VL), otherwise from the catalog; dtypes and what
+It is an ESTIMATE. Widths come from the model folder's config.json when the recipe points at a local
+folder (the family's names for them, wizard/families.py) and parameter counts from its safetensors
+headers (exact, every family: wizard/dims.py), otherwise from the catalog; dtypes and what
 is 4-bit come from the model plan (wizard/model.py), the same one that loads the model. The
 formula, in bytes per device (several GPUs run data-parallel: each GPU holds a full copy of
 everything below and its own batch of `train.batch_size`):
@@ -53,7 +54,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from wizard.catalog import QWEN_LM_TARGETS, ModelInfo, model_info
+from wizard.catalog import ModelInfo, model_info
 from wizard.model import Dims
 from wizard.units import GiB, fmt_bytes
 
@@ -139,9 +140,10 @@ def _lora_params(recipe: Recipe, dims: Dims, info: ModelInfo) -> int:
     h, inter, kv = dims.hidden, dims.intermediate, dims.kv_dim
     targets = recipe.tuning.lora.target_modules or info.lora_targets
     if any(t in ("all-linear", "all") for t in targets):
-        targets = QWEN_LM_TARGETS
+        targets = info.lora_targets
     widths = {"q_proj": (h, h), "k_proj": (h, kv), "v_proj": (h, kv), "o_proj": (h, h),
-              "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h)}
+              "gate_proj": (h, inter), "up_proj": (h, inter), "down_proj": (inter, h),
+              "out_proj": (h, h), "fc1": (h, inter), "fc2": (inter, h), "gate_up_proj": (h, 2 * inter)}
     per_layer = sum(recipe.tuning.lora.rank * sum(widths.get(name.rsplit(".", 1)[-1], (h, h)))
                     for name in targets)
     return per_layer * dims.layers
@@ -186,19 +188,21 @@ def _rows(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool) -> list[tup
             note += f" + {_millions(copies)} fully trained params (fp32 copy + gradient + AdamW: 20 B)"
         rows.append(("gradients + AdamW states", int(lora * 12 + copies * 20), note))
 
-    # activations
-    image_tokens = recipe.data.max_pixels // dims.pixels_per_token
+    # activations (an encoder-decoder: the encoder sees the image and prompt, the decoder the caption)
+    image_tokens = dims.tokens_per_image(recipe.data.max_pixels)
     caption = recipe.train.max_target_length
     tokens = image_tokens + PROMPT_TOKENS + caption
     batch = recipe.train.batch_size
     per_layer = ACT_HIDDEN * dims.hidden + ACT_MLP * dims.intermediate  # values kept per token per layer
+    dec = dims.decoder_layers
+    layer_tokens = (dims.layers - dec) * (tokens - caption) + dec * caption if dec else dims.layers * tokens
     if recipe.train.gradient_checkpointing is True:  # auto is resolved before (_estimate)
-        per_token = (dims.layers * dims.hidden + per_layer) * abytes
+        act = (layer_tokens * dims.hidden + tokens * per_layer) * abytes
         how = "checkpointing on: 1 hidden state per layer + one layer recomputed"
     else:
-        per_token = dims.layers * per_layer * abytes
+        act = layer_tokens * per_layer * abytes
         how = f"checkpointing off: ~{ACT_HIDDEN} x hidden + {ACT_MLP} x MLP width per layer"
-    rows.append(("activations", int(batch * tokens * per_token),
+    rows.append(("activations", int(batch * act),
                  f"batch {batch} x {tokens} tokens ({image_tokens} image + {PROMPT_TOKENS} prompt + "
                  f"{caption} caption); {how}"))
     if trainable_vision:
@@ -225,9 +229,11 @@ def _vision_cache(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool, ram
     from wizard.model import resolve_precision
     from wizard.cache_vision import estimated_bytes
 
+    if not info.row.grid_vision:
+        return None, None  # the cache serves Qwen2/2.5-VL-style towers only
     precision = resolve_precision(recipe.train.precision, "cpu" if on_cpu else "cuda", bf16_ok=True)
     ram = ram_bytes if ram_bytes is not None else _ram()
-    return estimated_bytes(recipe, dims.hidden, dims.pixels_per_token, precision, info.skip_quant, ram)
+    return estimated_bytes(recipe, dims.hidden, dims.pixels_per_token, precision, info.row.vision_leaves, ram)
 
 
 def _estimate(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None) -> MemoryEstimate:
@@ -319,9 +325,9 @@ def _single_changes(recipe: Recipe, info: ModelInfo) -> list[list[tuple[str, str
         options.append((f"{verb} batch_size to {b} with grad_accum {new_accum} (same effective batch of {b * new_accum})",
                         f"train.batch_size={b}|train.grad_accum={new_accum}"))
     groups.append(options)
-    tokens = recipe.data.max_pixels // info.pixels_per_token
+    tokens = info.image_tokens(recipe.data.max_pixels)
     pixels = []
-    for t in (512, 256, 128, 64):
+    for t in (512, 256, 128, 64) if info.row.pixel_budget == "min_max" else ():
         if t < tokens and t * info.pixels_per_token >= recipe.data.min_pixels:
             p = t * info.pixels_per_token
             pixels.append((f"lower data.max_pixels to {p} ({t} image tokens)", f"data.max_pixels={p}"))

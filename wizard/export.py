@@ -147,7 +147,7 @@ def _max_model_len(recipe) -> int:
     """Room for one image's tokens, the prompt and the caption, rounded up to a power of two."""
     from wizard.catalog import model_info
 
-    need = recipe.data.max_pixels // model_info(recipe.model.id).pixels_per_token + 128 + recipe.generation.max_new_tokens
+    need = model_info(recipe.model.id).image_tokens(recipe.data.max_pixels) + 128 + recipe.generation.max_new_tokens
     n = 512
     while n < need:
         n *= 2

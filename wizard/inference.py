@@ -62,6 +62,14 @@ class Captioner:
     def device(self):
         return next(self.model.parameters()).device
 
+    @property
+    def family(self):
+        """The model's row of wizard/families.py (by its config's model_type)."""
+        from wizard.families import FAMILIES, for_processor
+
+        config = getattr(self.model, "config", None)
+        return FAMILIES.get(getattr(config, "model_type", None)) or for_processor(self.processor)
+
     def caption(self, images: list, generation=None, prompt: str | None = None, *,
                 batch_size: int = 8, adapter: bool | None = None) -> list[str]:
         """One caption per image. Batched with left padding; greedy when num_beams=1 and not sampling."""
@@ -69,41 +77,60 @@ class Captioner:
 
         import torch
 
-        from wizard.chat import prompt_text
+        from wizard.chat import prompt_text, stop_token_ids, text_kwargs
 
         generation = generation or self.generation
-        text = prompt_text(self.processor, prompt or self.prompt)
+        family = self.family
+        text = prompt_text(self.processor, prompt or self.prompt, family)
         tok = self.processor.tokenizer
         off = contextlib.nullcontext()
         if not (self.use_adapter if adapter is None else adapter):
             if not self.has_adapter:
                 raise ValueError("this captioner has no adapter to switch off")
             off = self.model.disable_adapter()
-        was_training, old_side = self.model.training, tok.padding_side
+        was_training = self.model.training
         self.model.eval()
-        tok.padding_side = "left"  # generation continues each row right after its prompt
+        # left padding: generation continues each row right after its prompt. Passed on every call:
+        # some processors (InternVL's) pick their own side otherwise.
+        call = dict(text_kwargs(self.processor, text), return_tensors="pt", padding=True, padding_side="left")
+        stops = stop_token_ids(self.processor, family)
         out: list[str] = []
         try:
             with off, torch.inference_mode():
                 for start in range(0, len(images), batch_size):
-                    batch = [im.convert("RGB") for im in images[start:start + batch_size]]
-                    inputs = self.processor(text=[text] * len(batch), images=batch, return_tensors="pt",
-                                            padding=True).to(self.device)
-                    ids = self.model.generate(**inputs, **generate_kwargs(generation, tok))
-                    new = ids[:, inputs["input_ids"].shape[1]:]
+                    batch = [[im.convert("RGB")] for im in images[start:start + batch_size]]
+                    inputs = self.processor(text=[text] * len(batch), images=batch, **call).to(self.device)
+                    inputs = _to_model_dtype(inputs, self.model)
+                    ids = self.model.generate(**inputs, **generate_kwargs(generation, tok, stops))
+                    new = ids if family.encoder_decoder else ids[:, inputs["input_ids"].shape[1]:]
                     out.extend(s.strip() for s in tok.batch_decode(new, skip_special_tokens=True))
         finally:
-            tok.padding_side = old_side
             self.model.train(was_training)
         return out
 
 
-def generate_kwargs(generation, tokenizer) -> dict:
-    """model.generate() arguments for a GenerationSpec (temperature only when sampling)."""
+def _to_model_dtype(inputs, model):
+    """Pixel values in the dtype of the model's floating weights (a bf16 model gets bf16 pixels)."""
+    import torch
+
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), torch.float32)
+    for key, value in inputs.items():
+        if torch.is_tensor(value) and value.is_floating_point() and value.dtype != dtype:
+            inputs[key] = value.to(dtype)
+    return inputs
+
+
+def generate_kwargs(generation, tokenizer, stop_ids: list[int] | None = None) -> dict:
+    """model.generate() arguments for a GenerationSpec (temperature only when sampling). `stop_ids`:
+    every token that ends the caption (wizard.chat.stop_token_ids); default: the tokenizer's end."""
+    if stop_ids is None:
+        from wizard.chat import stop_token_ids
+
+        stop_ids = stop_token_ids(tokenizer)
     kw = dict(max_new_tokens=generation.max_new_tokens, num_beams=generation.num_beams,
               do_sample=generation.do_sample, repetition_penalty=generation.repetition_penalty,
-              pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>")
-              if "<|im_end|>" in tokenizer.get_vocab() else tokenizer.eos_token_id)
+              pad_token_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id,
+              eos_token_id=stop_ids[0] if len(stop_ids) == 1 else stop_ids)
     if generation.do_sample:
         kw["temperature"] = generation.temperature
     else:  # the model's generation_config may carry sampling defaults: greedy/beam means none of them
@@ -168,13 +195,16 @@ def load_model(path: Path, device: str, dtype):
     return load_base(ModelPlan(Path(path), "infer", "lora", device, precision, precision, quantize=False))
 
 
-def load_processor(*folders: Path, data_spec=None):
-    """AutoProcessor from the first folder that has processor files; image size limits from the recipe."""
+def load_processor(*folders: Path, data_spec=None, trust_remote_code: bool = False):
+    """AutoProcessor from the first folder that has processor files; image size limits from the recipe.
+    The family comes from the first folder with a config.json (an adapter folder has none: the base)."""
     from wizard.model import load_processor as plan_processor
 
+    config_dir = next((f for f in folders if has_model_files(Path(f))), None)
     for folder in folders:
         if any((folder / f).is_file() for f in PROCESSOR_FILES):
-            return plan_processor(folder, data_spec)  # the image-token budget training used
+            return plan_processor(folder, data_spec, config_dir=config_dir,  # the image-token budget training used
+                                  trust_remote_code=trust_remote_code)
     raise UserError(f"no processor files (tokenizer, preprocessor_config.json) in {folders[0]}")
 
 
@@ -231,16 +261,17 @@ def load_captioner(source, *, progress=None, quantize: bool | None = None) -> Ca
 
 
 def _plain_captioner(path: Path, recipe, description: str) -> Captioner:
-    from wizard.chat import resolve_prompt
     from wizard.catalog import task_prompt
-
+    from wizard.chat import resolve_prompt
     from wizard.model import load_base, plan_model
 
-    model = load_base(plan_model(recipe, path, purpose="infer", quantize=False))
-    processor = load_processor(path, data_spec=recipe.data if recipe else None)
+    plan = plan_model(recipe, path, purpose="infer", quantize=False)
+    model = load_base(plan)
+    processor = load_processor(path, data_spec=recipe.data if recipe else None, trust_remote_code=plan.trust_remote_code)
     if recipe is not None:
-        return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe)
-    return Captioner(model, processor, task_prompt("caption", "en"), default_generation(), description)
+        return Captioner(model, processor, resolve_prompt(recipe, plan.family), recipe.generation, description, recipe)
+    prompt = (plan.family.default_prompt or {}).get("en") or task_prompt("caption", "en")
+    return Captioner(model, processor, prompt, default_generation(), description)
 
 
 def _adapted_captioner(recipe, adapter: Path, revision, description, progress, quantize) -> Captioner:
@@ -248,7 +279,8 @@ def _adapted_captioner(recipe, adapter: Path, revision, description, progress, q
 
     base_path = resolve_base(recipe.model, revision, progress)
     model, has_adapter = load_adapted(recipe, base_path, adapter, device=pick_device(recipe), quantize=quantize)
-    processor = load_processor(adapter, base_path, data_spec=recipe.data)
+    trust = bool(recipe.model.trust_remote_code)
+    processor = load_processor(adapter, base_path, data_spec=recipe.data, trust_remote_code=trust)
     return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe,
                      has_adapter=has_adapter, base_source=str(base_path))
 

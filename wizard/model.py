@@ -3,7 +3,7 @@
     plan = plan_model(recipe, folder, purpose="train")   # decisions only (torch only for the GPU check)
     model = load_base(plan)                                # the base model, every weight frozen
     processor = load_processor(folder, recipe.data)        # image size capped at data.min/max_pixels
-    dims = model_dims(recipe)                              # widths and parameter counts, no torch
+    dims = model_dims(recipe)                              # widths and parameter counts, no torch (wizard/dims.py)
 
 Training (wizard/train/load.py adds adapters and trainable parts on top), caption, eval, export
 and the memory estimate (wizard/estimate.py) all consume this module, so they cannot disagree.
@@ -13,6 +13,10 @@ and the memory estimate (wizard/estimate.py) all consume this module, so they ca
            infer: the same device and precision; qlora runs in 4 bit on a GPU only (a CPU has
                   no fast 4-bit kernels, and a merged export is unquantized: captions match).
            merge: the CPU, unquantized, in the checkpoint's own dtype (what `export --merge` writes).
+  family   the model's row of wizard/families.py (from its config.json's model_type): which modules
+           are the vision tower and projector (frozen, never 4-bit), where the language model is
+           (LoRA targets are anchored there), which Auto class loads it. An architecture outside
+           the table stops here with exit 2, naming its model_type and the supported list.
   dtypes   everything not 4-bit stays at the compute dtype (vision tower, merger, embeddings,
            lm_head, norms: Qwen's RMSNorm computes in fp32 inside anyway). Only trainable weights
            keep fp32 master copies: LoRA matrices (peft), modules_to_save and an unfrozen vision
@@ -22,7 +26,6 @@ and the memory estimate (wizard/estimate.py) all consume this module, so they ca
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -32,7 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from wizard.catalog import ModelInfo, model_info
+from wizard import families
+from wizard.catalog import model_family
+from wizard.dims import Dims, model_dims  # noqa: F401  (re-exported: the estimate and tests read them here)
 
 DTYPE_BYTES = {"bf16": 2, "fp16": 2, "fp32": 4}
 
@@ -84,10 +89,21 @@ class ModelPlan:
     quantize: bool  # the language model's linear layers in 4 bit
     quant_type: str = "nf4"
     double_quant: bool = True
-    skip_quant: tuple[str, ...] = ("visual", "lm_head")
+    skip_quant: tuple[str, ...] = ("visual", "lm_head")  # module prefixes kept out of 4-bit (the family's vision + lm_head)
     freeze_vision: bool = True
     warnings: tuple[str, ...] = ()
     sharded: bool = False  # FSDP / ZeRO-3 (launch.strategy): they flatten weights into shards of one dtype
+    family: families.Family = families.DEFAULT  # the model's row of the family table (wizard/families.py)
+    trust_remote_code: bool = False  # model.trust_remote_code: the model folder's own Python code runs
+
+    @property
+    def vision(self) -> tuple[str, ...]:
+        """Module prefixes of the vision tower and projector: frozen by freeze_vision, never 4-bit, no LoRA."""
+        return self.family.vision
+
+    @property
+    def language_model(self) -> str:
+        return self.family.language_model
 
     @property
     def weight_bytes(self) -> int:
@@ -105,20 +121,31 @@ def plan_model(recipe, path=None, *, purpose: str = "train", device: str | None 
     if quantize is None:
         quantize = strategy == "qlora" and (purpose == "train" or (purpose == "infer" and device != "cpu"))
     load_dtype = {"merge": "auto"}.get(purpose, "fp32" if strategy == "full" and purpose == "train" else precision)
-    info = model_info(recipe.model.id) if recipe is not None else None
+    fam = plan_family(recipe, path)
     notes = []
-    family = info.family if info else ""
-    if precision == "fp16" and purpose == "train" and family.startswith("qwen"):
+    if precision == "fp16" and purpose == "train" and fam.model_type.startswith("qwen"):
         notes.append("fp16 with Qwen-VL models can overflow (the loss turns inf or NaN); "
                      "bf16 needs an Ampere or newer GPU; fp32 is slower but safe")
     quant = recipe.tuning.quant if recipe is not None else None
+    trust = bool(getattr(getattr(recipe, "model", None), "trust_remote_code", False)) or fam.trust_remote_code
     return ModelPlan(
         path=Path(path) if path is not None else None, purpose=purpose, strategy=strategy, device=device,
         precision=precision, load_dtype=load_dtype, quantize=bool(quantize),
         quant_type=quant.type if quant else "nf4", double_quant=quant.double_quant if quant else True,
-        skip_quant=tuple(info.skip_quant) if info else ("visual", "lm_head"),
+        skip_quant=fam.skip_quant, family=fam, trust_remote_code=trust,
         freeze_vision=recipe.tuning.freeze_vision if recipe is not None else True, warnings=tuple(notes),
         sharded=_launch_strategy(recipe) in ("fsdp", "zero3"))
+
+
+def plan_family(recipe, path=None) -> families.Family:
+    """The family row: the model folder's config.json when there is one (an architecture outside the
+    table: UserError naming its model_type), else the recipe's model (catalog), else the demo's."""
+    trust = bool(getattr(getattr(recipe, "model", None), "trust_remote_code", False))
+    if path is not None and families.read_config(path) is not None:
+        return families.family_of_folder(path, trust_remote_code=trust)
+    if recipe is not None:
+        return model_family(recipe.model) or families.DEFAULT
+    return families.DEFAULT
 
 
 def _launch_strategy(recipe) -> str:
@@ -143,12 +170,15 @@ def quant_config(plan: ModelPlan):
 
 def load_base(plan: ModelPlan, path=None):
     """The base model per the plan, every parameter frozen; eval mode unless it is for training."""
-    from transformers import AutoModelForImageTextToText
+    import transformers
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # "Loading weights" bars would break the CLI's output
     path = Path(path or plan.path)
+    auto = getattr(transformers, plan.family.auto_class)  # the family's Auto class (image-text-to-text)
     kwargs: dict[str, Any] = {"dtype": "auto" if plan.load_dtype == "auto" else torch_dtype(plan.load_dtype)}
+    if plan.trust_remote_code:
+        kwargs["trust_remote_code"] = True
     if plan.quantize:
         kwargs["quantization_config"] = quant_config(plan)
         kwargs["device_map"] = {"": plan.device}
@@ -157,7 +187,7 @@ def load_base(plan: ModelPlan, path=None):
     if plan.device == "cpu":
         return_freed_memory()
     with _read_not_mapped(plan.device == "cpu"):
-        model = AutoModelForImageTextToText.from_pretrained(str(path), **kwargs)
+        model = auto.from_pretrained(str(path), **kwargs)
     if not plan.quantize:
         model.to(plan.device)
     for p in model.parameters():
@@ -218,27 +248,55 @@ def _read_not_mapped(on_cpu: bool):
         mu.safe_open = real
 
 
-def vision_module_names(model, skip_quant) -> list[str]:
-    """Full names of the vision tower modules (skip_quant entries other than lm_head)."""
-    wanted = {n for n in skip_quant if n != "lm_head"}
-    return [name for name, _ in model.named_modules() if name.split(".")[-1] in wanted]
+def vision_module_names(model, prefixes) -> list[str]:
+    """Full names of the vision tower and projector modules: those named by `prefixes` (a plan's
+    `vision`, or module prefixes; "lm_head" is ignored), inside any wrapper (peft's base_model.model.)."""
+    wanted = [p for p in prefixes if p != "lm_head"]
+    return [name for name, _ in model.named_modules()
+            if any(name == p or name.endswith("." + p) for p in wanted)]
+
+
+def in_vision(name: str, vision: list[str]) -> bool:
+    """`name` (a parameter or module) lies inside one of the `vision` module names."""
+    return any(name == v or name.startswith(v + ".") for v in vision)
 
 
 # ----------------------------------------------------------------------------- processor
-def load_processor(path, data_spec=None):
-    """The model's processor; with a recipe's data section, image sizes capped at its min/max pixels."""
+def load_processor(path, data_spec=None, *, config_dir=None, trust_remote_code: bool = False):
+    """The model's processor, set up per its family (read from `config_dir`'s config.json, default
+    `path`: an adapter folder has the processor but not the config): image sizes capped at the
+    recipe's data.min/max pixels where the family resizes by a pixel budget, attributes the model's
+    config must decide (Pixtral's patch and merge sizes) taken from it."""
     from transformers import AutoProcessor
 
-    processor = AutoProcessor.from_pretrained(str(path))
+    from wizard.families import family, read_config
+
+    config = read_config(config_dir or path) or {}
+    fam = family(config.get("model_type"), trust_remote_code=True) if config else families.DEFAULT
+    processor = AutoProcessor.from_pretrained(str(path), trust_remote_code=trust_remote_code)
+    for attribute, dotted in fam.processor_from_config.items():
+        value = config
+        for part in dotted.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is not None and hasattr(processor, attribute):
+            setattr(processor, attribute, value)
     if data_spec is not None:
-        cap_image_size(processor, data_spec.min_pixels, data_spec.max_pixels)
+        cap_image_size(processor, data_spec.min_pixels, data_spec.max_pixels, fam.pixel_budget)
     return processor
 
 
-def cap_image_size(processor, min_pixels: int, max_pixels: int) -> None:
-    """Qwen-VL image processors resize so that pixels fall in [min, max]; one place sets both spellings."""
+def cap_image_size(processor, min_pixels: int, max_pixels: int, budget: str = "min_max") -> None:
+    """min_max: Qwen-VL-style image processors resize so that pixels fall in [min, max] (one place sets
+    both spellings); longest_edge: the longest side at most sqrt(max_pixels) (Pixtral); fixed: nothing."""
     proc = getattr(processor, "image_processor", None)
-    if proc is None:
+    if proc is None or budget == "fixed":
+        return
+    if budget == "longest_edge":
+        import math
+
+        size = dict(getattr(proc, "size", None) or {})
+        size["longest_edge"] = min(int(size.get("longest_edge") or max_pixels), math.isqrt(max_pixels))
+        proc.size = size
         return
     proc.size = {"shortest_edge": min_pixels, "longest_edge": max_pixels}
     for name, value in (("min_pixels", min_pixels), ("max_pixels", max_pixels)):
@@ -246,99 +304,9 @@ def cap_image_size(processor, min_pixels: int, max_pixels: int) -> None:
             setattr(proc, name, value)
 
 
-# ----------------------------------------------------------------------------- dimensions (no torch)
-@dataclass(frozen=True)
-class Dims:
-    """Parameter counts by part, for the memory estimate. Exact when read from a Qwen2-VL config.json."""
-
-    hidden: int
-    intermediate: int
-    layers: int
-    vocab: int
-    kv_dim: int  # width of k_proj / v_proj outputs (grouped-query attention)
-    tied: bool  # lm_head shares the input embeddings' weights
-    linear: int  # the language model's linear-layer weights (what 4-bit quantizes; biases excluded)
-    other: int  # every other parameter outside embeddings/lm_head/vision: biases, norms
-    vision: int  # vision tower + merger
-    pixels_per_token: int
-    vision_width: int = 1280
-    vision_depth: int = 32
-    from_config: bool = False
-
-    @property
-    def embed(self) -> int:
-        return self.vocab * self.hidden
-
-    @property
-    def total(self) -> int:
-        return self.linear + self.other + self.vision + self.embed * (1 if self.tied else 2)
-
-
-def model_dims(recipe) -> tuple[Dims, ModelInfo]:
-    """(Dims, catalog info): from the local folder's config.json when there is one, else the catalog."""
-    info = model_info(recipe.model.id)
-    folder = Path(recipe.model.id).expanduser()
-    if recipe.model.source == "local" and (folder / "config.json").is_file():
-        try:
-            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
-            return dims_from_config(config), info
-        except (OSError, ValueError, KeyError, TypeError):
-            pass
-    return dims_from_catalog(info), info
-
-
-def dims_from_config(config: dict) -> Dims:
-    text = config.get("text_config") or config
-    vis = config.get("vision_config") or {}
-    h, inter, layers = text["hidden_size"], text["intermediate_size"], text["num_hidden_layers"]
-    heads = text["num_attention_heads"]
-    head_dim = text.get("head_dim") or h // heads
-    kv = text.get("num_key_value_heads", heads) * head_dim
-    q = heads * head_dim
-    linear = layers * (h * q + 2 * h * kv + q * h + 3 * h * inter)
-    bias = 0 if text.get("attention_bias") is False else q + 2 * kv  # Qwen2: q/k/v biases
-    other = layers * (bias + 2 * h) + h  # + 2 RMSNorms per layer and the final one
-    tied = bool(config.get("tie_word_embeddings", text.get("tie_word_embeddings", False)))
-    patch, merge = vis.get("patch_size", 14), vis.get("spatial_merge_size", 2)
-    return Dims(hidden=h, intermediate=inter, layers=layers, vocab=text["vocab_size"], kv_dim=kv, tied=tied,
-                linear=linear, other=other, vision=_vision_params(vis, h), pixels_per_token=(patch * merge) ** 2,
-                vision_width=vis.get("embed_dim") or vis.get("hidden_size", 1280), vision_depth=vis.get("depth", 32),
-                from_config=True)
-
-
-def _vision_params(vis: dict, lm_hidden: int) -> int:
-    """Qwen2-VL's vision tower: Conv3d patch embedding, pre-LayerNorm blocks (qkv, proj, fc1/fc2 MLP),
-    and the merger (LayerNorm, two linear layers to the language model's width). Qwen2.5/3-VL
-    differ in the MLP and norms: this formula is then approximate."""
-    d = vis.get("embed_dim") or vis.get("hidden_size", 1280)
-    depth = vis.get("depth", 32)
-    mlp = int(d * vis.get("mlp_ratio", 4)) if "mlp_ratio" in vis else vis.get("intermediate_size", 4 * d)
-    patch, tp, ch, merge = vis.get("patch_size", 14), vis.get("temporal_patch_size", 2), vis.get("in_chans", vis.get(
-        "in_channels", 3)), vis.get("spatial_merge_size", 2)
-    out = vis.get("hidden_size") if "embed_dim" in vis else vis.get("out_hidden_size", lm_hidden)
-    block = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * mlp + mlp) + (mlp * d + d)
-    wide = d * merge * merge
-    merger = 2 * d + (wide * wide + wide) + (wide * out + out)
-    return d * ch * tp * patch * patch + depth * block + merger
-
-
-KNOWN_INTERMEDIATE = {1536: 8960, 3584: 18944, 2048: 11008, 2560: 9728}  # Qwen2/2.5-VL, Qwen3-VL-4B widths
-
-
-def dims_from_catalog(info: ModelInfo) -> Dims:
-    """From the catalog's totals: what is not vision or embeddings is the language model's layers."""
-    h, vocab = info.hidden, info.vocab
-    tied = info.params_b < 5  # Qwen's 2B-4B models tie lm_head to the embeddings; 7B/8B do not
-    vision = int(info.vision_params_b * 1e9)
-    language = int(info.params_b * 1e9) - vision - vocab * h * (1 if tied else 2)
-    other = info.layers * 2 * h + h
-    return Dims(hidden=h, intermediate=KNOWN_INTERMEDIATE.get(h, int(5.4 * h)), layers=info.layers, vocab=vocab,
-                kv_dim=max(h // 6, 128), tied=tied, linear=max(language - other, 0), other=other, vision=vision,
-                pixels_per_token=info.pixels_per_token)
-
-
-def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
-    """A peft target_modules regex: the named linear layers anywhere except under the vision tower."""
+def lora_target_regex(targets: list[str], language_model: str = "model.language_model") -> str:
+    """A peft target_modules regex: the named linear layers inside the language model (its module
+    prefix, the family's), or a top-level module of that name ("lm_head"); never inside the vision
+    tower (whose CLIP/SigLIP/Pixtral layers share the names)."""
     names = "|".join(re.escape(t) for t in targets)
-    vision = "|".join(re.escape(v) for v in vision_leaf_names) or "(?!)"
-    return rf"^(?!(?:.*\.)?(?:{vision})\.)(?:.*\.)?(?:{names})$"  # "lm_head" has no parent prefix
+    return rf"^(?:{re.escape(language_model)}\.(?:.*\.)?(?:{names})|(?:{names}))$"

@@ -112,7 +112,7 @@ def _time(recipe, machine, steps: int | None, devices: int) -> tuple[str, str]:
     tflops = _tflops(gpus[0].name)
     if tflops is None:
         return "no estimate", f"no throughput figure for {gpus[0].name}"
-    image_tokens = recipe.data.max_pixels // info.pixels_per_token
+    image_tokens = info.image_tokens(recipe.data.max_pixels)
     tokens = image_tokens + 40 + t.max_target_length
     vision = info.vision_params_b * 1e9
     lm = info.params_b * 1e9 - vision

@@ -5,6 +5,9 @@
 - launch.devices names GPUs this machine has (else exit 2: it would train on the CPU unnoticed);
 - the memory estimate fits some machine that exists (epochs and batch sizes are bounded in the
   schema; this catches the combinations no device could hold);
+- the model folder is of a supported family (its config.json's model_type is a row of
+  wizard/families.py, or model.trust_remote_code opts into its own code, with a warning), and the
+  packages its processor needs are installed;
 - tuning.lora.target_modules name modules of this model: read from its config.json, the model built
   on the meta device (accelerate's init_empty_weights: no weights read, no memory used), and
   matched with peft's own matcher, exactly as training will.
@@ -31,7 +34,29 @@ def preflight(recipe, model_path: str | Path | None = None, recipe_path: str | P
 
     refuse_impossible(estimate_memory(recipe, suggest=False))
     if model_path is not None:
+        check_model_folder(recipe, model_path, warn=warn)
         check_target_modules(recipe, model_path, recipe_path)
+
+
+def check_model_folder(recipe, model_path, *, warn=None):
+    """The folder's family (UserError naming an unsupported model_type and the supported list), the
+    remote-code warning, and the processor's extra packages. Returns the family row."""
+    import importlib.util
+
+    from wizard.families import family_of_folder
+
+    trust = bool(recipe.model.trust_remote_code)
+    fam = family_of_folder(model_path, trust_remote_code=trust)
+    if trust and warn is not None:
+        warn(f"warning: model.trust_remote_code is on: Python code shipped in {model_path} runs with your "
+             "permissions; read it first (caption-wizard has not tested "
+             + ("this family with it)" if not fam.trust_remote_code else f"{fam.model_type})"))
+    missing = [p for p in fam.needs if importlib.util.find_spec(p) is None]
+    if missing:
+        raise UserError(f"{recipe.model.id}: the {fam.title} processor needs the package "
+                        f"{', '.join(missing)}, which is not installed",
+                        hint=f"pip install {' '.join(missing)}")
+    return fam
 
 
 def _where(recipe_path, dotted: str, value) -> str:
@@ -71,17 +96,20 @@ def check_devices(recipe, recipe_path=None) -> None:
                     hint=f"use launch.devices=auto (every GPU, else the CPU) or {fix}")
 
 
-def module_names(model_path: str | Path) -> list[str]:
+def module_names(model_path: str | Path, *, trust_remote_code: bool = False) -> list[str]:
     """Every module name of the model in `model_path`, from its config alone (meta device)."""
     import warnings
 
+    import transformers
     from accelerate import init_empty_weights
-    from transformers import AutoConfig, AutoModelForImageTextToText
 
-    config = AutoConfig.from_pretrained(str(model_path))
+    from wizard.families import family_of_folder
+
+    fam = family_of_folder(model_path, trust_remote_code=trust_remote_code)
+    config = transformers.AutoConfig.from_pretrained(str(model_path), trust_remote_code=trust_remote_code)
     with init_empty_weights(), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = AutoModelForImageTextToText.from_config(config)
+        model = getattr(transformers, fam.auto_class).from_config(config, trust_remote_code=trust_remote_code)
     return [name for name, _ in model.named_modules() if name]
 
 
@@ -99,15 +127,15 @@ def check_target_modules(recipe, model_path, recipe_path=None) -> None:
     from peft import LoraConfig
     from peft.tuners.tuners_utils import check_target_module_exists
 
-    from wizard.catalog import model_info
+    from wizard.families import family_of_folder
     from wizard.model import lora_target_regex
 
-    info = model_info(recipe.model.id)
-    vision_leaf = sorted({n for n in info.skip_quant if n != "lm_head"})
-    names = module_names(model_path)
+    trust = bool(recipe.model.trust_remote_code)
+    fam = family_of_folder(model_path, trust_remote_code=trust)
+    names = module_names(model_path, trust_remote_code=trust)
     unknown = []
     for target in targets:
-        config = LoraConfig(target_modules=lora_target_regex([target], vision_leaf))
+        config = LoraConfig(target_modules=lora_target_regex([target], fam.language_model))
         if not any(check_target_module_exists(config, name) for name in names):
             unknown.append(target)
     if unknown:
@@ -118,7 +146,7 @@ def check_target_modules(recipe, model_path, recipe_path=None) -> None:
         raise UserError(f"tuning.lora.target_modules = {targets}{_where(recipe_path, 'tuning.lora.target_modules', targets)}: "
                         f"{recipe.model.id} has no module named {', '.join(unknown)} in its language model"
                         + (f"; did you mean {', '.join(close)}?" if close else ""),
-                        hint=f"leave it null for the default ({', '.join(info.lora_targets)}); "
+                        hint=f"leave it null for the default ({', '.join(fam.lora_targets)}); "
                              f"module names of this model include: {', '.join(leaves[:30])}")
 
 

@@ -71,8 +71,33 @@ def _is_number(annotation) -> bool:
 
 class ModelSpec(_Section):
     id: str = Field(min_length=1)
-    source: Literal["modelscope", "local", "demo"] = "modelscope"
+    source: Literal["modelscope", "local", "demo"] = "modelscope"  # left out: inferred from id (infer_source)
     revision: str = "master"
+    trust_remote_code: bool = False  # run Python code shipped with the model (an explicit opt-in, warned about)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _infer_source(cls, data):
+        if isinstance(data, dict) and "source" not in data and isinstance(data.get("id"), str):
+            from wizard.catalog import infer_source
+
+            data = {**data, "source": infer_source(data["id"])}
+        return data
+
+    @model_validator(mode="after")
+    def _source_matches_id(self):
+        """model.source must agree with model.id: never train another model than the one named."""
+        from wizard.catalog import DEMO_MODEL_ID, infer_source, is_repo_id
+
+        inferred = infer_source(self.id)
+        if (self.source == "demo") != (self.id == DEMO_MODEL_ID) or (self.source == "modelscope" and not is_repo_id(self.id)
+                                                                  and inferred == "local"):
+            raise ValueError(f"model.source = {self.source} contradicts model.id = {self.id!r}: "
+                             + (f"the demo source is the built-in {DEMO_MODEL_ID}" if self.source == "demo" else
+                                f"{self.id} is the built-in demo (source demo)" if self.id == DEMO_MODEL_ID else
+                                "a folder path is not a ModelScope id")
+                             + f"; leave model.source out (it follows model.id) or set model.source={inferred}")
+        return self
 
 
 class DataColumns(_Section):
@@ -328,7 +353,9 @@ def _format_errors(err: ValidationError, source: str, data: dict | None = None,
             value = e.get("input")
             shown = repr(value) if not isinstance(value, dict) else "{...}"
             shown = shown if len(shown) <= 80 else f"{shown[:60]}... ({len(str(value))} characters)"
-            lines.append(f"{path} = {shown} in {source}: {e['msg'].removeprefix('Value error, ')}{at}")
+            message = e['msg'].removeprefix('Value error, ')
+            lines.append(f"{source}: {message}{at}" if isinstance(value, dict) else
+                         f"{path} = {shown} in {source}: {message}{at}")
             default = _default_at(loc)
             if hint is None and default is not None and not isinstance(default, (list, dict)):
                 hint = f"e.g. {path}={_scalar(default)} (the default)"
@@ -430,6 +457,7 @@ def apply_overrides(recipe: Recipe, overrides: list[str], source: str = "command
     if not overrides:
         return recipe
     data = recipe.to_dict()
+    keys = {item.partition("=")[0].strip() for item in overrides}
     for item in overrides:
         key, sep, raw = item.partition("=")
         key = key.strip()
@@ -453,6 +481,8 @@ def apply_overrides(recipe: Recipe, overrides: list[str], source: str = "command
                 if not isinstance(node.get(part), dict):
                     node[part] = {}
                 node = node[part]
+    if "model.id" in keys and not keys & {"model", "model.source"}:
+        data["model"].pop("source", None)  # another model: its source follows the new id (a folder, the demo, ...)
     return recipe_from_dict(data, source)
 
 

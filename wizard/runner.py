@@ -79,13 +79,14 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     from wizard.fsutil import check_writable_dir
     from wizard.hub import resolve_model
     from wizard.launch import plan_launch
-    from wizard.preflight import check_target_modules, preflight
+    from wizard.preflight import check_model_folder, check_target_modules, preflight
 
     check_writable_dir(runs_dir or rundir.default_runs_dir(), "run folders", hint="choose another with --runs-dir DIR")
     preflight(recipe, recipe_path=recipe_path)  # before a download: devices and memory
     plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None, say=say, progress=progress)
     resolved = resolve_model(recipe.model, progress=downloads_of(progress))  # may download: progress shows there
+    check_model_folder(recipe, resolved.path, warn=say)  # a supported family, its packages: exit 2 otherwise
     check_target_modules(recipe, resolved.path, recipe_path)  # from the config, before the run folder exists
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
     _lock_run(run_dir)  # a new folder (exclusive mkdir): nobody else writes there yet

@@ -94,8 +94,11 @@ def _erase_when_done(question: questionary.Question) -> questionary.Question:
 def ask_select(message: str, choices: list[Choice], default: Any = None, *, can_go_back: bool = True,
                back_title: str = BACK_TITLE, shortcuts: bool = False, erase: bool = False) -> Any:
     """A list; returns the chosen value, or BACK. `shortcuts`: 1-9, a-z jump to an entry."""
-    items: list[Any] = [questionary.Choice(c.title, value=i, description=_wrap(c.description))
-                        for i, c in enumerate(choices)]
+    items: list[Any] = []
+    for i, c in enumerate(choices):
+        if c.group and (i == 0 or choices[i - 1].group != c.group):
+            items.append(Separator(f"── {c.group}"))
+        items.append(questionary.Choice(c.title, value=i, description=_wrap(c.description)))
     start = next((i for i, c in enumerate(choices) if c.value == default), None)
     if can_go_back:
         items += [Separator(" "), questionary.Choice(back_title, value=-1, shortcut_key=False)]
@@ -316,7 +319,7 @@ def recipe_table(recipe, path: Path | None = None):
                   + f" · {d.language}" + (f" · at most {d.max_samples} examples" if d.max_samples else "")
                   + f" · {d.eval_fraction:.0%} held out for eval")
     table.add_row("prompt", resolve_prompt(recipe))
-    table.add_row("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens")
+    table.add_row("images", f"max_pixels {d.max_pixels} = {info.image_tokens(d.max_pixels)} image tokens")
     tuning = tu.strategy.value
     if tu.strategy.value != "full":
         targets = ", ".join(tu.lora.target_modules or info.lora_targets)

@@ -120,7 +120,7 @@ def _details(recipe) -> list[tuple[str, str]]:
     keep = "all" if t.save_total_limit is None else f"the last {t.save_total_limit}"
     devices = recipe.launch.devices
     return [("prompt", resolve_prompt(recipe)),
-            ("images", f"max_pixels {d.max_pixels} = {d.max_pixels // info.pixels_per_token} image tokens"),
+            ("images", f"max_pixels {d.max_pixels} = {info.image_tokens(d.max_pixels)} image tokens"),
             ("more", f"warmup {t.warmup_ratio:g} · weight decay {t.weight_decay:g} · LoRA dropout "
              f"{recipe.tuning.lora.dropout:g} · checkpointing {checkpointing_text(recipe)} · "
              f"captions up to {t.max_target_length} tokens"),

@@ -5,16 +5,18 @@
     caption-wizard run RECIPE --dry-run                      # the same check, then the memory estimate
 
 Prints the detected format and why, counts, splits, bad rows by reason (the first few named as
-file:line), caption lengths in tokens (the model's own tokenizer when its files are here; else a
-word count, said so) against train.max_target_length, image sizes and the image tokens they become
-at data.max_pixels, the language guess, duplicate images and a few example pairs. Bad data is a
-UserError (exit 2). Reads through the same verified index as `run` (wizard.data.prepare), so a
-check warms the cache of the run that follows. No torch or transformers import.
+file:line), caption lengths in tokens (the model's own tokenizer when its files are here, with the
+family's end token; else a word count, said so) against train.max_target_length, image sizes and
+the image tokens they become at data.max_pixels, the language guess, duplicate images and a few
+example pairs. Bad data is a UserError (exit 2). Reads through the same verified index as `run`
+(wizard.data.prepare), so a check warms the cache of the run that follows. No torch or transformers
+import for Qwen-style (grid) families, whose image tokens are counted here exactly; other families'
+are counted by their processor (transformers' own count, the one vLLM uses) when the model is on
+this machine, else the catalog's figure per image.
 """
 
 from __future__ import annotations
 
-import math
 import statistics
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +40,7 @@ class DataCheck:
     downscaled: int = 0  # images larger than data.max_pixels (resized down by the processor)
     duplicates: list[list[str]] = field(default_factory=list)  # ids of images with the same content
     why: str = ""  # what auto-detection saw (wizard.data.detect: Located.why)
+    image_tokens_how: str = ""  # "at data.max_pixels=N" | how the family's tokens were counted
 
     @property
     def captions(self):
@@ -57,21 +60,59 @@ def check_recipe(recipe, *, base_dir=None, progress=None) -> DataCheck:
     captions = [c for ex in cs.examples for c in ex.captions][:TOKEN_SAMPLE]
     lengths = counter(captions)
     limit = recipe.train.max_target_length
-    factor, min_pixels = _pixel_factor(model_dir), recipe.data.min_pixels
-    tokens, downscaled = [], 0
-    for ex in cs.examples:
-        size = cs.sizes.get(ex.id)
-        if not size or not size[0]:
-            continue
-        w, h = size
-        downscaled += w * h > recipe.data.max_pixels
-        tokens.append(image_tokens(h, w, factor=factor, min_pixels=min_pixels, max_pixels=recipe.data.max_pixels))
+    tokens, downscaled, tokens_how = _image_token_counts(recipe, model_dir, cs)
     by_digest: dict[str, list[str]] = {}
     for ex in cs.examples:
         by_digest.setdefault(cs.digests[ex.id], []).append(ex.id)
     dups = [ids for ids in by_digest.values() if len(ids) > 1]
     why = locate(recipe.data, base_dir).why
-    return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups, why)
+    return DataCheck(prepared, how, lengths, sum(n > limit for n in lengths), limit, tokens, downscaled, dups, why,
+                     tokens_how)
+
+
+def _image_token_counts(recipe, model_dir: Path | None, cs) -> tuple[list[int], int, str]:
+    """(image tokens per image, how many are resized down, how counted): the family's way of counting."""
+    from wizard.catalog import model_family, model_info
+    from wizard.families import DEFAULT
+
+    try:
+        fam = model_family(recipe.model) or DEFAULT
+    except Exception:  # noqa: BLE001 - an unsupported folder is `run`'s error to report; count as Qwen
+        fam = DEFAULT
+    sizes = [(ex.id, cs.sizes.get(ex.id)) for ex in cs.examples]
+    sizes = [(i, s) for i, s in sizes if s and s[0]]
+    if fam.image_tokens == "grid":
+        factor, min_pixels, max_pixels = _pixel_factor(model_dir), recipe.data.min_pixels, recipe.data.max_pixels
+        tokens = [image_tokens(h, w, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels) for _, (w, h) in sizes]
+        return tokens, sum(w * h > max_pixels for _, (w, h) in sizes), f"at data.max_pixels={max_pixels:,}"
+    note = "" if fam.pixel_budget != "fixed" else "; data.max_pixels does not apply"
+    counted = _processor_counts(model_dir, [(h, w) for _, (w, h) in sizes]) if model_dir else None
+    if counted is not None:
+        return counted, 0, f"({fam.title}, counted by its processor{note})"
+    n = model_info(recipe.model.id).image_tokens(recipe.data.max_pixels)
+    return [n] * len(sizes), 0, f"({fam.title}: the catalog's {n:,} per image, the model is not here yet{note})"
+
+
+def _processor_counts(model_dir: Path, sizes: list[tuple[int, int]]) -> list[int] | None:
+    """Image tokens per (height, width) as the model's own processor counts them (transformers'
+    _get_num_multimodal_tokens, what vLLM uses); None when it cannot (no such helper, no processor)."""
+    if not sizes:
+        return []
+    try:
+        import logging
+
+        logging.getLogger("transformers").setLevel(logging.ERROR)
+        from transformers import AutoProcessor
+
+        processor = AutoProcessor.from_pretrained(str(model_dir))
+        counter = getattr(processor, "_get_num_multimodal_tokens", None)
+        if counter is None:  # Mllama: one <|image|> token each (the image goes in through cross-attention)
+            return [1] * len(sizes)
+        unique = sorted(set(sizes))
+        per = dict(zip(unique, counter(image_sizes=[list(s) for s in unique])["num_image_tokens"]))
+        return [int(per[s]) for s in sizes]
+    except Exception:  # noqa: BLE001 - a count we cannot make falls back to the catalog's figure
+        return None
 
 
 def remote_data_note(recipe, base_dir=None) -> str | None:
@@ -148,7 +189,8 @@ def _image_lines(check: DataCheck, recipe) -> list[str]:
     med = areas[len(areas) // 2]
     t = sorted(check.image_tokens)
     out = [f"  image sizes: smallest {_wh(areas[0])}, median {_wh(med)}, largest {_wh(areas[-1])}",
-           f"  image tokens at data.max_pixels={recipe.data.max_pixels:,}: median {t[len(t) // 2]:,}, "
+           f"  image tokens {check.image_tokens_how or f'at data.max_pixels={recipe.data.max_pixels:,}'}: "
+           f"median {t[len(t) // 2]:,}, "
            f"max {t[-1]:,} per image"
            + (f"; {check.downscaled:,} images are resized down to fit" if check.downscaled else "")]
     return out
@@ -201,7 +243,7 @@ def _token_counter(model_dir: Path | None):
             tok = Tokenizer.from_file(str(file))
             tok.no_padding()  # tokenizer.json may pad a batch to its longest caption
             tok.no_truncation()
-            end = "<|im_end|>" if tok.token_to_id("<|im_end|>") is not None else ""
+            end = _end_token(model_dir, tok)
 
             def count(captions: list[str]) -> list[int]:
                 enc = tok.encode_batch([c.strip() + end for c in captions], add_special_tokens=False)
@@ -213,6 +255,25 @@ def _token_counter(model_dir: Path | None):
     return (lambda captions: [len(c.split()) or len(c) for c in captions],
             "in words (the model's tokenizer is not on this machine yet: an approximation; "
             "Chinese counts characters)")
+
+
+def _end_token(model_dir: Path, tok) -> str:
+    """The token training appends to each caption (wizard.chat.end_token): the family's end of turn
+    if the vocabulary has it, else the tokenizer's eos (tokenizer_config.json)."""
+    import json
+
+    from wizard.families import FAMILIES, read_config
+
+    fam = FAMILIES.get((read_config(model_dir) or {}).get("model_type"))
+    end = fam.end_token if fam is not None else "<|im_end|>"
+    if end and tok.token_to_id(end) is not None:
+        return end
+    try:
+        eos = json.loads((model_dir / "tokenizer_config.json").read_text(encoding="utf-8")).get("eos_token")
+    except (OSError, ValueError):
+        eos = None
+    eos = eos.get("content") if isinstance(eos, dict) else eos
+    return eos if isinstance(eos, str) and tok.token_to_id(eos) is not None else ""
 
 
 def _pixel_factor(model_dir: Path | None) -> int:
@@ -232,21 +293,10 @@ def _pixel_factor(model_dir: Path | None) -> int:
 
 def image_tokens(height: int, width: int, *, factor: int = 28, min_pixels: int = 56 * 56,
                  max_pixels: int = 28 * 28 * 1280) -> int:
-    """Image tokens of one image after Qwen2-VL's smart resize: each side rounded to a multiple of
-    `factor`, the area scaled into [min_pixels, max_pixels], one token per factor x factor pixels.
-    The same arithmetic as transformers' qwen2_vl smart_resize (a test compares them); written here
-    because importing that module costs seconds."""
-    h_bar = max(factor, round(height / factor) * factor)
-    w_bar = max(factor, round(width / factor) * factor)
-    if h_bar * w_bar > max_pixels:
-        beta = math.sqrt((height * width) / max_pixels)
-        h_bar = max(factor, math.floor(height / beta / factor) * factor)
-        w_bar = max(factor, math.floor(width / beta / factor) * factor)
-    elif h_bar * w_bar < min_pixels:
-        beta = math.sqrt(min_pixels / (height * width))
-        h_bar = math.ceil(height * beta / factor) * factor
-        w_bar = math.ceil(width * beta / factor) * factor
-    return (h_bar // factor) * (w_bar // factor)
+    """Image tokens of one image after Qwen2-VL's smart resize (wizard.families.grid_tokens)."""
+    from wizard.families import grid_tokens
+
+    return grid_tokens(height, width, factor=factor, min_pixels=min_pixels, max_pixels=max_pixels)
 
 
 # ----------------------------------------------------------------------------- entry points

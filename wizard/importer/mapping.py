@@ -176,7 +176,7 @@ def caption_room(imp: Imported) -> None:
     if total is None:
         return
     pixels = imp.recipe["data"].get("max_pixels", DataSpec.model_fields["max_pixels"].default)
-    image_tokens = pixels // model_info(imp.recipe["model"]["id"]).pixels_per_token
+    image_tokens = model_info(imp.recipe["model"]["id"]).image_tokens(pixels)
     room = max(32, total - image_tokens - PROMPT_TOKENS)
     imp.recipe["train"]["max_target_length"] = room
     imp.mapped.append(("(caption room)", f"train.max_target_length = {room}: {total} minus {image_tokens} image tokens "

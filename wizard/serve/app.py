@@ -71,6 +71,14 @@ class TransformersEngine:
 
 
 def _image_tokens(processor, image) -> int:
+    from wizard.families import for_processor
+
+    if for_processor(processor).image_tokens != "grid":  # the processor's own count (what vLLM uses)
+        try:
+            count = processor._get_num_multimodal_tokens(image_sizes=[[image.height, image.width]])
+            return int(count["num_image_tokens"][0])
+        except (AttributeError, KeyError, TypeError, ValueError):
+            return 1 if type(processor).__name__ == "MllamaProcessor" else 0
     ip = getattr(processor, "image_processor", None)
     size = getattr(ip, "size", None) or {}
     patch, merge = getattr(ip, "patch_size", 14), getattr(ip, "merge_size", 2)

@@ -89,8 +89,10 @@ def vllm_plan(source, *, host: str, port: int, api_key: str | None, model_name: 
 
         data, gen = recipe.data, recipe.generation
         argv += ["--dtype", DTYPES[recipe.train.precision.value]]
-        argv += ["--mm-processor-kwargs", json.dumps({"min_pixels": data.min_pixels, "max_pixels": data.max_pixels})]
-        image_tokens = data.max_pixels // model_info(recipe.model.id).pixels_per_token
+        info = model_info(recipe.model.id)
+        if info.row.pixel_budget == "min_max":  # Qwen-style processors take the pixel budget as kwargs
+            argv += ["--mm-processor-kwargs", json.dumps({"min_pixels": data.min_pixels, "max_pixels": data.max_pixels})]
+        image_tokens = info.image_tokens(data.max_pixels)
         length = image_tokens + PROMPT_TOKENS + gen.max_new_tokens
         argv += ["--max-model-len", str(-(-length // 256) * 256)]
         override = {"max_new_tokens": gen.max_new_tokens, "repetition_penalty": gen.repetition_penalty,

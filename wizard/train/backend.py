@@ -94,7 +94,7 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     model, processor = _load_model(recipe, lock, device)
     recorder.status("running", f"building the dataset: {len(captions.train) + len(captions.eval)} images")  # stage
     with no_gc():
-        data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
+        data = _build_data(captions, recipe, processor, recorder, model.wizard_plan.family)  # the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
     from wizard.train.dist import world_size
     from wizard.train.vision_cache import setup_vision_cache
@@ -202,22 +202,23 @@ def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
     return captions
 
 
-def _build_data(captions, recipe, processor, recorder) -> Data:
-    """Tokenize every caption and process every image once (wizard.train.collate)."""
+def _build_data(captions, recipe, processor, recorder, family=None) -> Data:
+    """Tokenize every caption and process every image once (wizard.train.collate); `family`: the
+    model's row of wizard/families.py (how its batches are built)."""
     from wizard.chat import resolve_prompt
-    from wizard.train.collate import CaptionCollator, build_dataset, pixel_cache
+    from wizard.train.collate import build_dataset, collator_for, pixel_cache
     from wizard.train.dist import world_size
     from wizard.train.stages import ImageProgress
 
     from wizard.data.prepare import index_dir
 
-    prompt, longest, tokens = resolve_prompt(recipe), recipe.train.max_target_length, index_dir() / "tokens"
+    prompt, longest, tokens = resolve_prompt(recipe, family), recipe.train.max_target_length, index_dir() / "tokens"
     t = time.perf_counter()
     loader = ImageProgress(recorder, len(captions.train) + len(captions.eval))  # the dashboard's k/N
     train = build_dataset(captions.train, processor, prompt, max_target_length=longest, loader=loader,
-                          token_cache=tokens, cache=pixel_cache(recipe, captions.train, world_size()))
+                          token_cache=tokens, cache=pixel_cache(recipe, captions.train, world_size()), family=family)
     evals = build_dataset(captions.eval, processor, prompt, max_target_length=longest, loader=loader,
-                          token_cache=tokens) if captions.eval else None
+                          token_cache=tokens, family=family) if captions.eval else None
     loader.finish()
     print(f"data: {len(train)} training targets from {len(captions.train)} images "
           f"({'cached' if train.images.cached else 'processed per batch'}) in {time.perf_counter() - t:.1f}s",
@@ -225,7 +226,7 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     if train.truncated:
         recorder.warning(f"{train.truncated} captions are longer than train.max_target_length={longest} tokens "
                          "and were cut")
-    return Data(train, evals, CaptionCollator(processor, train), captions.fingerprint, list(captions.eval))
+    return Data(train, evals, collator_for(processor, train), captions.fingerprint, list(captions.eval))
 
 
 def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resume: bool) -> None:

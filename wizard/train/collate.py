@@ -1,5 +1,9 @@
 """Caption examples -> model batches. Everything that can be done once is done once.
 
+This is the fast path of the Qwen-style (grid) families (wizard/families.py: batching="grid");
+every other family's processor builds its batches (wizard/train/batches.py), from the same Items
+and tokenized captions. build_dataset and collator_for pick the path by the model's family.
+
     data = build_dataset(caption_set.train, processor, prompt, max_target_length=32)
     collator = CaptionCollator(processor, data.images)
     batch = collator([data[0], data[1]])     # input_ids, attention_mask, labels, pixel_values, ...
@@ -38,6 +42,7 @@ class Item:
     seq: Any = None  # the whole input_ids row, once the image's token count is known
     n_prompt: int = 0  # tokens before the caption (masked out of the loss)
     store: Any = None  # the ImageStore that `image` indexes (train and eval sets each have their own)
+    text: str | None = None  # the caption as text, for processors that take it (PaliGemma's suffix=)
 
 
 class ImageStore:
@@ -109,17 +114,18 @@ def tokenize_prompt(processor, prompt: str) -> Prompt:
     return Prompt(torch.tensor(ids[:cut]), torch.tensor(ids[cut + 1:]), image_token_id, merge)
 
 
-def tokenize_targets(processor, captions: list[str], max_length: int, cache_dir=None) -> tuple[list, int]:
+def tokenize_targets(processor, captions: list[str], max_length: int, cache_dir=None,
+                     family=None) -> tuple[list, int]:
     """Caption + end-of-turn token ids, truncated at `max_length`; also how many were truncated.
     `cache_dir`: keep the ids there, keyed by the tokenizer file, the texts and `max_length` (a replay
     of 50k captions then loads them in milliseconds instead of tokenizing for seconds)."""
     import itertools
 
-    from wizard.chat import target_text
+    from wizard.chat import end_token
 
     if not captions:
         return [], 0
-    end = target_text(processor, "")  # the end-of-turn token (looked up once: get_vocab() is slow)
+    end = end_token(processor, family)  # the family's end-of-turn token (looked up once)
     texts = [c.strip() + end for c in captions]
     cache = _token_cache_file(processor, texts, max_length, cache_dir) if cache_dir else None
     if cache is not None and cache.is_file():
@@ -187,11 +193,12 @@ def _widen(item: Item, prompt: Prompt, grid) -> tuple[Any, int]:
 class CaptionDataset:
     """A map-style dataset of Items (len/getitem: what the Trainer's sampler and DataLoader need)."""
 
-    def __init__(self, items: list[Item], images: ImageStore, prompt: Prompt, truncated: int = 0):
+    def __init__(self, items: list[Item], images: ImageStore, prompt: Prompt, truncated: int = 0, family=None):
         self.items = items
         self.images = images
         self.prompt = prompt
         self.truncated = truncated
+        self.family = family  # the model's row of wizard/families.py
 
     def __len__(self) -> int:
         return len(self.items)
@@ -210,16 +217,42 @@ def pixel_cache(recipe, examples: Sequence, world: int = 1) -> bool | None:
 
 
 def build_dataset(examples: Sequence, processor, prompt: str, *, max_target_length: int,
-                  loader: Callable | None = None, cache: bool | None = None, token_cache=None) -> CaptionDataset:
+                  loader: Callable | None = None, cache: bool | None = None, token_cache=None,
+                  family=None) -> CaptionDataset:
     """One Item per (image, caption); images and captions are processed here, once.
-    `token_cache`: a folder for the tokenized captions (see tokenize_targets)."""
+    `token_cache`: a folder for the tokenized captions (see tokenize_targets). `family`: the model's
+    row of wizard/families.py (default: by the processor's class); all but the grid (Qwen-style)
+    families get batches built by their processor (wizard/train/batches.py)."""
+    from wizard.families import for_processor
+
     if loader is None:
         from wizard.data import load_image as loader
+    family = family or for_processor(processor)
     pairs = [(i, caption) for i, ex in enumerate(examples) for caption in ex.captions]
-    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length, token_cache)
+    targets, truncated = tokenize_targets(processor, [c for _, c in pairs], max_target_length, token_cache, family)
+    if family.batching != "grid":
+        return _processor_dataset(examples, processor, prompt, family, pairs, targets, truncated, loader)
     images = ImageStore(examples, processor.image_processor, loader=loader, cache=cache)
     items = [Item(i, t, store=images) for (i, _), t in zip(pairs, targets)]
-    return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated)
+    return CaptionDataset(items, images, tokenize_prompt(processor, prompt), truncated, family)
+
+
+def _processor_dataset(examples, processor, prompt: str, family, pairs, targets, truncated: int,
+                       loader: Callable):
+    """The dataset of a processor-built family: the Items, the images decoded per batch, the prompt text."""
+    from wizard.chat import prompt_text, text_kwargs
+    from wizard.train.batches import ImageList, ProcessorPrompt
+
+    images = ImageList(examples, loader)
+    tok = processor.tokenizer
+    items = []
+    for (i, caption), target in zip(pairs, targets):
+        item = Item(i, target, store=images)
+        if family.prompt == "prefix_suffix":  # the processor appends the eos itself
+            item.text = tok.decode(target[:-1]) if len(target) and target[-1] == tok.eos_token_id else caption
+        items.append(item)
+    text = prompt_text(processor, prompt, family)
+    return CaptionDataset(items, images, ProcessorPrompt(text, text_kwargs(processor, text)), truncated, family)
 
 
 def loader_workers(dataset: CaptionDataset) -> int:
@@ -244,6 +277,17 @@ class TokenCounter:
         mask = batch.get("attention_mask") if hasattr(batch, "get") else None
         if mask is not None:
             self.tokens += int(mask.sum())
+
+
+def collator_for(processor, dataset: CaptionDataset):
+    """The collator of a dataset from build_dataset: CaptionCollator for grid families, else the
+    processor-built batches (wizard/train/batches.py)."""
+    family = getattr(dataset, "family", None)
+    if family is not None and family.batching != "grid":
+        from wizard.train.batches import ProcessorCollator
+
+        return ProcessorCollator(processor, dataset)
+    return CaptionCollator(processor, dataset)
 
 
 class CaptionCollator:

@@ -11,8 +11,9 @@ only adds what trains on top of it:
   full   every language-model weight trains (fp32 master weights; mixed precision on GPUs).
   freeze_vision=false: the vision tower trains too (LoRA runs save it with the adapter).
 
-LoRA targets are matched inside the language model only: Qwen2.5-VL's vision tower has
-gate_proj/up_proj/down_proj of its own, so plain names would put adapters there too.
+LoRA targets are matched inside the language model only (the family's language-model prefix,
+wizard/families.py): Qwen2.5-VL's vision tower has gate_proj/up_proj/down_proj of its own, CLIP
+and SigLIP towers q/k/v_proj, Pixtral all seven names, so plain names would put adapters there too.
 """
 
 from __future__ import annotations
@@ -20,9 +21,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from wizard.catalog import model_info
 from wizard.model import (  # noqa: F401  (re-exported: the backend and tests import them from here)
-    cap_image_size, lora_target_regex, pick_device, plan_model, resolve_precision, torch_dtype, vision_module_names,
+    cap_image_size, in_vision, lora_target_regex, pick_device, plan_model, resolve_precision, torch_dtype,
+    vision_module_names,
 )
 from wizard.recipe import Recipe, Strategy
 
@@ -50,17 +51,17 @@ def load_model(recipe: Recipe, resolved: Any, *, for_training: bool, device: str
 
     path = Path(getattr(resolved, "path", resolved))
     plan = plan_model(recipe, path, purpose="train" if for_training else "infer", device=device)
-    processor = load_processor(path, recipe.data)
+    processor = load_processor(path, recipe.data, trust_remote_code=plan.trust_remote_code)
     model = load_base(plan)
+    model.wizard_plan = plan  # the family and its module prefixes, for what comes after loading
     if not for_training:
         return model, processor
-    info = model_info(recipe.model.id)
     if recipe.tuning.strategy == Strategy.full:
-        make_full_trainable(model, recipe, vision_module_names(model, info.skip_quant), plan.device)
+        make_full_trainable(model, recipe, vision_module_names(model, plan.vision), plan.device)
     else:
-        model = add_lora(model, recipe, info, plan.device)
+        model = add_lora(model, recipe, plan, plan.device)
     keep_trainable_fp32(model)
-    frozen_vision_without_grad(model, info.skip_quant)
+    frozen_vision_without_grad(model, plan.vision, chunks=plan.family.grid_vision)
     from wizard.train.swiglu import fuse_gated_mlps
 
     fuse_gated_mlps(model)  # 3 MLP-wide activations kept per token and layer instead of 4
@@ -80,18 +81,20 @@ def keep_trainable_fp32(model) -> None:
 VISION_CHUNK_PATCHES = 1024  # a frozen vision tower sees at most this many patches at once (one 448 px image)
 
 
-def frozen_vision_without_grad(model, skip_quant) -> None:
-    """A vision tower with nothing trainable inside runs under no_grad (no activations kept for
-    backward), a few images at a time: its MLP's transient activations are 4 x its width per patch,
-    ~280 MB for a batch of four 448 px images on Qwen2-VL-2B, ~70 MB per image. Each image's
-    attention is its own already (cu_seqlens), so the features are the same."""
+def frozen_vision_without_grad(model, vision, *, chunks: bool = True) -> None:
+    """A vision tower (or projector) with nothing trainable inside runs under no_grad (no activations
+    kept for backward). `chunks` (the family's grid_vision: Qwen2/2.5-VL): also a few images at a
+    time: its MLP's transient activations are 4 x its width per patch, ~280 MB for a batch of four
+    448 px images on Qwen2-VL-2B, ~70 MB per image. Each image's attention is its own already
+    (cu_seqlens), so the features are the same."""
     import torch
 
-    for name in vision_module_names(model, skip_quant):
+    for name in vision_module_names(model, vision):
         module = model.get_submodule(name)
         if any(p.requires_grad for p in module.parameters()) or getattr(module, "_wizard_no_grad", False):
             continue
-        module.forward = _in_chunks(torch.no_grad()(module.forward))
+        forward = torch.no_grad()(module.forward)
+        module.forward = _in_chunks(forward) if chunks else forward
         module._wizard_no_grad = True
 
 
@@ -151,31 +154,31 @@ def _gradient_checkpointing(model, recipe: Recipe, device: str) -> None:
 
 
 def make_full_trainable(model, recipe: Recipe, vision: list[str], device: str = "cpu") -> None:
-    """Every language-model weight (embeddings and lm_head included) trains; the vision tower per freeze_vision."""
+    """Every language-model weight (embeddings and lm_head included) trains; the vision tower and
+    projector per freeze_vision."""
     for name, param in model.named_parameters():
-        in_vision = any(name == v or name.startswith(v + ".") for v in vision)
-        param.requires_grad = not (in_vision and recipe.tuning.freeze_vision)
+        param.requires_grad = not (in_vision(name, vision) and recipe.tuning.freeze_vision)
     _gradient_checkpointing(model, recipe, device)
 
 
-def add_lora(model, recipe: Recipe, info, device: str = "cpu"):
+def add_lora(model, recipe: Recipe, plan, device: str = "cpu"):
     from peft import LoraConfig, get_peft_model
 
     lora = recipe.tuning.lora
-    vision_leaf = sorted({n for n in info.skip_quant if n != "lm_head"})
+    targets = list(lora.target_modules or plan.family.lora_targets)
     # QLoRA too: no prepare_model_for_kbit_training, whose fp32 upcast of every non-4-bit weight
     # doubles their memory (wizard.model); non-reentrant checkpointing needs no input gradients.
     _gradient_checkpointing(model, recipe, device)
     modules_to_save = list(lora.modules_to_save)
-    if not recipe.tuning.freeze_vision:
-        modules_to_save += [n for n in vision_leaf if n not in modules_to_save]  # trains and ships with the adapter
+    if not recipe.tuning.freeze_vision:  # the vision tower and projector train and ship with the adapter
+        modules_to_save += [n for n in plan.family.vision_leaves if n not in modules_to_save]
     config = LoraConfig(
         r=lora.rank,
         lora_alpha=lora.alpha,
         lora_dropout=lora.dropout,
-        target_modules=lora_target_regex(lora.target_modules or info.lora_targets, vision_leaf),
+        target_modules=lora_target_regex(targets, plan.language_model),
         modules_to_save=modules_to_save or None,
-        task_type="CAUSAL_LM",
+        task_type="SEQ_2_SEQ_LM" if plan.family.encoder_decoder else "CAUSAL_LM",
     )
     import warnings
 
@@ -185,7 +188,7 @@ def add_lora(model, recipe: Recipe, info, device: str = "cpu"):
     if not any("lora_" in name for name, _ in model.named_parameters()):
         from wizard.errors import UserError
 
-        raise UserError(f"tuning.lora.target_modules = {lora.target_modules or info.lora_targets}: "
+        raise UserError(f"tuning.lora.target_modules = {targets}: "
                         f"no layer of the language model of {recipe.model.id} has these names",
                         hint="leave it null for the model family's default")
     return model

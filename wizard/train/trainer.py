@@ -121,10 +121,14 @@ LOSS_CHUNK = 256  # caption positions per cross-entropy chunk: 256 x 152k fp32 =
 
 
 def sliced_loss(model, inputs: dict, num_items_in_batch=None, chunk: int | None = None):
-    """(loss, outputs): the model's causal-LM loss with logits computed at the labelled positions only."""
+    """(loss, outputs): the model's causal-LM loss with logits computed at the labelled positions only.
+    Encoder-decoder batches (decoder_input_ids: the labels shifted right) predict the labels in place."""
     inputs = dict(inputs)
     labels = inputs.pop("labels")
-    shifted = F.pad(labels, (0, 1), value=IGNORE)[:, 1:]  # position p predicts token p + 1
+    if "decoder_input_ids" in inputs:  # decoder position p predicts label p (its input is label p - 1)
+        shifted = labels
+    else:
+        shifted = F.pad(labels, (0, 1), value=IGNORE)[:, 1:]  # position p predicts token p + 1
     keep = shifted != IGNORE
     outputs = model(**inputs, logits_to_keep=keep)  # logits: [kept positions, vocab]
     return caption_loss(outputs.logits, shifted[keep], num_items_in_batch, chunk or LOSS_CHUNK), outputs

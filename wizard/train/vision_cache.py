@@ -142,13 +142,13 @@ class VisionCache:
         return cached
 
 
-def attach(model, cache: VisionCache, skip_quant) -> bool:
+def attach(model, cache: VisionCache, vision) -> bool:
     """Route the frozen vision tower's forward through `cache`. False (nothing attached) when the
     tower has trainable parameters or is not the no-grad frozen tower of wizard/train/load.py."""
     from wizard.model import vision_module_names
 
     attached = False
-    for name in vision_module_names(model, skip_quant):
+    for name in vision_module_names(model, vision):
         module = model.get_submodule(name)
         if not getattr(module, "_wizard_no_grad", False) or any(p.requires_grad for p in module.parameters()):
             return False
@@ -199,16 +199,21 @@ def setup_vision_cache(recipe, lock: dict, model, processor, captions, data, dev
                        ram_bytes: int | None = None) -> tuple[VisionCache | None, str]:
     """Decide tuning.cache_vision for this run, attach the cache, give the datasets their image keys.
     Returns (cache or None, a line for train.log)."""
-    from wizard.catalog import model_info
+    from wizard.catalog import model_family
+    from wizard.families import DEFAULT
     from wizard.model import resolve_precision
 
     setting = getattr(recipe.tuning.cache_vision, "value", recipe.tuning.cache_vision)
-    info = model_info(recipe.model.id)
+    plan = getattr(model, "wizard_plan", None)
+    family = plan.family if plan is not None else (model_family(recipe.model) or DEFAULT)
     train = data.train
     examples = train.images.examples
     keys = [captions.digests.get(ex.id) for ex in examples]
     if setting == "off":
         return None, "vision features: computed every step (tuning.cache_vision=off)"
+    if not family.grid_vision:
+        return None, (f"vision features: computed every step (tuning.cache_vision applies to Qwen2/2.5-VL-style "
+                      f"vision towers; {family.title}'s is not one)")
     if not all(keys):
         return None, "vision features: computed every step (the data has no image digests)"
     proc = processor.image_processor
@@ -223,14 +228,14 @@ def setup_vision_cache(recipe, lock: dict, model, processor, captions, data, dev
 
         ram_bytes = _ram_bytes()
     visits = expected_visits(recipe, len(train), len(examples), world)
-    mode, why = choose_mode(setting, frozen=vision_frozen(recipe, info.skip_quant), visits=visits,
+    mode, why = choose_mode(setting, frozen=vision_frozen(recipe, family.vision_leaves), visits=visits,
                             total_bytes=total, ram_bytes=ram_bytes)
     if mode == "off":
         return None, f"vision features: computed every step ({why})"
     path = (lock.get("model") or {}).get("path") or getattr(model, "name_or_path", "") or "."
     ns = namespace(model_facts(lock, path), processor, precision) if mode == "disk" else ""
     cache = VisionCache(mode, ns)
-    if not attach(model, cache, info.skip_quant):
+    if not attach(model, cache, family.vision):
         return None, "vision features: computed every step (the vision tower has trainable parameters)"
     train.images.keys = keys
     held_out = [captions.digests.get(ex.id) for ex in data.eval.images.examples] if data.eval is not None else []

@@ -32,6 +32,7 @@ class Choice:
     title: str
     value: Any
     description: str | None = None  # shown under the list while highlighted
+    group: str | None = None  # a heading over the first choice of each group (the model families)
 
 
 @dataclass(frozen=True)

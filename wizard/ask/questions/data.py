@@ -19,7 +19,9 @@ def _language(answers: Answers) -> str:
 
 
 def _default_prompt(answers: Answers, machine: Machine) -> str:
-    return base_recipe(answers)["data"]["prompt"] or task_prompt(answers.get("task", "caption"), _language(answers))
+    family = model_info(model_ref(answers)[0] or "unknown").row  # Florence-2: <CAPTION>, PaliGemma: caption en
+    own = (family.default_prompt or {}).get(_language(answers))
+    return base_recipe(answers)["data"]["prompt"] or own or task_prompt(answers.get("task", "caption"), _language(answers))
 
 
 def _dataset_choices(answers: Answers, machine: Machine) -> list[Choice]:

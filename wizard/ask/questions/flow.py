@@ -94,7 +94,8 @@ _DEFINED = {q.name: q for q in [*MODEL, *DATA, *TUNING, *TRAINING, *launch_quest
                                 ADVANCED, NAME]}
 ORDER = [
     # the common questions
-    "model", "model_other", "task", "dataset", "dataset_path", "language", "strategy", "epochs", "batch_size",
+    "model", "model_family", "model_pick", "model_other", "task", "dataset", "dataset_path", "language", "strategy",
+    "epochs", "batch_size",
     "learning_rate", "lora_rank", "max_pixels",
     "advanced",  # yes: the advanced questions below are asked; no: they keep their defaults
     "lora_alpha", "lora_targets", "data_format", "precision", "save_steps", "grad_accum", "gradient_checkpointing",
