@@ -70,6 +70,7 @@ class Captioner:
         import torch
 
         from wizard.chat import prompt_text
+        from wizard.images import to_rgb
 
         generation = generation or self.generation
         text = prompt_text(self.processor, prompt or self.prompt)
@@ -86,7 +87,7 @@ class Captioner:
         try:
             with off, torch.inference_mode():
                 for start in range(0, len(images), batch_size):
-                    batch = [im.convert("RGB") for im in images[start:start + batch_size]]
+                    batch = [to_rgb(im) for im in images[start:start + batch_size]]
                     inputs = self.processor(text=[text] * len(batch), images=batch, return_tensors="pt",
                                             padding=True).to(self.device)
                     ids = self.model.generate(**inputs, **generate_kwargs(generation, tok))

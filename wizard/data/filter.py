@@ -64,16 +64,15 @@ def _note(report, line: str, samples: list[str]) -> None:
 
 
 def _min_side(examples: list, min_side: int, report) -> list:
-    from PIL import Image
-
     from wizard.data.examples import load_image
+    from wizard.images import open_image, oriented_size
 
     kept, dropped = [], []
     for ex in examples:
         src = ex.image
         if isinstance(src, (str, Path)):
-            with Image.open(src) as im:  # the header is enough
-                size = im.size
+            with open_image(src) as im:  # the header is enough (checked images: no ImageProblem)
+                size = oriented_size(im)
         else:
             size = load_image(ex).size
         (kept if min(size) >= min_side else dropped).append((ex, size))

@@ -60,11 +60,10 @@ class Records(list):
 
 
 def open_image(data: bytes):
-    """PIL image (RGB) from encoded bytes."""
-    from PIL import Image
+    """PIL image (RGB) from encoded bytes (wizard.images' rules)."""
+    from wizard.images import load_rgb
 
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
+    return load_rgb(data)
 
 
 # -- M3IT (AI-ModelScope/M3IT, a mirror of MMInstruction/M3IT) ----------------------------------
