@@ -49,7 +49,10 @@ def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=N
     from wizard.data.prepare import prepare_data
 
     # through the verified index of the run's data: the images are not checked again
-    caption_set = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir)).captions
+    from wizard.images import limits_for
+
+    caption_set = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir),
+                               limits=limits_for(recipe.model)).captions
     _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), console)
     examples = list(caption_set.eval)
     if console is not None:

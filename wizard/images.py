@@ -185,10 +185,10 @@ def inspect_bytes(data: bytes, *, max_pixels: int = BOMB_PIXELS) -> tuple[tuple[
             im.verify()
         with open_image(data, max_pixels=max_pixels) as im:
             w, h = im.size
+            size = oriented_size(im)  # before draft(), which makes im.size the reduced one
             if im.format == "JPEG":
                 im.draft("RGB", (max(1, w // 8), max(1, h // 8)))
             im.load()
-            size = oriented_size(im)
     except ImageProblem as e:
         return None, e.reason
     except Exception as e:  # noqa: BLE001 - Pillow raises many kinds for bad data

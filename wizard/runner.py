@@ -128,8 +128,10 @@ def prepare_run_data(recipe: Recipe, base_dir: Path | None, *, fingerprint: str 
     process reads the verified index (wizard.data.prepare). `fingerprint`: the data the run started
     with (resume): other data is refused here, before anything starts."""
     from wizard.data.prepare import prepare_data
+    from wizard.images import limits_for
 
-    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, console=console_err)
+    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, console=console_err,
+                            limits=limits_for(recipe.model))
     console.print(prepared.summary(), markup=False, highlight=False, soft_wrap=True)
     found = prepared.captions.fingerprint
     if fingerprint and fingerprint != found:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from wizard.data.detect import locate
 from wizard.data.prepare import Prepared, prepare_data
+from wizard.images import limits_for
 
 TOKEN_SAMPLE = 20_000  # captions tokenized for the length statistics
 SHOW_EXAMPLES = 3
@@ -48,7 +49,8 @@ def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
     """Prepare the data (UserError on bad data) and measure what training will see. `console`: where
     a status line shows while the images are checked."""
     with console.status("checking the data…") if console is not None else contextlib.nullcontext():
-        prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir)
+        prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir,
+                                limits=limits_for(recipe.model))
     cs = prepared.captions
     model_dir = local_model_dir(recipe.model)
     counter, how = _token_counter(model_dir)

@@ -34,11 +34,12 @@ _KIND = re.compile(r"[^:(]+")
 
 
 def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None, console=None,
-                     verifier=None) -> CaptionSet:
+                     verifier=None, limits=None) -> CaptionSet:
     """Read recipe.data. `base_dir`: where a relative data.dataset is looked for first (then the cwd).
     `console`: where to print a summary (and a status line while checking many images); None: silent.
     `verifier`: checks the images of the rows (wizard.data.prepare.IndexVerifier: cached on disk);
-    None: every image is checked here (once per process)."""
+    None: every image is checked here (once per process). `limits`: the image shapes the model's
+    processor refuses (wizard.images.limits_for(recipe.model); None: the safe default)."""
     located = locate(data_spec, base_dir)
     result = fetch_images(_read(located, data_spec, base_dir, console), console)  # image URLs -> cached files
     if verifier is not None:
@@ -53,7 +54,7 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
         verifier.collected(examples, digests, sizes, report, held_out)
     prompts = Counter(r.prompt for r in result.rows if r.prompt)
     caption_set = finish_caption_set(examples, digests, sizes, report, data_spec, seed=seed, prompts=prompts,
-                                     held_out=held_out)
+                                     held_out=held_out, limits=limits)
     if console is not None:
         for line in caption_set.report.lines():
             console.print(line, highlight=False, markup=False, soft_wrap=True)
@@ -61,9 +62,12 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
 
 
 def finish_caption_set(examples: list[Example], digests: dict[str, str], sizes: dict, report: DataReport, data_spec,
-                       *, seed: int, prompts: Counter | None = None, held_out: set[str] | None = None) -> CaptionSet:
-    """Checked examples -> the seeded split, the counts of the report and the fingerprint. `held_out`:
-    ids of the images the data file itself holds out (Karpathy test)."""
+                       *, seed: int, prompts: Counter | None = None, held_out: set[str] | None = None,
+                       limits=None) -> CaptionSet:
+    """Checked examples -> the images the processor takes, the seeded split, the counts of the report
+    and the fingerprint. `held_out`: ids of the images the data file itself holds out (Karpathy test).
+    `limits`: wizard.images.ImageLimits (applied here, after the index: it holds every checked image)."""
+    examples = _within_limits(examples, sizes, report, limits)
     held = None if held_out is None else {e.image for e in examples if e.id in held_out}
     train, eval_ = split_examples(examples, seed=seed, eval_fraction=data_spec.eval_fraction,
                                   max_samples=data_spec.max_samples, report=report, held_out=held)
@@ -72,6 +76,29 @@ def finish_caption_set(examples: list[Example], digests: dict[str, str], sizes: 
     report.num_train, report.num_eval = len(train), len(eval_)
     report.notes.extend(_prompt_notes(data_spec, prompts or Counter(), report.language_guess))
     return CaptionSet(train, eval_, report, fingerprint(kept, digests), digests, sizes)
+
+
+def _within_limits(examples: list[Example], sizes: dict, report: DataReport, limits) -> list[Example]:
+    """Drop (and name, as bad rows) the images the model's processor would refuse mid-training."""
+    from wizard.images import DEFAULT_LIMITS, size_problem
+
+    kept, dropped = [], []
+    for ex in examples:
+        size = sizes.get(ex.id)
+        problem = size_problem(size, limits or DEFAULT_LIMITS) if size and size[0] else None
+        (dropped if problem else kept).append((ex, problem))
+    if not dropped:
+        return examples
+    for ex, problem in dropped:
+        kind, _, why = problem.partition(" (")
+        report.bad_by_reason[kind] = report.bad_by_reason.get(kind, 0) + 1
+        if len(report.first_bad) < 2 * SHOW_BAD:
+            report.first_bad.append(BadRow(ex.id, f"{kind} ({why}"))
+    report.bad_rows += len(dropped)
+    if not kept:
+        raise UserError(f"no usable examples in {report.file}: every image is refused, e.g. {dropped[0][0].id}: "
+                        f"{dropped[0][1]}", hint="crop or pad the images to a less extreme shape")
+    return [ex for ex, _ in kept]
 
 
 def _read(located: Located, spec, base_dir, console) -> ReadResult:

@@ -175,12 +175,14 @@ def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
     again); it must be the data the front end checked, and on resume the data the run started with."""
     from wizard.data.prepare import prepare_data, read_prepared
     from wizard.errors import UserError
+    from wizard.images import limits_for
 
-    dataset, t = lock.get("dataset") or {}, time.perf_counter()
-    captions = read_prepared(dataset.get("index"), recipe.data, seed=recipe.train.seed)
+    dataset, t, limits = lock.get("dataset") or {}, time.perf_counter(), limits_for(recipe.model)
+    captions = read_prepared(dataset.get("index"), recipe.data, seed=recipe.train.seed, limits=limits)
     how = "the prepared index"
     if captions is None:  # images embedded in data files, or no index: read again (verdicts are cached)
-        captions = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir")).captions
+        captions = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir"),
+                                limits=limits).captions
         how = "the data files"
     print("\n".join(captions.report.lines()), flush=True)
     print(f"data: read from {how} in {time.perf_counter() - t:.2f}s", flush=True)
