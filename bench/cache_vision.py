@@ -71,7 +71,7 @@ def child(args) -> None:
 
     from wizard.chat import resolve_prompt
     from wizard.data.examples import image_digest
-    from wizard.events import RunRecorder
+    from wizard.rundir.events import RunRecorder
     from wizard.runner import create_run
     from wizard.train import backend
     from wizard.train.callbacks import StopFlag

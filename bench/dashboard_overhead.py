@@ -33,9 +33,9 @@ CLI = str(Path(sys.executable).parent / "caption-wizard")
 def windows(run_dir: Path, since: float) -> list[tuple[int, float, float]]:
     """(step the window starts at, seconds, samples) of each log window that starts after `since`;
     the first window (start-up, warm-up) never counts."""
-    from wizard.dashboard import read_events
+    from wizard.rundir import read_events
 
-    logs = [e for e in read_events(run_dir / "events.jsonl")[0] if e["type"] == "log" and e.get("samples_per_s")]
+    logs = [e for e in read_events(run_dir) if e["type"] == "log" and e.get("samples_per_s")]
     return [(prev["step"], cur["t"] - prev["t"], cur["samples_per_s"] * (cur["t"] - prev["t"]))
             for prev, cur in zip(logs, logs[1:]) if prev["t"] >= since]
 

@@ -81,7 +81,7 @@ def project(recipe, n_images: int, device: str = "cpu", model=None, processor=No
 
     from wizard.chat import resolve_prompt
     from wizard.demo.realshape import realshape_examples
-    from wizard.events import RunRecorder
+    from wizard.rundir.events import RunRecorder
     from wizard.runner import create_run
     from wizard.train import backend
     from wizard.train.callbacks import StopFlag

@@ -104,7 +104,7 @@ def project_loop(recipe, model_path, steps: int, tmp: Path) -> float:
 
     from wizard.runner import create_run
     from wizard.train import backend
-    from wizard.events import RunRecorder
+    from wizard.rundir.events import RunRecorder
     from wizard.train.callbacks import StopFlag
 
     class Clock(TrainerCallback):

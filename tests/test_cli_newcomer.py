@@ -85,6 +85,20 @@ def test_last_takes_the_newest_run_and_a_pipe_gets_the_list(tmp_path, monkeypatc
     assert "demo-shapes-20250102-120000" in e.value.message and "--last" in e.value.hint
 
 
+def test_caption_last_takes_a_single_image_and_no_image_is_refused(tmp_path):
+    """`caption --last IMAGE` (the README's form) parses with one image; with none, exit 2 saying what to pass."""
+    from PIL import Image
+
+    run = _fake_run(tmp_path, "demo-shapes-20250102-120000", "2025-01-02T12:00:00")  # no adapter/ yet
+    Image.new("RGB", (32, 32), "red").save(tmp_path / "photo.png")
+    one = run_cli("caption", "--last", "photo.png", cwd=tmp_path)
+    assert one.returncode == 2 and "required" not in one.stderr, one.stderr
+    assert "demo-shapes-20250102-120000 has no adapter yet" in one.stderr, one.stderr  # --last found the run
+    none = run_cli("caption", str(run), cwd=tmp_path)
+    assert none.returncode == 2 and "caption needs at least one image or folder" in none.stderr, none.stderr
+    assert "Traceback" not in one.stderr + none.stderr
+
+
 def test_run_names_are_never_cut_at_80_columns(tmp_path):
     long = "qwen2.5-vl-3b-coco-cn-lora-with-a-long-name-20261128-043607"
     _fake_run(tmp_path, long, "2025-01-02T12:00:00")

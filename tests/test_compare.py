@@ -8,7 +8,8 @@ import math
 from PIL import Image
 
 from tests.conftest import ROOT
-from wizard.compare import load_summary, recipe_differences, render_metrics
+from wizard.commands.compare import render_metrics
+from wizard.compare import load_summary, recipe_differences
 from wizard.recipe import apply_overrides, load_recipe, recipe_to_yaml
 
 

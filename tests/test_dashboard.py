@@ -24,7 +24,8 @@ import pytest
 from rich.console import Console
 
 from tests.conftest import CLI, ROOT, cli_env
-from wizard.dashboard import DashboardState, attach, plain_line, read_events, render, summary
+from wizard.dashboard import DashboardState, attach, plain_line, render, summary
+from wizard.rundir.events import EventReader, read_events
 from wizard.dashboard.chart import sparkline
 from wizard.dashboard.render import fmt_duration, pct_style, plain_summary
 
@@ -287,19 +288,20 @@ def test_read_events_tolerates_torn_lines_and_unknown_types(tmp_path):
     path = tmp_path / "events.jsonl"
     path.write_text('{"t": 1, "type": "start", "total_steps": 10}\nnot json\n{"t": 2, "type": "mystery"}\n'
                     '{"t": 3, "type": "log", "st', encoding="utf-8")
-    events, offset = read_events(path)
+    reader = EventReader(path)
+    events = reader.poll()
     assert [e["type"] for e in events] == ["start", "mystery"]
     with open(path, "a", encoding="utf-8") as f:
         f.write('ep": 1, "loss": 0.5}\n')
-    more, offset2 = read_events(path, offset)
-    assert more == [{"t": 3, "type": "log", "step": 1, "loss": 0.5}] and offset2 == path.stat().st_size
-    assert read_events(tmp_path / "missing.jsonl") == ([], 0)
+    more = reader.poll()
+    assert more == [{"t": 3, "type": "log", "step": 1, "loss": 0.5}] and reader.offset == path.stat().st_size
+    assert EventReader(tmp_path / "missing.jsonl").poll() == []
     # a writer killed mid-line, then a resumed one appending: the new event is still found
     with open(path, "a", encoding="utf-8") as f:
         f.write('{"t": 4, "type": "lo' + '{"t": 5, "type": "start", "start_step": 1}\n')
-    assert [e["t"] for e in read_events(path, offset2)[0]] == [5]
+    assert [e["t"] for e in reader.poll()] == [5]
     st = DashboardState()
-    for e in read_events(path)[0]:
+    for e in read_events(path):
         st.apply(e)
     assert st.step == 1 and st.resumed
 
@@ -321,8 +323,11 @@ def test_helpers():
 
 def test_loss_png_with_one_point_and_a_nan(tmp_path):
     from wizard.plot import save_loss_plot
+    from wizard.rundir.curve import LossCurve
 
-    path = save_loss_plot(tmp_path / "loss.png", [1, 2], [2.5, float("nan")], evals=[(2, 2.7)], title="t")
+    curve = LossCurve.from_events([{"type": "log", "step": 1, "loss": 2.5}, {"type": "log", "step": 2, "loss": None},
+                                   {"type": "eval", "step": 2, "eval_loss": 2.7}])
+    path = save_loss_plot(tmp_path / "loss.png", curve, title="t")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 5000
     assert not list(tmp_path.glob(".*tmp*")), "no temporary file left behind"
 
@@ -356,6 +361,8 @@ def write_state(run_dir: Path, **fields):
     tmp = run_dir / "state.json.tmp"
     tmp.write_text(json.dumps(state))
     os.replace(tmp, run_dir / "state.json")
+    if not (run_dir / "recipe.yaml").exists():  # a run folder has both (wizard.rundir.layout.is_run_dir)
+        (run_dir / "recipe.yaml").write_text((ROOT / "recipes" / "demo-shapes.yaml").read_text())
 
 
 def append(run_dir: Path, event: dict):
@@ -489,9 +496,16 @@ def fake_script(tmp_path) -> Path:
     return script
 
 
-def start_fake(tmp_path, steps=10, delay=0.02, rc=0):
+def fake_run_dir(tmp_path) -> Path:
+    """A run folder as the runner makes it: recipe.yaml (state.json comes from the fake backend)."""
     run_dir = tmp_path / "fake-run"
     run_dir.mkdir(exist_ok=True)
+    (run_dir / "recipe.yaml").write_text((ROOT / "recipes" / "demo-shapes.yaml").read_text())
+    return run_dir
+
+
+def start_fake(tmp_path, steps=10, delay=0.02, rc=0):
+    run_dir = fake_run_dir(tmp_path)
     script = fake_script(tmp_path)
     proc = subprocess.Popen([sys.executable, str(script), str(run_dir), str(steps), str(delay), str(rc)],
                             start_new_session=True)
@@ -542,8 +556,7 @@ def spawn_pty(args, **kw):
 
 def test_live_ctrl_c_detach_then_watch_shows_completed(tmp_path):
     """In a pseudo-terminal: live dashboard, Ctrl-C, choose Detach; training finishes; watch says completed."""
-    run_dir = tmp_path / "fake-run"
-    run_dir.mkdir()
+    run_dir = fake_run_dir(tmp_path)
     driver = tmp_path / "driver.py"
     driver.write_text(LIVE_DRIVER)
     child = spawn_pty([sys.executable, str(driver), str(run_dir), str(fake_script(tmp_path))])
@@ -628,7 +641,7 @@ def test_demo_run_shows_live_chart_memory_and_reaches_the_last_step(tmp_path):
     # each start-up stage is announced (a stage of a few milliseconds may fall between two frames,
     # so the screen is asked for the first, long one and the events file for all of them)
     assert "loading PyTorch and transformers" in text
-    from wizard.events import read_events as all_events
+    from wizard.rundir.events import read_events as all_events
 
     said = [e.get("message", "") for e in all_events(the_run_dir(tmp_path) / "events.jsonl")
             if e.get("type") == "status"]

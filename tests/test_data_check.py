@@ -231,7 +231,7 @@ def test_dashboard_header_shows_the_data_summary():
 def test_the_wizard_shows_the_summary_and_three_examples_of_the_users_data(tmp_path, cache):
     from rich.console import Console
 
-    from wizard.data.check import check_own_data
+    from wizard.ask.prompting import check_own_data
 
     good = build_imagefolder(tmp_path / "good")
     con = Console(width=200, record=True, color_system=None)

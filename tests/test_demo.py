@@ -26,7 +26,7 @@ def test_same_seed_same_pixels_and_captions_other_seed_differs():
 
 def test_pixels_are_pinned_across_machines():
     # random.Random and integer PIL drawing: the same bytes everywhere. If this fails after a Pillow
-    # upgrade, the pictures changed: rebuild the demo base (python -m wizard.demo.build_base) and re-pin.
+    # upgrade, the pictures changed: rebuild the demo base (python -m tools.build_demo_base) and re-pin.
     digest = hashlib.sha256(_pixels(make_shapes(8, seed=0))).hexdigest()[:16]
     assert digest == PINNED_DIGEST
 
@@ -61,7 +61,7 @@ def processor():
 def test_built_model_trains_a_step(processor):
     import torch
 
-    from wizard.demo.build_base import FastBatches, encode
+    from tools.build_demo_base import FastBatches, encode
     from wizard.demo.model import build_model
 
     samples = make_shapes(4, seed=0)
@@ -99,7 +99,7 @@ def base():
 
 
 def test_shipped_base_captions_new_shapes_in_english(base):
-    from wizard.demo.build_base import caption
+    from tools.build_demo_base import caption
 
     model, processor = base
     samples = make_shapes(4, seed=4321)  # never trained on (the base used seed 0)

@@ -7,7 +7,8 @@ import io
 import pytest
 from rich.console import Console
 
-from wizard.estimate import estimate_memory, render_estimate
+from wizard.ask.summary import render_estimate
+from wizard.estimate import estimate_memory
 from wizard.machine import GiB, GpuInfo, _visible, detect_gpus
 from wizard.recipe import Recipe, apply_overrides, load_recipe
 

@@ -105,7 +105,7 @@ def test_two_resumes_at_the_same_instant_one_trains_the_other_exits_2(stopped_by
 
 
 def test_a_backend_started_on_a_locked_run_folder_writes_nothing(tmp_path):
-    from wizard.fsutil import FolderLock
+    from wizard.rundir.folder_lock import FolderLock
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
@@ -176,7 +176,7 @@ def test_full_disk_during_a_checkpoint_says_so_marks_the_run_failed_and_leaves_n
 
 
 def test_free_space_is_checked_before_each_checkpoint_against_the_last_one(tmp_path):
-    from wizard import runs
+    from wizard import rundir
     from wizard.train.diskspace import DiskFull, check_before_save
 
     with small_disk(tmp_path / "disk", "4m") as disk:
@@ -184,7 +184,7 @@ def test_free_space_is_checked_before_each_checkpoint_against_the_last_one(tmp_p
         last = run_dir / "checkpoints" / "checkpoint-2"
         last.mkdir(parents=True)
         (last / "adapter_model.safetensors").write_bytes(b"\0" * 1_200_000)
-        runs.mark_checkpoint_complete(last, 2)
+        rundir.mark_checkpoint_complete(last, 2)
         warnings: list[str] = []
         check_before_save(run_dir, warnings.append)  # ~2.8 MB free, 1.2 MB each: fits, but warn
         assert warnings and "disk almost full" in warnings[0]
@@ -245,8 +245,8 @@ def test_out_of_memory_in_training_says_what_to_change_not_a_traceback(tmp_path)
     # settings that save memory (train.gradient_checkpointing=auto may have turned it off).
     import torch
 
-    from wizard import runs
-    from wizard.events import RunRecorder
+    from wizard import rundir
+    from wizard.rundir.events import RunRecorder
     from wizard.train import backend
 
     run_dir = tmp_path / "r"
@@ -254,7 +254,7 @@ def test_out_of_memory_in_training_says_what_to_change_not_a_traceback(tmp_path)
     error = torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity "
                                    "of 23.6 GiB of which 1.1 GiB is free.")
     assert backend._fail(RunRecorder(run_dir), error) == 1
-    assert runs.read_state(run_dir)["status"] == "failed"
+    assert rundir.read_state(run_dir)["status"] == "failed"
     message = [e for e in events(run_dir) if e["type"] == "error"][-1]["message"]
     assert message.startswith("out of memory: CUDA out of memory. Tried to allocate 2.00 GiB")
     assert "train.gradient_checkpointing=true" in message and "the last checkpoint is intact" in message
@@ -269,7 +269,7 @@ def test_a_process_forked_from_the_lock_holder_does_not_keep_the_run_locked(tmp_
     # their inherited copy of the lock's descriptor kept `resume` answering "already running".
     import multiprocessing
 
-    from wizard.fsutil import AlreadyLocked, FolderLock
+    from wizard.rundir.folder_lock import AlreadyLocked, FolderLock
 
     lock = FolderLock(tmp_path)
     fork = multiprocessing.get_context("fork")

@@ -119,8 +119,7 @@ def test_devices_naming_a_gpu_this_machine_lacks_is_refused(tmp_path):
 
 # ----------------------------------------------------------------------------- 9. torn events line
 def test_a_torn_last_event_line_is_repaired_before_the_next_event(tmp_path):
-    from wizard.dashboard.state import read_events as dashboard_events
-    from wizard.events import EventReader, EventWriter, read_events
+    from wizard.rundir.events import EventReader, EventWriter, read_events
 
     path = tmp_path / "events.jsonl"
     path.write_text('{"t": 1, "type": "log", "step": 1}\n{"t": 2, "type": "log", "st', encoding="utf-8")
@@ -131,11 +130,11 @@ def test_a_torn_last_event_line_is_repaired_before_the_next_event(tmp_path):
     writer.close()
     assert [e["step"] for e in read_events(path)] == [1, 2]
     assert [e["step"] for e in reader.poll()] == [2]
-    assert [e["step"] for e in dashboard_events(path)[0]] == [1, 2]
+    assert [e["step"] for e in EventReader(path).poll()] == [1, 2]
 
 
 def test_events_glued_to_a_torn_line_by_an_older_writer_are_still_read(tmp_path):
-    from wizard.events import read_events
+    from wizard.rundir.events import read_events
 
     path = tmp_path / "events.jsonl"
     path.write_text('{"t": 1, "type": "log", "st{"t": 2, "type": "log", "step": 2}\n', encoding="utf-8")

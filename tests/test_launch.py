@@ -23,7 +23,8 @@ from tests.train_support import (checkpoint_events, events, losses, nan_backend_
                                  tiny_model, train_env, wait_for, write_recipe)
 from wizard.errors import UserError
 from wizard.recipe import apply_overrides, load_recipe
-from wizard.train import launch
+from wizard import launch
+from wizard.train import dist
 
 __all__ = ["tiny_model"]  # the session fixture, imported for pytest
 
@@ -104,7 +105,7 @@ def test_print_launch_slurm_is_a_submittable_batch_script(tmp_path):
     assert script.startswith("#!/bin/bash\n")
     assert "#SBATCH --nodes=2" in script and "#SBATCH --gpus-per-node=2" in script
     assert "srun" in script and "torch.distributed.run" in script and "--rdzv-backend=c10d" in script
-    assert "--nproc-per-node=2" in script and "python -m wizard.train.launch prepare" in script
+    assert "--nproc-per-node=2" in script and "python -m wizard.commands.prepare" in script
     path = tmp_path / "job.slurm"
     path.write_text(script)
     assert subprocess.run(["bash", "-n", str(path)], capture_output=True).returncode == 0  # valid shell
@@ -129,7 +130,7 @@ def test_zero_configs_pass_deepspeeds_own_validation_once_the_trainer_fills_auto
         assert ds.zero_optimization_stage == stage
         assert (ds.train_micro_batch_size_per_gpu, ds.gradient_accumulation_steps) == (8, 2)
         assert ds.zero_config.gather_16bit_weights_on_model_save is (stage == 3)  # adapter/ gets whole tensors
-        kw = launch.training_arguments(recipe, tmp_path, world_size=2)
+        kw = dist.training_arguments(recipe, tmp_path, world_size=2)
         assert kw["deepspeed"] == str(written["deepspeed"]) and kw["ddp_find_unused_parameters"] is False
 
 
@@ -138,7 +139,7 @@ def test_fsdp_config_is_accepted_by_the_trainer_arguments(tmp_path):
 
     recipe = demo("launch.devices=[0,1]", "launch.strategy=fsdp")
     launch.write_configs(recipe, tmp_path)
-    kw = launch.training_arguments(recipe, tmp_path, world_size=2)
+    kw = dist.training_arguments(recipe, tmp_path, world_size=2)
     args = TrainingArguments(output_dir=str(tmp_path), use_cpu=True, report_to="none", **kw)
     assert args.fsdp and args.fsdp_config["use_orig_params"] is True  # LoRA: frozen and trained in one shard
     assert args.fsdp_config["auto_wrap_policy"] == "TRANSFORMER_BASED_WRAP"
@@ -156,25 +157,31 @@ def test_deepspeed_missing_says_which_extra_to_install(tmp_path, monkeypatch):
 
 # ----------------------------------------------------------------------------- exit status, resume
 def test_after_a_signal_torchruns_status_reads_as_stopped(tmp_path):
-    from wizard import runs
+    from wizard import rundir
 
-    runs.write_state(tmp_path, status="stopped")
+    rundir.write_state(tmp_path, status="stopped")
     assert launch.exit_status(tmp_path, 1) == 130
-    runs.write_state(tmp_path, status="running")  # a rank died: interrupted, resumable
+    rundir.write_state(tmp_path, status="running")  # a rank died: interrupted, resumable
     assert launch.exit_status(tmp_path, 1) == 130
-    runs.write_state(tmp_path, status="failed")
+    rundir.write_state(tmp_path, status="failed")
     assert launch.exit_status(tmp_path, 1) == 1 and launch.exit_status(tmp_path, None) is None
 
 
-def test_resume_with_another_number_of_processes_is_refused_or_announced(monkeypatch, capsys):
+def test_resume_with_another_number_of_processes_is_refused_or_announced(monkeypatch):
+    from wizard.runner import check_resize
+
     lock = {"device": {"kind": "cpu", "world_size": 2}}
-    monkeypatch.delenv(launch.ALLOW_RESIZE_ENV, raising=False)
     with pytest.raises(UserError, match=r"trained with 2 processes; resuming with 1 changes the global batch"):
-        launch.check_resize(lock, demo(), allow=False)
-    launch.check_resize(lock, demo("launch.processes=2"), allow=False)  # same count: fine
-    launch.check_resize(lock, demo(), allow=True)
-    assert "changed: processes 2 -> 1 (--allow-resize)" in capsys.readouterr().out
-    assert os.environ[launch.ALLOW_RESIZE_ENV] == "1"
+        check_resize(lock, demo(), allow=False)
+    assert check_resize(lock, demo("launch.processes=2"), allow=False) is None  # same count: fine
+    assert "changed: processes 2 -> 1 (--allow-resize)" in check_resize(lock, demo(), allow=True)
+    # the training processes read the allowance from lock.json's latest resume (the run-folder contract)
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    with pytest.raises(UserError, match=r"trained with 2 processes"):
+        dist.check_world_size(lock, resume=True)
+    warned: list[str] = []
+    dist.check_world_size({**lock, "resumes": [{"allow_resize": True}]}, resume=True, warn=warned.append)
+    assert "--allow-resize" in warned[0]
 
 
 # ----------------------------------------------------------------------------- GPUs and memory
@@ -291,9 +298,9 @@ def test_killing_one_rank_interrupts_the_run_and_it_resumes_to_the_same_losses(t
     out, _ = proc.communicate(timeout=120)
     assert proc.returncode == 130, out  # interrupted, not failed
     assert state(run_dir)["status"] == "running"  # ... and `runs` shows it as interrupted:
-    from wizard import runs
+    from wizard import rundir
 
-    assert runs.load_run(run_dir).status == "interrupted"
+    assert rundir.load_run(run_dir).status == "interrupted"
 
     # another number of processes: refused with the reason, nothing started
     edited = yaml.safe_load((run_dir / "recipe.yaml").read_text())

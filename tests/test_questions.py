@@ -1,4 +1,4 @@
-"""The questionnaire without a terminal: plain answer dicts -> Recipe (wizard/ask/questions.py)."""
+"""The questionnaire without a terminal: plain answer dicts -> Recipe (wizard/ask/questions/)."""
 
 from __future__ import annotations
 

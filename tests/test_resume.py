@@ -19,8 +19,8 @@ import pytest
 from tests.conftest import CLI
 from tests.train_support import (adapter_tensors, checkpoint_events, events, kill_backend, losses, only_run,
                                  run, start, state, tiny_model, train_env, wait_for, write_recipe)  # noqa: F401
-from wizard.events import read_events
-from wizard.runs import read_state
+from wizard.rundir.events import read_events
+from wizard.rundir import read_state
 
 pytestmark = pytest.mark.slow
 

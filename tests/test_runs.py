@@ -11,8 +11,8 @@ import pytest
 
 from tests.conftest import ROOT
 from tests.train_support import run as run_cli
-from wizard import runs
-from wizard.events import EventReader, EventWriter, read_events
+from wizard import rundir
+from wizard.rundir.events import EventReader, EventWriter, read_events
 from wizard.recipe import apply_overrides, load_recipe
 from wizard.runner import create_run, plan_resume
 
@@ -36,7 +36,7 @@ def test_create_run_writes_the_run_folder(tmp_path, recipe):
     lock = json.loads((run_dir / "lock.json").read_text())
     assert lock["model"]["revision"] == "abc123" and lock["model"]["files"] == Resolved.files
     assert lock["seed"] == 42 and lock["packages"]["torch"] and lock["recipe_hash"]
-    state = runs.read_state(run_dir)
+    state = rundir.read_state(run_dir)
     assert state["status"] == "running" and state["pid"] is None and state["strategy"] == "lora"
     # same name, same second: a second folder, never the same one
     again = create_run(recipe, Resolved(), runs_dir=tmp_path)
@@ -49,7 +49,7 @@ def _checkpoint(run_dir, step, complete=True):
     (path / "adapter_model.safetensors").write_bytes(b"x" * 100)
     (path / "optimizer.pt").write_bytes(b"y" * 50)
     if complete:
-        runs.mark_checkpoint_complete(path, step)
+        rundir.mark_checkpoint_complete(path, step)
     return path
 
 
@@ -58,13 +58,13 @@ def test_only_complete_checkpoints_count(tmp_path):
     b = _checkpoint(tmp_path, 6)
     _checkpoint(tmp_path, 9, complete=False)  # killed before the marker
     (b / "optimizer.pt").write_bytes(b"short")  # marker there, but a file is not what it said
-    assert runs.last_good_checkpoint(tmp_path) == a
-    removed = runs.remove_incomplete_checkpoints(tmp_path)
+    assert rundir.last_good_checkpoint(tmp_path) == a
+    removed = rundir.remove_incomplete_checkpoints(tmp_path)
     assert sorted(p.name for p in removed) == ["checkpoint-6", "checkpoint-9"]
     _checkpoint(tmp_path, 12)
     _checkpoint(tmp_path, 15)
-    runs.rotate_checkpoints(tmp_path, keep=2)
-    assert [p.name for _, p in runs.checkpoint_dirs(tmp_path)] == ["checkpoint-12", "checkpoint-15"]
+    rundir.rotate_checkpoints(tmp_path, keep=2)
+    assert [p.name for _, p in rundir.checkpoint_dirs(tmp_path)] == ["checkpoint-12", "checkpoint-15"]
 
 
 def test_events_reader_tolerates_half_lines_and_unknown_types(tmp_path):
@@ -89,18 +89,18 @@ def test_a_running_state_whose_process_is_gone_reads_as_interrupted(tmp_path, re
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp_path)
     dead = subprocess.Popen([sys.executable, "-c", "pass"])
     dead.wait()
-    runs.write_state(run_dir, pid=dead.pid, step=40, total_steps=64, last_loss=0.5)
-    info = runs.load_run(run_dir)
+    rundir.write_state(run_dir, pid=dead.pid, step=40, total_steps=64, last_loss=0.5)
+    info = rundir.load_run(run_dir)
     assert info.status == "interrupted" and info.status_text == "stopped (interrupted)" and info.resumable
-    runs.write_state(run_dir, pid=os.getpid())  # alive, but not a training process (pid reuse)
-    assert runs.load_run(run_dir).status == "interrupted"
+    rundir.write_state(run_dir, pid=os.getpid())  # alive, but not a training process (pid reuse)
+    assert rundir.load_run(run_dir).status == "interrupted"
 
 
 def test_runs_table_lists_each_run(tmp_path, recipe):
     a = create_run(recipe, Resolved(), runs_dir=tmp_path)
-    runs.write_state(a, status="completed", step=64, total_steps=64, last_loss=0.1234)
+    rundir.write_state(a, status="completed", step=64, total_steps=64, last_loss=0.1234)
     b = create_run(apply_overrides(recipe, ["name=second"]), Resolved(), runs_dir=tmp_path)
-    runs.write_state(b, status="running", pid=999999, step=10, total_steps=64, last_loss=2.5)
+    rundir.write_state(b, status="running", pid=999999, step=10, total_steps=64, last_loss=2.5)
     out = run_cli("runs", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     text = out.stdout
@@ -140,19 +140,19 @@ def test_resume_plan_applies_learning_rate_and_epochs_and_keeps_the_rest(recipe)
 ])
 def test_resume_refuses_an_edited_model_or_strategy_and_names_it(tmp_path, recipe, edit, named):
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp_path)
-    runs.write_state(run_dir, status="stopped", step=3, total_steps=10)
+    rundir.write_state(run_dir, status="stopped", step=3, total_steps=10)
     text = (run_dir / "recipe.yaml").read_text()
     assert edit[0] in text
     (run_dir / "recipe.yaml").write_text(text.replace(*edit))
     out = run_cli("resume", str(run_dir), cwd=tmp_path)
     assert out.returncode == 2
     assert named in out.stderr and "Traceback" not in out.stderr
-    assert runs.read_state(run_dir)["status"] == "stopped"  # nothing started
+    assert rundir.read_state(run_dir)["status"] == "stopped"  # nothing started
 
 
 def test_resume_without_a_run_on_a_pipe_lists_the_resumable_runs(tmp_path, recipe):
     run_dir = create_run(recipe, Resolved(), runs_dir=tmp_path)
-    runs.write_state(run_dir, status="stopped", step=3, total_steps=10, last_loss=1.5)
+    rundir.write_state(run_dir, status="stopped", step=3, total_steps=10, last_loss=1.5)
     out = run_cli("resume", "--runs-dir", str(tmp_path), cwd=tmp_path)
     assert out.returncode == 2
     assert run_dir.name in out.stdout and "3/10" in out.stdout
@@ -171,9 +171,9 @@ def test_resume_without_a_run_in_a_terminal_offers_a_menu_of_resumable_runs(tmp_
     older = create_run(apply_overrides(recipe, ["name=alpha"]), Resolved(), runs_dir=tmp_path)
     newer = create_run(apply_overrides(recipe, ["name=beta"]), Resolved(), runs_dir=tmp_path)
     done = create_run(apply_overrides(recipe, ["name=gamma"]), Resolved(), runs_dir=tmp_path)
-    runs.write_state(older, status="stopped", step=3, total_steps=10, last_loss=1.5)
-    runs.write_state(newer, status="failed", step=7, total_steps=10, last_loss=0.75)
-    runs.write_state(done, status="completed", step=10, total_steps=10)
+    rundir.write_state(older, status="stopped", step=3, total_steps=10, last_loss=1.5)
+    rundir.write_state(newer, status="failed", step=7, total_steps=10, last_loss=0.75)
+    rundir.write_state(done, status="completed", step=10, total_steps=10)
     # the chosen run's recipe was edited: resume refuses at once, naming it (no training needed here)
     text = (newer / "recipe.yaml").read_text()
     (newer / "recipe.yaml").write_text(text.replace("strategy: lora", "strategy: qlora"))

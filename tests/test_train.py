@@ -89,6 +89,26 @@ def test_qlora_uses_real_bitsandbytes_4bit_layers_and_the_loss_falls(tmp_path, t
     assert (run_dir / "adapter" / "adapter_model.safetensors").is_file()
 
 
+@pytest.mark.slow
+def test_a_run_nobody_watches_still_gets_its_loss_png(tmp_path, tiny_model):
+    """The training process draws loss.png at the end (rank 0), watched or not: here no dashboard at all."""
+    from wizard.recipe import load_recipe
+    from wizard.runner import create_run
+
+    recipe = write_recipe(tmp_path, tiny_model, train={"max_steps": 4})
+
+    class Resolved:
+        path, files, revision = tiny_model, {}, None
+
+    run_dir = create_run(load_recipe(recipe), Resolved(), runs_dir=tmp_path / "runs")
+    proc = subprocess.run([sys.executable, "-m", "wizard.train.backend", str(run_dir)], cwd=ROOT, env=train_env(),
+                          capture_output=True, text=True, timeout=240)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert state(run_dir)["status"] == "completed"
+    png = run_dir / "loss.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+
+
 NAN_RUN = nan_backend_script('True')
 
 

@@ -13,7 +13,7 @@ from tests.train_support import tiny_model, write_recipe  # noqa: F401
 from wizard.data import Example
 from wizard.demo.shapes import make_shapes
 from wizard.recipe import apply_overrides, load_recipe
-from wizard.train.vision_cache import GiB, choose_mode, expected_visits, vision_frozen
+from wizard.cache_vision import GiB, choose_mode, expected_visits, vision_frozen
 
 
 def _train(tmp_path, recipe_file, model_dir, mode: str, cache_root=None, monkeypatch=None, *, stop_at=None,

@@ -203,7 +203,7 @@ def test_cli_import_and_help_stay_light():
     code = textwrap.dedent("""
         import sys, wizard.cli
         wizard.cli.build_parser()
-        import wizard.ask.menu  # what `caption-wizard` loads before the menu's first prompt
+        import wizard.commands.menu  # what `caption-wizard` loads before the menu's first prompt
         heavy = {"torch", "transformers", "peft", "modelscope", "datasets", "bitsandbytes"}
         print(sorted(heavy & set(sys.modules)))
         print(sorted({"questionary", "pydantic"} & set(sys.modules)))

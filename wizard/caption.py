@@ -1,4 +1,4 @@
-"""`caption-wizard caption RUN_DIR_OR_MODEL IMAGE_OR_FOLDER...`: captions for images.
+"""Captions for images: `caption-wizard caption RUN_DIR_OR_MODEL IMAGE_OR_FOLDER...` (wizard.commands.caption prints them).
 
     caption-wizard caption runs/demo-shapes-20250101-120000 photos/ cat.jpg
     caption-wizard caption demo/tiny-qwen2-vl-shapes img.png --num-beams 3 --json
@@ -11,7 +11,6 @@ reported by name and skipped: exit 0 if anything was captioned, 2 if nothing was
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from wizard.errors import UserError
@@ -54,7 +53,7 @@ def read_image(path: Path, max_pixels: int = MAX_DECODE_PIXELS):
 
 def check_source(source) -> None:
     """`caption runs/nope ...`: a path-like source that does not exist is a missing folder, not a hub id."""
-    from wizard.runs import default_runs_dir
+    from wizard.rundir import default_runs_dir
 
     text = str(source)
     path = Path(text).expanduser()
@@ -93,14 +92,15 @@ def generation_with(base, overrides: dict):
 
 
 def caption_images(source, paths, *, prompt: str | None = None, batch_size: int = 8, captioner=None,
-                   console=None, progress=None, **gen_overrides) -> list[tuple[Path, str | None, str | None]]:
+                   progress=None, on_batch=None, **gen_overrides) -> list[tuple[Path, str | None, str | None]]:
     """Caption images (or folders of them) with a run, an export, a model folder or a model id.
 
     Returns [(path, caption, None)] for each captioned image and [(path, None, error)] for each one
     that could not be read, in input order. `gen_overrides`: num_beams, temperature,
     repetition_penalty, max_new_tokens, do_sample (None = the source's own setting).
     Images are decoded one batch at a time; the model loads only once a readable image turns up.
-    progress: called as progress(images_done, images_total) after each batch.
+    progress (wizard.progress): shown while the model loads; on_batch: called as on_batch(images_done,
+    images_total) after each batch.
     """
     if batch_size < 1:
         raise UserError(f"--batch-size {batch_size}: must be at least 1")
@@ -118,15 +118,15 @@ def caption_images(source, paths, *, prompt: str | None = None, batch_size: int 
         if state["captioner"] is None:
             from wizard.inference import load_captioner
 
-            state["captioner"] = load_captioner(source, console=console)
+            state["captioner"] = load_captioner(source, progress=progress)
         cap = state["captioner"]
         state["generation"] = state["generation"] or generation_with(cap.generation, gen_overrides)
         captions = cap.caption([im for _, im in pending], state["generation"], prompt, batch_size=batch_size)
         for (i, _), caption in zip(pending, captions):
             results[i] = (results[i][0], caption, None)
         pending.clear()
-        if progress is not None:
-            progress(len(results), len(expanded))
+        if on_batch is not None:
+            on_batch(len(results), len(expanded))
 
     for path, error in expanded:
         if error is None:
@@ -140,43 +140,3 @@ def caption_images(source, paths, *, prompt: str | None = None, batch_size: int 
     if pending:
         caption_pending()
     return results
-
-
-def cmd_caption(args) -> int:
-    from rich.table import Table
-
-    from rich.markup import escape
-
-    from wizard.console import console, console_err
-    from wizard.fsutil import check_new_file, write_user_file
-
-    if args.out:  # before any work: never overwrite without --force; the folder must be writable
-        check_new_file(args.out, force=getattr(args, "force", False))
-    overrides = {k: getattr(args, k, None) for k in GENERATION_FLAGS}
-    with console_err.status("loading the model and captioning...", spinner="dots") as status:
-        def progress(done: int, total: int) -> None:
-            status.update(f"captioning: {done}/{total} image(s)...")
-
-        results = caption_images(args.source, args.images, prompt=args.prompt, batch_size=args.batch_size,
-                                 console=console_err, progress=progress, **overrides)
-    for path, _, error in results:
-        if error:
-            console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(error)}", soft_wrap=True)
-    done = [(str(path), caption) for path, caption, error in results if error is None]
-    if args.json:
-        for image, caption in done:
-            print(json.dumps({"image": image, "caption": caption}, ensure_ascii=False), flush=True)
-    elif done:
-        table = Table("image", "caption", show_lines=False)
-        for image, caption in done:
-            table.add_row(escape(image), escape(caption))
-        console.print(table)
-    if args.out and done:
-        text = "".join(json.dumps({"image": i, "caption": c}, ensure_ascii=False) + "\n" for i, c in done)
-        write_user_file(args.out, text, hint="the captions are printed above; write them elsewhere with --out FILE")
-        console_err.print(f"wrote {len(done)} caption(s) to {args.out}", markup=False)
-    if not done:
-        console_err.print(f"[bold red]error:[/] none of the {len(results)} image(s) could be read; "
-                          "nothing captioned", soft_wrap=True)
-        return 2
-    return 0

@@ -28,19 +28,19 @@ import sys
 
 # command -> "module:function"; the function takes the parsed args and returns an exit status.
 COMMANDS = {
-    "menu": "wizard.ask.menu:main_menu",
-    "new": "wizard.ask.menu:cmd_new",
-    "run": "wizard.runner:cmd_run",
-    "resume": "wizard.runner:cmd_resume",
-    "runs": "wizard.runner:cmd_runs",
-    "watch": "wizard.dashboard:cmd_watch",
+    "menu": "wizard.commands.menu:main_menu",
+    "new": "wizard.commands.new:cmd_new",
+    "run": "wizard.commands.run:cmd_run",
+    "resume": "wizard.commands.resume:cmd_resume",
+    "runs": "wizard.commands.runs:cmd_runs",
+    "watch": "wizard.commands.watch:cmd_watch",
     "download": "wizard.hub:cmd_download",
-    "caption": "wizard.caption:cmd_caption",
-    "eval": "wizard.evaluate:cmd_eval",
-    "export": "wizard.export:cmd_export",
-    "data": "wizard.data.check:cmd_data",
-    "import": "wizard.importer:cmd_import",
-    "compare": "wizard.compare:cmd_compare",
+    "caption": "wizard.commands.caption:cmd_caption",
+    "eval": "wizard.commands.eval:cmd_eval",
+    "export": "wizard.commands.export:cmd_export",
+    "data": "wizard.commands.data:cmd_data",
+    "import": "wizard.commands.import_recipe:cmd_import",
+    "compare": "wizard.commands.compare:cmd_compare",
     "serve": "wizard.serve:cmd_serve",
 }
 
@@ -53,6 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Fine-tune your own image-captioning model. With no command: the main menu.",
     )
     p.add_argument("--version", action="version", version=f"caption-wizard {__version__}")
+    p.set_defaults(run_command=run_command)  # the menu runs its entries through it (commands/menu.py)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     s = sub.add_parser("new", help="answer a few questions, save a recipe, offer to start it")
@@ -96,7 +97,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("caption", help="caption images with a run's adapter or a base model")
     s.add_argument("source", metavar="RUN_DIR_OR_MODEL",
                    help="a run folder (its adapter), a model folder or a ModelScope id")
-    s.add_argument("images", nargs="+", metavar="IMAGE_OR_FOLDER", help="image files or folders of images")
+    s.add_argument("images", nargs="*", metavar="IMAGE_OR_FOLDER",  # one or more: checked in fill_run_dir
+                   help="image files or folders of images")
     s.add_argument("--last", action="store_true", help="caption with the newest run in ./runs (then only images)")
     s.add_argument("--num-beams", type=int, default=None, help="beam search width (default: the recipe's)")
     s.add_argument("--temperature", type=float, default=None,
@@ -179,6 +181,12 @@ def _dispatch(command: str, args: argparse.Namespace) -> int:
     module_name, func_name = COMMANDS[command].split(":")
     func = getattr(importlib.import_module(module_name), func_name)
     return int(func(args) or 0)
+
+
+def run_command(command: str, argv: list[str]) -> int:
+    """`caption-wizard COMMAND ARGV...` from inside the program (the menu's entries): the same parser and
+    the same function, so the menu cannot drift from the command line."""
+    return _dispatch(command, build_parser().parse_args([command, *argv]))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -2,7 +2,7 @@
 
     est = estimate_memory(recipe)             # GPUs detected through NVML (no torch import)
     est = estimate_memory(recipe, gpus=[])    # as if there were no GPU
-    console.print(render_estimate(est))       # table + warning + suggestion
+    render_estimate(est)   # wizard.ask.summary: the table, warning and suggestion the front end shows
     est.suggestion, est.suggested_overrides   # "switch to qlora ...", ["tuning.strategy=qlora"]
 
 It is an ESTIMATE. Widths and parameter counts come from the model folder's config.json when the
@@ -224,7 +224,7 @@ def _rows(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool) -> list[tup
 def _vision_cache(recipe: Recipe, dims: Dims, info: ModelInfo, on_cpu: bool, ram_bytes: int | None):
     """tuning.cache_vision's RAM (wizard/train/vision_cache.py): (bytes or None, how it was counted)."""
     from wizard.model import resolve_precision
-    from wizard.train.vision_cache import estimated_bytes
+    from wizard.cache_vision import estimated_bytes
 
     precision = resolve_precision(recipe.train.precision, "cpu" if on_cpu else "cuda", bf16_ok=True)
     ram = ram_bytes if ram_bytes is not None else _ram()
@@ -402,38 +402,3 @@ def refuse_impossible(est: MemoryEstimate) -> None:
                         f"{'machine' if cpu else 'GPU'} has (the largest: {gb(limit)})",
                         hint="lower train.batch_size, train.max_target_length or data.max_pixels "
                              "(check for a typo in an override)")
-
-
-# ----------------------------------------------------------------------------- rendering
-def render_estimate(est: MemoryEstimate):
-    """The estimate as a rich Table, followed by the warning and suggestion when there are any."""
-    from rich.console import Group
-    from rich.table import Table
-    from rich.text import Text
-
-    table = Table(title=f"Memory estimate: {est.where}", title_justify="left", show_edge=False,
-                  pad_edge=False)
-    table.add_column("part")
-    table.add_column("memory", justify="right")
-    table.add_column("how it is counted", overflow="fold")
-    for label, n, note in est.rows:
-        table.add_row(label, gb(n), note)
-    total = gb(est.per_device_bytes)
-    if est.capacity_bytes is not None:
-        total += f" of {gb(est.capacity_bytes)}"
-    label = "total per device" if len(est.devices) > 1 else "total"
-    table.add_row(Text(label, style="bold"), Text(total, style="bold"),
-                  "an estimate, +-30% (formula: wizard/estimate.py)" +
-                  (f"; {gb(est.total_bytes)} on {len(est.devices)} devices" if len(est.devices) > 1 else ""))
-    parts: list = [table]
-    for note in est.notes:
-        parts.append(Text(f"note: {note}", style="dim"))
-    if est.warning:
-        parts.append(Text(f"warning: {est.warning}", style="bold yellow"))
-    if est.suggestion:
-        parts.append(Text(f"suggestion: {est.suggestion}", style="green"))
-        if est.suggested_overrides:
-            parts.append(Text("  (as overrides: " + " ".join(est.suggested_overrides) + ")", style="dim"))
-    elif est.fits:
-        parts.append(Text(f"fits: about {gb(est.capacity_bytes - est.per_device_bytes)} to spare", style="green"))
-    return Group(*parts)

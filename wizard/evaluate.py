@@ -20,6 +20,7 @@ from pathlib import Path
 
 from wizard.errors import UserError
 from wizard.metrics import METRICS
+from wizard.rundir import EVAL_FILE, RECIPE_FILE, read_lock, read_state
 
 SAMPLE_LIMIT = 16  # images captioned by sample_metrics during training
 
@@ -44,7 +45,7 @@ def sample_metrics(model, processor, examples, recipe, *, limit: int = SAMPLE_LI
     return score_captions(refs, {str(i): c for i, c in enumerate(captions)}, language=recipe.data.language)
 
 
-def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=None) -> list:
+def held_out_examples(recipe, run_dir: Path, limit: int | None = None, progress=None) -> list:
     """The run's held-out examples (CaptionSet.eval), first `limit` of them."""
     from wizard.data.prepare import prepare_data
 
@@ -53,46 +54,35 @@ def held_out_examples(recipe, run_dir: Path, limit: int | None = None, console=N
 
     caption_set = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir),
                                limits=limits_for(recipe.model)).captions
-    _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), console)
+    _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), progress)
     examples = list(caption_set.eval)
-    if console is not None:
-        from rich.markup import escape
-
-        console.print(f"held-out split of {escape(recipe.data.dataset)}: {len(examples)} image(s) "
-                      f"(data.eval_fraction={recipe.data.eval_fraction}, seed {recipe.train.seed})"
-                      + (f"; scoring the first {limit}" if limit and limit < len(examples) else ""),
-                      soft_wrap=True, highlight=False)
+    if progress is not None:
+        progress.say(f"held-out split of {recipe.data.dataset}: {len(examples)} image(s) "
+                     f"(data.eval_fraction={recipe.data.eval_fraction}, seed {recipe.train.seed})"
+                     + (f"; scoring the first {limit}" if limit and limit < len(examples) else ""))
     return examples[:limit] if limit else examples
 
 
 def data_base_dir(run_dir: Path) -> str | None:
     """Where relative dataset paths resolve: the recipe's folder lock.json recorded (as training did)."""
-    return _read_json(run_dir / "lock.json").get("recipe_dir")
+    return read_lock(run_dir).get("recipe_dir")
 
 
-def _check_fingerprint(run_dir: Path, fingerprint: str | None, console) -> None:
-    dataset = _read_json(run_dir / "lock.json").get("dataset")
+def _check_fingerprint(run_dir: Path, fingerprint: str | None, progress) -> None:
+    dataset = read_lock(run_dir).get("dataset")
     trained = dataset.get("fingerprint") if isinstance(dataset, dict) else None
-    if fingerprint and isinstance(trained, str) and trained != fingerprint and console is not None:
-        console.print("[yellow]warning:[/] the dataset changed since this run trained (fingerprint "
-                      f"{trained[:12]} -> {fingerprint[:12]}): the held-out images may differ", soft_wrap=True)
+    if fingerprint and isinstance(trained, str) and trained != fingerprint and progress is not None:
+        progress.say("warning: the dataset changed since this run trained (fingerprint "
+                     f"{trained[:12]} -> {fingerprint[:12]}): the held-out images may differ")
 
 
-def _read_json(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
-def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, console=None,
-                 captioner=None, batch_size: int | None = None, progress=None, write: bool = True) -> dict:
+def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, progress=None,
+                 captioner=None, batch_size: int | None = None, on_batch=None, write: bool = True) -> dict:
     """Caption the held-out split with the tuned model (and the base), score both, record the result.
 
     Images are decoded one batch at a time, and each batch is captioned by both models.
-    progress: called as progress(images_done, images_total) after each batch.
-    write=False: only compute (the caller shows the scores, then calls save_eval).
+    progress (wizard.progress): lines and status for the user; on_batch: called as
+    on_batch(images_done, images_total) after each batch. write=False: only compute (the caller shows the scores, then calls save_eval).
 
     Returns what eval.json holds: {"run", "step", "n", "language", "prompt", "generation",
     "tuned": metrics, "base": metrics | None, "delta": {metric: tuned - base} | None, "samples": [...]}.
@@ -102,21 +92,21 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
     from wizard.inference import base_captioner, load_captioner, passive_cpu_threads, run_adapter_dir
     from wizard.metrics import score_captions
     from wizard.recipe import load_recipe
-    from wizard.runs import load_run
+    from wizard.rundir import load_run
 
     passive_cpu_threads()
     run_dir = Path(run_dir)
     load_run(run_dir)  # UserError unless it is a run folder
     if limit is not None and limit < 1:
         raise UserError(f"--limit {limit}: must be at least 1")
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = load_recipe(run_dir / RECIPE_FILE)
     run_adapter_dir(run_dir)  # no adapter: say so before loading any data
-    examples = held_out_examples(recipe, run_dir, limit, console)
+    examples = held_out_examples(recipe, run_dir, limit, progress)
     if not examples:
         raise UserError(f"run {run_dir.name} has no held-out images (data.eval_fraction = "
                         f"{recipe.data.eval_fraction})",
                         hint="train with a held-out split, e.g. caption-wizard run RECIPE data.eval_fraction=0.05")
-    captioner = captioner or load_captioner(run_dir, console=console)
+    captioner = captioner or load_captioner(run_dir, progress=progress)
     base_model = base_captioner(captioner) if base else None
     prompt, generation = resolve_prompt(recipe), recipe.generation
     batch_size = batch_size or recipe.train.batch_size
@@ -127,8 +117,8 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
         tuned_caps += captioner.caption(images, generation, prompt, batch_size=batch_size)
         if base_model is not None:
             base_caps += base_model.caption(images, generation, prompt, batch_size=batch_size)
-        if progress is not None:
-            progress(start + len(images), len(examples))
+        if on_batch is not None:
+            on_batch(start + len(images), len(examples))
 
     refs = {str(i): list(e.captions) for i, e in enumerate(examples)}
     language = recipe.data.language
@@ -137,7 +127,7 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
     if base_caps is not None:
         base_scores = score_captions(refs, {str(i): c for i, c in enumerate(base_caps)}, language=language)
 
-    state = _read_json(run_dir / "state.json")
+    state = read_state(run_dir)
     step = state.get("step") if isinstance(state.get("step"), int) else None
     result = {
         "run": run_dir.name,
@@ -165,11 +155,11 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, consol
 def save_eval(run_dir, result: dict, out=None) -> Path:
     """RUN_DIR/eval.json (or `out`, atomic) and the "eval" events; a read-only or full disk is a
     UserError naming the folder (the caller has shown the scores already, so nothing is lost)."""
-    from wizard.events import EVENTS_FILE, EventWriter
+    from wizard.rundir.events import EVENTS_FILE, EventWriter
     from wizard.fsutil import unwritable_error, write_user_file
 
     run_dir = Path(run_dir)
-    path = Path(out) if out else run_dir / "eval.json"
+    path = Path(out) if out else run_dir / EVAL_FILE
     hint = "the scores are printed above; write them elsewhere with: caption-wizard eval RUN_DIR --out FILE.json"
     write_user_file(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n", hint=hint)
     if out:
@@ -187,71 +177,3 @@ def save_eval(run_dir, result: dict, out=None) -> Path:
     except OSError as e:
         raise unwritable_error(run_dir / EVENTS_FILE, e, hint=f"the scores are in {path}") from None
     return path
-
-
-def render_eval(result: dict):
-    """A rich table: metric | base | tuned | delta (pure: result dict -> renderable)."""
-    from rich.table import Table
-
-    base = result.get("base")
-    table = Table(title=f"step {result.get('step')}", title_justify="left")
-    table.add_column("metric")
-    if base:
-        table.add_column("base", justify="right")
-    table.add_column("tuned", justify="right")
-    if base:
-        table.add_column("delta", justify="right")
-    for m in METRICS:
-        tuned = result["tuned"][m]
-        if base:
-            d = tuned - base[m]
-            colour = "green" if d > 0 else "red" if d < 0 else ""
-            table.add_row(m, f"{base[m]:.3f}", f"{tuned:.3f}", f"[{colour}]{d:+.3f}[/]" if colour else f"{d:+.3f}")
-        else:
-            table.add_row(m, f"{tuned:.3f}")
-    return table
-
-
-def render_samples(result: dict, k: int = 5):
-    from rich.markup import escape
-    from rich.table import Table
-
-    base = result.get("base")
-    table = Table(title=f"first {min(k, len(result['samples']))} held-out image(s)", title_justify="left")
-    table.add_column("reference")
-    if base:
-        table.add_column("base")
-    table.add_column("tuned")
-    for s in result["samples"][:k]:
-        row = [s["references"][0] if s["references"] else ""]
-        if base:
-            row.append(s.get("base", ""))
-        row.append(s["tuned"])
-        table.add_row(*(escape(str(cell)) for cell in row))
-    return table
-
-
-def cmd_eval(args) -> int:
-    from wizard.console import console, console_err
-    from wizard.fsutil import check_new_file
-
-    if getattr(args, "out", None):  # checked before the work as well as after
-        check_new_file(args.out, force=getattr(args, "force", False))
-
-    which = "tuned and base models" if not args.no_base else "tuned model"
-    with console_err.status(f"loading the {which}...", spinner="dots") as status:
-        def progress(done: int, total: int) -> None:
-            status.update(f"captioning the held-out images with the {which}: {done}/{total}...")
-
-        result = evaluate_run(args.run_dir, limit=args.limit, base=not args.no_base, console=console_err,
-                              progress=progress, write=False)
-    console.print(render_samples(result))
-    both = "; base and tuned captioned with the same prompt and settings" if result.get("base") else ""
-    console.print(f"{result['run']}: {result['n']} held-out image(s), references in "
-                  f"{result['language']!r}{both}", soft_wrap=True)
-    console.print(render_eval(result))
-    if getattr(args, "out", None):
-        check_new_file(args.out, force=getattr(args, "force", False))
-    path = save_eval(args.run_dir, result, getattr(args, "out", None))  # after the table: a failed write loses nothing
-    console.print(f"wrote {path}", soft_wrap=True, markup=False)
-    return 0

@@ -28,17 +28,17 @@ from wizard.errors import UserError
 EXPORT_MARKER = "caption-wizard-export.json"  # written into every export: what --force may replace
 
 
-def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, console=None) -> Path:
+def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, progress=None) -> Path:
     """Write the run's adapter (or, with `merge`, the merged model) to `out`; returns the folder."""
     from wizard.inference import EXPORT_RECIPE, has_adapter_files, passive_cpu_threads, run_adapter_dir
     from wizard.recipe import load_recipe
     from wizard.fsutil import check_writable_dir, unwritable_error
-    from wizard.runs import CHECKPOINT_MARKER, load_run
+    from wizard.rundir import CHECKPOINT_MARKER, RECIPE_FILE, load_run
 
     passive_cpu_threads()
     run_dir = Path(run_dir)
     load_run(run_dir)  # UserError unless it is a run folder
-    recipe = load_recipe(run_dir / "recipe.yaml")
+    recipe = load_recipe(run_dir / RECIPE_FILE)
     adapter = run_adapter_dir(run_dir)
     out = Path(out) if out else run_dir / ("export-merged" if merge else "export")
     _check_out(out, run_dir, force)
@@ -47,11 +47,11 @@ def export_run(run_dir, merge: bool = False, out=None, force: bool = False, *, c
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         if merge and has_adapter_files(adapter):
-            _write_merged(recipe, run_dir, adapter, tmp, console)
+            _write_merged(recipe, run_dir, adapter, tmp, progress)
         else:  # the adapter as it is (for a full fine-tune, adapter/ already is a full model folder)
             shutil.copytree(adapter, tmp, dirs_exist_ok=True, ignore=shutil.ignore_patterns(CHECKPOINT_MARKER))
-            _ensure_processor(recipe, run_dir, tmp, console)
-        shutil.copy2(run_dir / "recipe.yaml", tmp / EXPORT_RECIPE)
+            _ensure_processor(recipe, run_dir, tmp, progress)
+        shutil.copy2(run_dir / RECIPE_FILE, tmp / EXPORT_RECIPE)
         (tmp / EXPORT_MARKER).write_text(json.dumps({"run": str(run_dir.resolve()), "merged": merge}) + "\n",
                                          encoding="utf-8")
         _readable_by_all(tmp)
@@ -77,8 +77,10 @@ def _readable_by_all(folder: Path) -> None:
 
 
 def _check_out(out: Path, run_dir: Path, force: bool) -> None:
+    from wizard.rundir import ADAPTER_DIR, CHECKPOINTS_DIR
+
     o, r = out.resolve(), run_dir.resolve()
-    if o == r or r.is_relative_to(o) or o.is_relative_to(r / "adapter") or o.is_relative_to(r / "checkpoints"):
+    if o == r or r.is_relative_to(o) or o.is_relative_to(r / ADAPTER_DIR) or o.is_relative_to(r / CHECKPOINTS_DIR):
         raise UserError(f"--out {out}: would replace the run's own files", hint="choose a new folder")
     if Path.cwd().resolve().is_relative_to(o) or o == o.parent:
         raise UserError(f"--out {out}: would replace the current folder (or one above it)",
@@ -106,28 +108,28 @@ def _replace_dir(tmp: Path, out: Path) -> None:
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _base_path(recipe, run_dir: Path, console) -> Path:
+def _base_path(recipe, run_dir: Path, progress) -> Path:
     from wizard.inference import pinned_revision, resolve_base
 
-    return resolve_base(recipe.model, pinned_revision(run_dir), console)
+    return resolve_base(recipe.model, pinned_revision(run_dir), progress)
 
 
-def _ensure_processor(recipe, run_dir: Path, folder: Path, console) -> None:
+def _ensure_processor(recipe, run_dir: Path, folder: Path, progress) -> None:
     """Save the processor into `folder` when the adapter came without one."""
     from wizard.inference import PROCESSOR_FILES, load_processor
 
     if not any((folder / f).is_file() for f in PROCESSOR_FILES):
-        load_processor(_base_path(recipe, run_dir, console), data_spec=recipe.data).save_pretrained(str(folder))
+        load_processor(_base_path(recipe, run_dir, progress), data_spec=recipe.data).save_pretrained(str(folder))
 
 
-def _write_merged(recipe, run_dir: Path, adapter: Path, folder: Path, console) -> None:
+def _write_merged(recipe, run_dir: Path, adapter: Path, folder: Path, progress) -> None:
     """Base (unquantized, its own dtype, on the CPU) + adapter -> merge_and_unload -> save_pretrained."""
     from peft import PeftModel
 
     from wizard.inference import load_processor
     from wizard.model import load_base, plan_model
 
-    base_path = _base_path(recipe, run_dir, console)
+    base_path = _base_path(recipe, run_dir, progress)
     # On the CPU: merging needs no GPU, and a GPU busy training keeps its memory. PEFT computes the
     # LoRA delta in float32 for 16-bit weights on the CPU, then stores it in the weights' dtype.
     model = load_base(plan_model(recipe, base_path, purpose="merge"))
@@ -204,21 +206,3 @@ def _read_json(path: Path) -> dict:
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-
-
-def cmd_export(args) -> int:
-    from rich.markup import escape
-
-    from wizard.console import console, console_err
-    from wizard.recipe import load_recipe
-
-    what = "merging the adapter into the base model" if args.merge else "copying the adapter"
-    with console_err.status(f"{what}...", spinner="dots"):
-        out = export_run(args.run_dir, merge=args.merge, out=args.out, force=args.force, console=console_err)
-    recipe = load_recipe(out / "recipe.yaml")
-    merged = (out / "config.json").is_file() and not (out / "adapter_config.json").is_file()
-    size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
-    kind = "merged model" if merged else "adapter"
-    console.print(f"[bold green]exported[/] {kind} to {escape(str(out))} ({size / 1e6:.1f} MB)", soft_wrap=True)
-    console.print(usage_text(out, merged, recipe), soft_wrap=True, markup=False)
-    return 0

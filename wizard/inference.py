@@ -15,7 +15,6 @@ CPU the base loads in full precision (what `export --merge` merges into, so capt
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -23,9 +22,10 @@ from pathlib import Path
 from typing import Any
 
 from wizard.errors import UserError
+from wizard.rundir import ADAPTER_DIR, RECIPE_FILE, is_run_dir, read_lock
 
 PROCESSOR_FILES = ("preprocessor_config.json", "processor_config.json", "tokenizer.json", "tokenizer_config.json")
-EXPORT_RECIPE = "recipe.yaml"  # exports carry their run's recipe: prompt and generation settings
+EXPORT_RECIPE = RECIPE_FILE  # exports carry their run's recipe, same name: prompt and generation settings
 
 
 def passive_cpu_threads() -> None:
@@ -113,10 +113,6 @@ def generate_kwargs(generation, tokenizer) -> dict:
 
 
 # ----------------------------------------------------------------------------- where models come from
-def is_run_dir(path: Path) -> bool:
-    return path.is_dir() and (path / "recipe.yaml").is_file() and (path / "state.json").is_file()
-
-
 def has_adapter_files(path: Path) -> bool:
     return (path / "adapter_config.json").is_file()
 
@@ -127,14 +123,14 @@ def has_model_files(path: Path) -> bool:
 
 def run_status(run_dir: Path) -> str:
     """running | stopped | failed | completed | stopped (interrupted): as `caption-wizard runs` shows it."""
-    from wizard.runs import load_run
+    from wizard.rundir import load_run
 
     return load_run(run_dir).status_text
 
 
 def run_adapter_dir(run_dir: Path) -> Path:
     """The run's final adapter/ folder, or a UserError saying why there is none."""
-    adapter = run_dir / "adapter"
+    adapter = run_dir / ADAPTER_DIR
     if has_adapter_files(adapter) or has_model_files(adapter):
         return adapter
     status = run_status(run_dir)
@@ -145,19 +141,17 @@ def run_adapter_dir(run_dir: Path) -> Path:
 
 def pinned_revision(run_dir: Path) -> str | None:
     """The model revision lock.json pinned when the run started (so the base is the same weights)."""
-    try:
-        lock = json.loads((run_dir / "lock.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    model = lock.get("model") if isinstance(lock, dict) else None
+    model = read_lock(run_dir).get("model")
     rev = model.get("revision") if isinstance(model, dict) else None
     return rev if isinstance(rev, str) and rev else None
 
 
-def resolve_base(model_spec, revision: str | None = None, console=None) -> Path:
+def resolve_base(model_spec, revision: str | None = None, progress=None) -> Path:
     from wizard.hub import resolve_model
 
-    return Path(resolve_model(model_spec, revision=revision, console=console).path)
+    from wizard.progress import console_of
+
+    return Path(resolve_model(model_spec, revision=revision, console=console_of(progress)).path)
 
 
 def pick_device(recipe=None) -> str:
@@ -203,7 +197,7 @@ def load_adapted(recipe, base_path: Path, adapter_dir: Path, *, device: str, qua
     return model, True
 
 
-def load_captioner(source, *, console=None, quantize: bool | None = None) -> Captioner:
+def load_captioner(source, *, progress=None, quantize: bool | None = None) -> Captioner:
     """A run dir, an export (merged or adapter), a local HF model folder, the demo id or a ModelScope id.
 
     quantize: for QLoRA runs, load the base in 4 bits (default: yes on a GPU, no on a CPU).
@@ -213,9 +207,9 @@ def load_captioner(source, *, console=None, quantize: bool | None = None) -> Cap
     passive_cpu_threads()
     path = Path(str(source)).expanduser()
     if is_run_dir(path):
-        recipe = load_recipe(path / "recipe.yaml")
+        recipe = load_recipe(path / RECIPE_FILE)
         adapter = run_adapter_dir(path)
-        return _adapted_captioner(recipe, adapter, pinned_revision(path), f"run {path.name}", console, quantize)
+        return _adapted_captioner(recipe, adapter, pinned_revision(path), f"run {path.name}", progress, quantize)
     if path.is_dir():
         recipe = load_recipe(path / EXPORT_RECIPE) if (path / EXPORT_RECIPE).is_file() else None
         if has_adapter_files(path):  # an adapter export: base from its recipe (or adapter_config.json)
@@ -223,7 +217,7 @@ def load_captioner(source, *, console=None, quantize: bool | None = None) -> Cap
                 raise UserError(f"{path} is an adapter without a recipe.yaml: caption-wizard cannot tell "
                                 "which base model and prompt it was trained with",
                                 hint="caption the run directory instead, or export it with caption-wizard export")
-            return _adapted_captioner(recipe, path, None, f"adapter {path}", console, quantize)
+            return _adapted_captioner(recipe, path, None, f"adapter {path}", progress, quantize)
         if has_model_files(path):
             return _plain_captioner(path, recipe, f"model {path}")
         raise UserError(f"{path} is not a run directory, an exported model or a Hugging Face model folder",
@@ -235,7 +229,7 @@ def load_captioner(source, *, console=None, quantize: bool | None = None) -> Cap
     from wizard.catalog import DEMO_MODEL_ID
 
     spec = ModelSpec(id=text, source="demo" if text == DEMO_MODEL_ID else "modelscope")
-    return _plain_captioner(resolve_base(spec, console=console), None, f"model {text}")
+    return _plain_captioner(resolve_base(spec, progress=progress), None, f"model {text}")
 
 
 def _plain_captioner(path: Path, recipe, description: str) -> Captioner:
@@ -251,10 +245,10 @@ def _plain_captioner(path: Path, recipe, description: str) -> Captioner:
     return Captioner(model, processor, task_prompt("caption", "en"), default_generation(), description)
 
 
-def _adapted_captioner(recipe, adapter: Path, revision, description, console, quantize) -> Captioner:
+def _adapted_captioner(recipe, adapter: Path, revision, description, progress, quantize) -> Captioner:
     from wizard.chat import resolve_prompt
 
-    base_path = resolve_base(recipe.model, revision, console)
+    base_path = resolve_base(recipe.model, revision, progress)
     model, has_adapter = load_adapted(recipe, base_path, adapter, device=pick_device(recipe), quantize=quantize)
     processor = load_processor(adapter, base_path, data_spec=recipe.data)
     return Captioner(model, processor, resolve_prompt(recipe), recipe.generation, description, recipe,

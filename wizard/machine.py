@@ -69,19 +69,32 @@ def _parse_fake(spec: str) -> list[GpuInfo]:
     return gpus
 
 
-def _visible(gpus: list[GpuInfo]) -> list[GpuInfo]:
-    """Apply CUDA_VISIBLE_DEVICES when it lists indices; leave UUID/MIG forms alone."""
-    spec = os.environ.get("CUDA_VISIBLE_DEVICES")
+def cuda_visible_entries(env: dict[str, str] | None = None) -> list[str] | None:
+    """CUDA_VISIBLE_DEVICES as CUDA reads it: None when unset (every GPU), else its entries (indices,
+    UUIDs or their prefixes, MIG ids) up to the first "-1", which hides the rest ("" or "-1": none).
+    The one parser of that variable: the machine's GPU list and the launch plan both use it."""
+    spec = (os.environ if env is None else env).get("CUDA_VISIBLE_DEVICES")
     if spec is None:
-        return gpus
-    spec = spec.strip()
-    if spec == "" or spec == "-1":
-        return []
-    chosen = []
+        return None
+    entries = []
     for entry in (x.strip() for x in spec.split(",") if x.strip()):
+        if entry == "-1":
+            break
+        entries.append(entry)
+    return entries
+
+
+def _visible(gpus: list[GpuInfo]) -> list[GpuInfo]:
+    """The GPUs CUDA_VISIBLE_DEVICES leaves, renumbered from 0 (indices and UUID prefixes are matched;
+    MIG ids are not, and stop the list as CUDA stops at the first entry it cannot use)."""
+    entries = cuda_visible_entries()
+    if entries is None:
+        return gpus
+    chosen = []
+    for entry in entries:
         if entry.isdigit():
             match = [g for g in gpus if g.index == int(entry)]
-        else:  # a UUID or a unique prefix of one (as CUDA accepts); MIG ids are not matched here
+        else:  # a UUID or a unique prefix of one (as CUDA accepts)
             match = [g for g in gpus if g.uuid and g.uuid.startswith(entry)]
         if len(match) != 1:
             break  # CUDA stops at the first entry it cannot use

@@ -335,3 +335,10 @@ def dims_from_catalog(info: ModelInfo) -> Dims:
     return Dims(hidden=h, intermediate=KNOWN_INTERMEDIATE.get(h, int(5.4 * h)), layers=info.layers, vocab=vocab,
                 kv_dim=max(h // 6, 128), tied=tied, linear=max(language - other, 0), other=other, vision=vision,
                 pixels_per_token=info.pixels_per_token)
+
+
+def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
+    """A peft target_modules regex: the named linear layers anywhere except under the vision tower."""
+    names = "|".join(re.escape(t) for t in targets)
+    vision = "|".join(re.escape(v) for v in vision_leaf_names) or "(?!)"
+    return rf"^(?!(?:.*\.)?(?:{vision})\.)(?:.*\.)?(?:{names})$"  # "lm_head" has no parent prefix

@@ -61,7 +61,11 @@ def fill_run_dir(args: argparse.Namespace) -> None:
     if command == "caption":
         if getattr(args, "last", False):  # `caption --last IMAGE...`: the first word was an image
             args.images = [args.source, *args.images] if args.source else args.images
-            args.source = str(_runs(command)[-1].path)
+            args.source = str(_runs(command)[-1].path) if args.images else args.source
+        if not args.images:  # nargs="*" so that `caption --last ONE.jpg` parses; at least one is needed
+            raise UserError("caption needs at least one image or folder",
+                            hint="caption-wizard caption RUN_DIR_OR_MODEL IMAGE...   (or: caption-wizard caption "
+                                 "--last IMAGE...)")
         return
     if command not in RUN_COMMANDS or args.run_dir:
         return
@@ -85,7 +89,7 @@ def fill_run_dir(args: argparse.Namespace) -> None:
 
 
 def _runs(command: str) -> list:
-    from wizard.runs import default_runs_dir, list_runs
+    from wizard.rundir import default_runs_dir, list_runs
 
     runs = list_runs()
     if command in ("eval", "export", "caption"):  # these need a trained adapter (or a checkpoint)

@@ -208,12 +208,11 @@ def plan_lines(p: Plan) -> list[str]:
             *[f"download: {line}" for line in p.download_lines]]
 
 
-def dry_run_plan(recipe, out) -> None:
+def dry_run_plan(recipe) -> list[str]:
     """`run --dry-run`: the same steps, time and downloads as the wizard's summary."""
     from wizard.machine import detect_machine
 
-    for line in plan_lines(make_plan(recipe, detect_machine())):
-        out.print(line, markup=False, highlight=False)
+    return plan_lines(make_plan(recipe, detect_machine()))
 
 
 def replay_comment(text: str, recipe_path, overrides) -> str:

@@ -100,7 +100,7 @@ def check_target_modules(recipe, model_path, recipe_path=None) -> None:
     from peft.tuners.tuners_utils import check_target_module_exists
 
     from wizard.catalog import model_info
-    from wizard.train.load import lora_target_regex
+    from wizard.model import lora_target_regex
 
     info = model_info(recipe.model.id)
     vision_leaf = sorted({n for n in info.skip_quant if n != "lm_head"})

@@ -1,86 +1,43 @@
-"""The main menu (`caption-wizard`) and `caption-wizard new`.
+"""The main menu's entries: what each asks before it runs (which run, which images, adapter or merged).
 
-    caption-wizard                                   main menu
-    caption-wizard new [--out recipes/x.yaml]        the questionnaire
-    caption-wizard new --defaults --out x.yaml       this machine's default recipe, no questions
+    caption-wizard                                   the menu: wizard/commands/menu.py shows it, then
+                                                     ACTIONS[entry](machine, run_command)
 
-Each menu entry calls the same function as its command (wizard/cli.py's
-COMMANDS), with arguments built by the CLI's own parser, so the menu and the
-command line cannot drift apart. An entry whose module has not landed yet says
-so instead of pretending. Nothing heavy is imported before the menu shows.
+An entry that runs a command does it through `run_command(command, argv)` (wizard/cli.py's, handed over by
+the menu command), so it gets the same function and the same parsed arguments as the command line: the
+menu and the command line cannot drift apart. Nothing heavy is imported before the menu shows. Imports no cli and no commands.
 """
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import shlex
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from rich.markup import escape
+from wizard.console import console
 
-from wizard.console import console, console_err
-from wizard.errors import RunFailed, UserError
+RunCommand = Callable[[str, list[str]], int]  # (command, argv) -> exit status, as on the command line
 
-# (title, what it runs, module it needs)
-ENTRIES = [
-    ("New run: answer a few questions, save a recipe, train", "new", "wizard.ask.prompting"),
-    ("Resume a run", "resume", "wizard.runner"),
-    ("Replay a recipe", "replay", "wizard.runner"),
-    ("Runs", "runs", "wizard.runner"),
-    ("Caption images", "caption", "wizard.caption"),
-    ("Evaluate a run", "eval", "wizard.evaluate"),
-    ("Export a run", "export", "wizard.export"),
-    ("Quit", "quit", None),
+ENTRIES = [  # (title, what it runs)
+    ("New run: answer a few questions, save a recipe, train", "new"),
+    ("Resume a run", "resume"),
+    ("Replay a recipe", "replay"),
+    ("Runs", "runs"),
+    ("Caption images", "caption"),
+    ("Evaluate a run", "eval"),
+    ("Export a run", "export"),
+    ("Quit", "quit"),
 ]
-
-
-def _available(module: str | None) -> bool:
-    return module is None or importlib.util.find_spec(module) is not None
-
-
-def _not_available(what: str) -> int:
-    console.print(f"[yellow]{what} is not available in this version yet.[/]")
-    return 0
-
-
-def _call(command: str, argv: list[str]) -> int:
-    """Run a CLI command's function with arguments parsed by the CLI's parser."""
-    from wizard.cli import COMMANDS, build_parser
-
-    module_name, func_name = COMMANDS[command].split(":")
-    args = build_parser().parse_args([command, *argv])
-    try:
-        module = importlib.import_module(module_name)
-    except ModuleNotFoundError as e:
-        if e.name == module_name:
-            return _not_available(f"`caption-wizard {command}`")
-        raise
-    func = getattr(module, func_name, None)
-    if func is None:
-        return _not_available(f"`caption-wizard {command}`")
-    return int(func(args) or 0)
-
-
-def _runner(name: str):
-    try:
-        module = importlib.import_module("wizard.runner")
-    except ModuleNotFoundError as e:
-        if e.name == "wizard.runner":
-            return None
-        raise
-    return getattr(module, name, None)
 
 
 # ----------------------------------------------------------------------------- choosing things
 def _choose_run(message: str, *, only=lambda info: True, empty: str, or_model: bool = False) -> Any:
     """A run folder from ./runs (or typed: a folder, or a ModelScope id when `or_model`); a string or BACK."""
-    from wizard.ask.prompting import BACK, ask_select, ask_text
+    from wizard.ask.prompting import ask_select, ask_text
     from wizard.ask.questions import Choice
 
     try:
-        from wizard.runs import list_runs
+        from wizard.rundir import list_runs
         runs = [r for r in list_runs() if only(r)]
     except ModuleNotFoundError:
         runs = []
@@ -108,7 +65,7 @@ def _choose_run(message: str, *, only=lambda info: True, empty: str, or_model: b
 
 
 def _has_adapter(info) -> bool:
-    return (Path(info.path) / "adapter").is_dir()
+    return info.has_adapter
 
 
 def _existing_file(text: str) -> str:
@@ -128,31 +85,25 @@ def _parse_images(text: str) -> list[str]:
 
 
 # ----------------------------------------------------------------------------- entries
-def _new(machine) -> int:
+def _new(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import new_recipe
 
-    return new_recipe(machine, from_menu=True)
+    return new_recipe(machine, from_menu=True, start=lambda path: call("run", [str(path)]))
 
 
-def _resume(machine) -> int:
+def _resume(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import BACK
 
-    resume_run = _runner("resume_run")
-    if resume_run is None:
-        return _not_available("Resuming a run")
     run = _choose_run("Which run?", only=lambda r: r.resumable,
                       empty="No stopped or failed runs in ./runs to resume.")
-    return 0 if run is BACK else int(resume_run(run) or 0)
+    return 0 if run is BACK else call("resume", [run])
 
 
-def _replay(machine) -> int:
+def _replay(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import BACK, ask_confirm, ask_select, ask_text, show_summary
     from wizard.ask.questions import Choice
     from wizard.recipe import load_recipe
 
-    start_run = _runner("start_run")
-    if start_run is None:
-        return _not_available("Replaying a recipe")
     recipes = sorted(Path("recipes").glob("*.yaml")) + sorted(Path("recipes").glob("*.yml"))
     choices = [Choice(str(p), str(p)) for p in recipes] + [Choice("Type a recipe path", "type")]
     if not recipes:
@@ -166,23 +117,23 @@ def _replay(machine) -> int:
     show_summary(recipe, Path(picked), machine)
     if ask_confirm("Start training with this recipe?", default=True) is not True:  # no, or back
         return 0
-    return int(start_run(recipe, recipe_path=Path(picked)) or 0)
+    return call("run", [str(picked)])
 
 
-def _runs(machine) -> int:
+def _runs(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import ask_checkbox, ask_confirm
     from wizard.ask.questions import Choice
-    from wizard.runs import list_runs
+    from wizard.rundir import list_runs
 
-    status, runs = _call("runs", []), list_runs()
+    status, runs = call("runs", []), list_runs()
     if len(runs) >= 2 and ask_confirm("Compare runs?", default=False) is True:
         picked = ask_checkbox("Compare which runs? (space picks, enter compares)",
                               [Choice(r.name, str(r.path)) for r in runs], [])
-        return _call("compare", picked) if isinstance(picked, list) and len(picked) >= 2 else status
+        return call("compare", picked) if isinstance(picked, list) and len(picked) >= 2 else status
     return status
 
 
-def _caption(machine) -> int:
+def _caption(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import BACK, ask_text
 
     source = _choose_run("Caption with which run (its adapter) or model?", only=_has_adapter, or_model=True,
@@ -193,17 +144,17 @@ def _caption(machine) -> int:
     images = ask_text("Image file(s) or folder (separate several with spaces):", parse=_parse_images)
     if images is BACK:
         return 0
-    return _call("caption", [source, *images])
+    return call("caption", [source, *images])
 
 
-def _eval(machine) -> int:
+def _eval(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import BACK
 
     run = _choose_run("Evaluate which run?", only=_has_adapter, empty="No finished runs in ./runs yet.")
-    return 0 if run is BACK else _call("eval", [run])
+    return 0 if run is BACK else call("eval", [run])
 
 
-def _export(machine) -> int:
+def _export(machine, call: RunCommand) -> int:
     from wizard.ask.prompting import BACK, ask_select
     from wizard.ask.questions import Choice
 
@@ -215,65 +166,15 @@ def _export(machine) -> int:
         Choice("A merged model (LoRA merged into the full-precision base; for serving)", "merged")])
     if how is BACK:
         return 0
-    return _call("export", [run] + (["--merge"] if how == "merged" else []))
+    return call("export", [run] + (["--merge"] if how == "merged" else []))
 
 
 ACTIONS = {"new": _new, "resume": _resume, "replay": _replay, "runs": _runs, "caption": _caption,
            "eval": _eval, "export": _export}
 
 
-def main_menu(args) -> int:
-    """`caption-wizard`: the menu, until Quit. Ctrl-C anywhere: exit 130 (cli.py)."""
-    from wizard import __version__
-    from wizard.ask.prompting import BACK, ask_select, require_terminal
+def menu_choices() -> list:
+    """The entries as a list to choose from."""
     from wizard.ask.questions import Choice
-    from wizard.machine import detect_machine
 
-    require_terminal()
-    machine = detect_machine()
-    console.print(f"[bold]caption-wizard {__version__}[/] · fine-tune your own image-captioning model")
-    console.print(f"[dim]This machine: {machine.describe()}[/]")
-    choices = [Choice(title if _available(module) else f"{title} (not available yet)", key)
-               for title, key, module in ENTRIES]
-    last = "new"
-    while True:
-        picked = ask_select("What do you want to do?", choices, last, can_go_back=False)
-        if picked in ("quit", BACK):
-            return 0
-        last = picked
-        try:
-            ACTIONS[picked](machine)
-        except (UserError, RunFailed) as e:  # say what went wrong, then back to the menu
-            console_err.print(f"[bold red]error:[/] {escape(str(getattr(e, 'message', e)))}", highlight=False)
-            if getattr(e, "hint", None):
-                console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False)
-        console.print()
-
-
-def cmd_new(args) -> int:
-    """`caption-wizard new`: the questionnaire; with --defaults, no questions."""
-    from wizard.machine import detect_machine
-
-    machine = detect_machine()
-    if not args.defaults:
-        from wizard.ask.prompting import new_recipe
-
-        return new_recipe(machine, out=args.out, force=args.force)
-
-    from wizard.ask.questions import default_recipe
-    from wizard.estimate import estimate_memory
-    from wizard.recipe import save_recipe
-
-    recipe = default_recipe(machine)
-    path = Path(args.out) if args.out else Path("recipes") / f"{recipe.name}.yaml"
-    save_recipe(recipe, path, overwrite=args.force)  # UserError (exit 2) if it exists without --force
-    console.print(f"Wrote {escape(str(path))}: {escape(recipe.model.id)}, {recipe.tuning.strategy.value}, "
-                  f"{escape(recipe.data.dataset)} "
-                  f"(defaults for this machine: {machine.describe()})")
-    est = estimate_memory(recipe, list(machine.gpus), ram_bytes=machine.ram_bytes)
-    if est.warning:
-        console.print(f"[yellow]warning: {escape(est.warning)}[/]")
-        if est.suggestion:
-            console.print(f"[green]suggestion: {escape(est.suggestion)}[/]")
-    console.print(f"Replay it with: caption-wizard run {path}", markup=False)
-    return 0
+    return [Choice(title, key) for title, key in ENTRIES]

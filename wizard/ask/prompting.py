@@ -3,7 +3,7 @@
     caption-wizard new            -> new_recipe(machine, out=None)
     caption-wizard (New run)      -> new_recipe(machine, from_menu=True)
 
-It asks the questions of wizard/ask/questions.py through a `Walk` (which knows
+It asks the questions of wizard/ask/questions/ through a `Walk` (which knows
 the order, the defaults and how to go back), shows the summary (recipe table,
 target file, memory estimate), saves the recipe only at the very end, and
 offers to start training.
@@ -272,9 +272,28 @@ def after_answer(q: Question, walk: Walk, transcript: Transcript) -> None:
     """Hook point after each answer (e.g. a quick look at the data after the dataset answer).
     Print through `transcript.say(...)`, so that going back erases it with the answer."""
     if q.name == "dataset_path":  # the user's own data: checked now; the summary and 3 examples
-        from wizard.data.check import check_own_data
-
         check_own_data(walk.answers["dataset_path"], say=transcript.say, console=console)
+
+
+def check_own_data(dataset: str, *, say, console=None) -> bool:
+    """The user's own data, right after they named it: the summary line, the first bad rows and 3
+    examples, or the reason it cannot be used (wizard.data.check). `say(renderable)` prints (the
+    wizard's transcript); `console`: a status line while checking. True when the data can be used."""
+    from rich.text import Text
+
+    from wizard.console import RichProgress
+    from wizard.data.check import check_own_data as check
+
+    lines, error = check(dataset, progress=RichProgress(console) if console is not None else None)
+    if error is None:
+        say(Text("\n".join(lines)))
+        return True
+    text = Text.assemble(("this data cannot be used yet: ", "bold red"), error.message)
+    if error.hint:
+        text.append("\n  hint: ", style="yellow")
+        text.append(error.hint)
+    say(text)
+    return False
 
 
 def recipe_table(recipe, path: Path | None = None):
@@ -343,7 +362,7 @@ def _free_name(path: Path) -> Path:
 
 def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[Any, Path] | None:
     """Save, asking before replacing a file; returns (recipe, path) saved, or None (back)."""
-    from wizard.ask.questions import _parse_name
+    from wizard.ask.questions import parse_name
     from wizard.recipe import save_recipe
 
     while True:
@@ -357,7 +376,7 @@ def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[
                 overwrite = True
                 continue
             suggestion = _free_name(path)
-            name = ask_text("Recipe name:", suggestion.stem, parse=_parse_name)
+            name = ask_text("Recipe name:", suggestion.stem, parse=parse_name)
             if name is BACK:
                 continue
             recipe = recipe.model_copy(update={"name": name})
@@ -372,22 +391,15 @@ def save_interactively(recipe, path: Path, *, overwrite: bool = False) -> tuple[
         return recipe, path
 
 
-def start_training(recipe, path: Path, machine: Machine) -> int:
-    """Offer to start the run now (wizard.runner, written by the training side)."""
-    import importlib.util
-
-    if importlib.util.find_spec("wizard.runner") is None:
-        console.print("Training is not available in this version yet. The recipe is saved; replay it later "
-                      f"with: caption-wizard run {path}")
-        return 0
+def start_training(recipe, path: Path, machine: Machine, start) -> int:
+    """Offer to start the run now: `start(path)` runs it as `caption-wizard run PATH` would (the command
+    that asked hands it in: the wizard never imports the commands)."""
     runnable_here = recipe.model.source == "demo" or recipe.launch.devices == "cpu" or bool(machine.gpus)
     answer = ask_confirm("Start training now?", default=runnable_here, can_go_back=False)
     if not answer:
         console.print(f"Start it later with: caption-wizard run {path}", markup=False)
         return 0
-    from wizard.runner import start_run
-
-    return int(start_run(recipe, recipe_path=path) or 0)
+    return int(start(path) or 0)
 
 
 def _summary_screen(recipe, path: Path, machine: Machine):
@@ -435,8 +447,10 @@ def change_answer(walk: Walk) -> None:
     run_questions(walk, from_menu=True)  # "<" during the change: stop_editing() puts the answers back
 
 
-def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False, from_menu: bool = False) -> int:
-    """The whole questionnaire: questions -> summary -> save -> offer to train. Returns an exit status."""
+def new_recipe(machine: Machine, *, start, out: str | None = None, force: bool = False,
+               from_menu: bool = False) -> int:
+    """The whole questionnaire: questions -> summary -> save -> offer to train. Returns an exit status.
+    `start(path)`: trains the saved recipe (the caller's `caption-wizard run PATH`)."""
     require_terminal()
     console.print(f"[bold]New recipe[/] · this machine: {machine.describe()}")
     console.print("[dim]Press < (or pick ← Back) to return to the previous question; Ctrl-C quits "
@@ -466,7 +480,7 @@ def new_recipe(machine: Machine, *, out: str | None = None, force: bool = False,
                 recipe, path = saved
                 console.print(f"[green]Saved {escape(str(path))}[/]")
                 console.print(f"Replay it any time with: caption-wizard run {path}", markup=False)
-                return start_training(recipe, path, machine)
+                return start_training(recipe, path, machine, start)
         if console.is_terminal:  # the summary filled the screen: the questions start again at its top
             console.clear()
         transcript.forget()

@@ -158,8 +158,6 @@ def render_summary(r: Review, path: Path | None, *, compact: bool):
     from rich.console import Group
     from rich.table import Table
 
-    from wizard.estimate import render_estimate
-
     table = Table(show_header=False, box=None, pad_edge=False, padding=(0, 1, 0, 0))
     table.add_column(style="bold", no_wrap=True)
     table.add_column(overflow="fold")
@@ -170,3 +168,39 @@ def render_summary(r: Review, path: Path | None, *, compact: bool):
     if compact:
         return table
     return Group(table, "", render_estimate(r.estimate))
+
+
+def render_estimate(est: MemoryEstimate):
+    """The estimate as a rich Table, followed by the warning and suggestion when there are any."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    from wizard.estimate import gb
+
+    table = Table(title=f"Memory estimate: {est.where}", title_justify="left", show_edge=False,
+                  pad_edge=False)
+    table.add_column("part")
+    table.add_column("memory", justify="right")
+    table.add_column("how it is counted", overflow="fold")
+    for label, n, note in est.rows:
+        table.add_row(label, gb(n), note)
+    total = gb(est.per_device_bytes)
+    if est.capacity_bytes is not None:
+        total += f" of {gb(est.capacity_bytes)}"
+    label = "total per device" if len(est.devices) > 1 else "total"
+    table.add_row(Text(label, style="bold"), Text(total, style="bold"),
+                  "an estimate, +-30% (formula: wizard/estimate.py)" +
+                  (f"; {gb(est.total_bytes)} on {len(est.devices)} devices" if len(est.devices) > 1 else ""))
+    parts: list = [table]
+    for note in est.notes:
+        parts.append(Text(f"note: {note}", style="dim"))
+    if est.warning:
+        parts.append(Text(f"warning: {est.warning}", style="bold yellow"))
+    if est.suggestion:
+        parts.append(Text(f"suggestion: {est.suggestion}", style="green"))
+        if est.suggested_overrides:
+            parts.append(Text("  (as overrides: " + " ".join(est.suggested_overrides) + ")", style="dim"))
+    elif est.fits:
+        parts.append(Text(f"fits: about {gb(est.capacity_bytes - est.per_device_bytes)} to spare", style="green"))
+    return Group(*parts)

@@ -6,17 +6,20 @@
 
 events.jsonl -> DashboardState.apply(event) -> render(state, width, height, now) -> Rich Live.
 
-  state.py   DashboardState (changed only by apply), read_events, ETA / stall arithmetic
+  state.py   DashboardState (changed only by apply), ETA / stall arithmetic (events: wizard.rundir.events)
   chart.py   braille loss chart and sparklines (rich renderables)
   render.py  render (pure, clock injected), summary, plain_line
-  live.py    attach (follow a run; Ctrl-C menu), cmd_watch
+  live.py    attach (follow a run; Ctrl-C menu), show_finished (a run nobody is running)
 
 Only rich and the standard library are imported here (no torch): `watch` starts instantly.
+
+May import: rich, questionary (the Ctrl-C menu), wizard.rundir (the events contract), wizard.plot, wizard.console;
+never commands, ask, runner or train/.
 """
 
-from wizard.dashboard.live import attach, cmd_watch
+from wizard.dashboard.live import attach, backend_running, show_finished
 from wizard.dashboard.render import plain_line, plain_summary, render, summary
-from wizard.dashboard.state import DashboardState, read_events
+from wizard.dashboard.state import DashboardState
 
-__all__ = ["DashboardState", "read_events", "render", "summary", "plain_line", "plain_summary",
-           "attach", "cmd_watch"]
+__all__ = ["DashboardState", "render", "summary", "plain_line", "plain_summary",
+           "attach", "backend_running", "show_finished"]

@@ -16,16 +16,16 @@ import time
 from pathlib import Path
 
 from wizard.dashboard.render import plain_line, plain_summary, render, summary
-from wizard.dashboard.state import TERMINAL, DashboardState, log_tail, num, read_events, read_state_json
+from wizard.dashboard.state import DashboardState, num
+from wizard.rundir.events import EventReader
+from wizard.rundir.layout import EVENTS_FILE, LOSS_PLOT, log_tail
+from wizard.rundir.state import TERMINAL, is_running, read_state
 
 POLL_S = 0.25       # how often events.jsonl is read
 REDRAW_S = 1.0      # redraw at least this often (the clocks move) even without new events
 MIN_REDRAW_S = 0.5  # and at most this often however fast events come (a frame costs ~10 ms of CPU)
 EXIT_CODES = {"completed": 0, "failed": 1, "stopped": 130}
 STOP, DETACH, KEEP = "stop", "detach", "keep"
-
-
-STARTING_GRACE_S = 30   # the runner writes state.json (status running, pid null) just before the backend starts
 
 
 def command_start() -> float:
@@ -42,23 +42,10 @@ def command_start() -> float:
         return time.time()
 
 
-def pid_alive(pid) -> bool:
-    """Is process `pid` alive (not a zombie)? Any process: tests follow stand-in backends too."""
-    from wizard.runs import pid_alive as alive
-
-    return alive(pid, backend_only=False)
-
-
 def backend_running(run_dir: Path, st: dict) -> bool:
-    """state.json says running and its process is alive (or is about to start)."""
-    if st.get("status") != "running":
-        return False
-    if st.get("pid") is None:
-        try:
-            return time.time() - (run_dir / "state.json").stat().st_mtime < STARTING_GRACE_S
-        except OSError:
-            return False
-    return pid_alive(st.get("pid"))
+    """state.json says running and its process is alive (or is about to start). Any process: the
+    dashboard follows whatever the caller started (tests follow stand-in backends too)."""
+    return is_running(run_dir, st, backend_only=False)
 
 
 def _status_from_rc(rc: int) -> str:
@@ -75,13 +62,13 @@ class _Follower:
     def __init__(self, run_dir: Path, proc=None):
         self.run_dir, self.proc = run_dir, proc
         self.state = DashboardState(run_dir=str(run_dir))
-        self.offset = 0
+        self.reader = EventReader(run_dir / EVENTS_FILE)
         self.rc: int | None = None
         self.launched = proc is None   # with proc: the "launch" event is added to the first poll
         self.launch_t = time.time()
 
     def poll(self) -> list[dict]:
-        events, self.offset = read_events(self.run_dir / "events.jsonl", self.offset)
+        events = self.reader.poll()
         if not self.launched:   # this command started the backend: say so at once, with its own clock
             self.launched = True
             before = [ev for ev in events if (num(ev.get("t")) or 0) < self.launch_t]
@@ -91,7 +78,7 @@ class _Follower:
         return events
 
     def backend_pid(self) -> int | None:
-        pid = read_state_json(self.run_dir).get("pid")
+        pid = read_state(self.run_dir).get("pid")
         if isinstance(pid, int) and pid > 0:
             return pid
         return self.proc.pid if self.proc is not None else None
@@ -103,7 +90,7 @@ class _Follower:
             return None if self.rc is None else _status_from_rc(self.rc)
         if self.state.status in TERMINAL:
             return self.state.status
-        st = read_state_json(self.run_dir)
+        st = read_state(self.run_dir)
         if st.get("status") in TERMINAL:
             return st["status"]
         if st and not backend_running(self.run_dir, st):
@@ -115,7 +102,7 @@ class _Follower:
         code). Returns the events it applied, so plain output can print them."""
         st, now, added = self.state, time.time(), []
         if how == "gone" and st.status not in TERMINAL:
-            pid = read_state_json(self.run_dir).get("pid")
+            pid = read_state(self.run_dir).get("pid")
             added.append({"type": "status", "t": now, "status": "failed",
                           "message": f"the training process (pid {pid}) is gone but the run never finished: "
                                      f"it was killed or crashed"})
@@ -195,13 +182,14 @@ def _ask(run_dir: Path) -> str:
 
 
 def _write_loss_png(st: DashboardState, run_dir: Path, console) -> str | None:
-    """RUN/loss.png unless it is there already; its path, or None."""
-    path = run_dir / "loss.png"
+    """RUN/loss.png: the training process writes it at the end; a run that ended without (killed)
+    gets it here, from the same events. Its path, or None."""
+    path = run_dir / LOSS_PLOT
     if not path.exists() and st.steps:
         try:
-            from wizard.plot import save_loss_plot
+            from wizard.plot import write_loss_plot
 
-            save_loss_plot(path, st.steps, st.losses, evals=st.evals, title=st.name)
+            write_loss_plot(run_dir)
         except Exception as e:  # a missing plot must not hide the summary
             _out(console, f"warning: could not write {path}: {e}")
             return None
@@ -335,25 +323,7 @@ def _print_end(st: DashboardState, run_dir: Path, console, plain: bool) -> None:
         console.print(summary(st, loss_png=png))
 
 
-def cmd_watch(args) -> int:
-    """`caption-wizard watch RUN_DIR [--plain]`: attach to a running run, or show a finished one."""
-    from wizard.console import console
-    from wizard.errors import UserError
-
-    run_dir = Path(args.run_dir)
-    hint = "`caption-wizard runs` lists the runs; a run directory looks like runs/NAME-YYYYmmdd-HHMMSS"
-    if not run_dir.is_dir():
-        raise UserError(f"no run directory {run_dir}", hint=hint)
-    if not (run_dir / "state.json").exists() and not (run_dir / "events.jsonl").exists():
-        raise UserError(f"{run_dir} is not a run directory (no state.json or events.jsonl in it)", hint=hint)
-    plain = True if getattr(args, "plain", False) else None
-    st = read_state_json(run_dir)
-    if backend_running(run_dir, st):
-        return attach(run_dir, plain=plain, console=console)
-    return _show_finished(run_dir, console, plain=not console.is_terminal if plain is None else plain)
-
-
-def _show_finished(run_dir: Path, console, *, plain: bool) -> int:
+def show_finished(run_dir: Path, console, *, plain: bool) -> int:
     """The final screen (or last plain line) and the summary of a run nobody is running."""
     f = _Follower(run_dir)
     last_log = None

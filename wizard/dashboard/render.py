@@ -17,6 +17,7 @@ from rich.text import Text
 
 from wizard.dashboard.chart import BAD, EVAL, RAW, SMOOTH, STYLES, LossChart, is_log_scale, sparkline
 from wizard.dashboard.state import SMOOTHING, DashboardState, num
+from wizard.rundir.layout import LOG_FILE
 
 WIDE = 120            # from this width memory and recent events sit side by side
 MAX_CHART_ROWS = 24   # a taller chart shows nothing more
@@ -420,7 +421,7 @@ def summary(st: DashboardState, *, loss_png: str | None = None) -> Panel:
     for label, value in summary_rows(st, loss_png=loss_png):
         table.add_row(label, Text(value, style="red" if label == "error" else "", overflow="fold"))  # never cut
     if st.status == "failed" and st.log_tail:
-        table.add_row("train.log", Text("\n".join(st.log_tail.splitlines()[-10:]), style="dim"))
+        table.add_row(LOG_FILE, Text("\n".join(st.log_tail.splitlines()[-10:]), style="dim"))
     badge, style = STATUS_BADGES.get(st.status, (st.status, "bold"))
     return Panel(table, title=Text(f"{st.name} {badge}", style=style), title_align="left",
                  border_style=style.replace("bold ", "") or "blue", padding=(0, 1), expand=False)

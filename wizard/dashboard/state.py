@@ -1,9 +1,8 @@
 """Dashboard state: what the run's events.jsonl has said so far.
 
 `DashboardState` is changed only by `state.apply(event)`; everything shown is
-computed from it (plus an injected clock) by wizard.dashboard.render. Readers
-must survive a half-written last line and event types they do not know
-(CONTRACTS.md), so `read_events` keeps the unfinished tail for the next call.
+computed from it (plus an injected clock) by wizard.dashboard.render. Events come
+from wizard.rundir.events (the contract, docs/architecture.md): unknown types are ignored.
 
 Three event types are the dashboard's own and never appear in events.jsonl:
   {"type": "stop_requested"}           the user asked to stop; shown until the run ends
@@ -11,66 +10,24 @@ Three event types are the dashboard's own and never appear in events.jsonl:
   {"type": "launch", "t": command start, "resume": bool}
                                        this command started the backend: "starting" (or "resuming
                                        from checkpoint-N") until it reports, elapsed from the command's start
-One the backend writes besides the contract's: {"type": "data", "train_images", "eval_images",
-"train_captions", "eval_captions"} (the dashboard labels the counts with it).
+The backend's {"type": "data", "train_images", "eval_images"} labels the header's counts.
 """
 
 from __future__ import annotations
 
-import json
 import math
-import os
 import statistics
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
-SMOOTHING = 0.8          # EMA weight for the smoothed loss (TensorBoard's slider; 0.6 is its default)
+from wizard.rundir.curve import SMOOTHING, LossCurve  # noqa: F401  (SMOOTHING: the chart's legend)
+from wizard.rundir.state import TERMINAL
+
 STALL_FACTOR = 5.0       # no step for this many times the usual interval between logged steps...
 STALL_MIN_S = 15.0       # ...and at least this long: the run is shown as stalled
 RECENT_EVENTS = 12       # kept for the "recent" list
 RATE_WINDOW = 8          # samples/s shown: the mean of the backend's last few figures (each is per log)
-TERMINAL = ("completed", "failed", "stopped")
-
-
-def read_events(path: str | os.PathLike, offset: int = 0) -> tuple[list[dict], int]:
-    """Events appended to `path` since byte `offset`, and the offset to pass next time.
-
-    A last line without its newline is still being written: it is left for the
-    next call. Lines that are not JSON objects are skipped, except that an
-    object glued to a torn line (a backend killed mid-write, then resumed) is
-    still found. A missing file is no events yet.
-    """
-    try:
-        with open(path, "rb") as f:
-            f.seek(offset)
-            data = f.read()
-    except FileNotFoundError:
-        return [], offset
-    end = data.rfind(b"\n")
-    if end < 0:
-        return [], offset
-    events = []
-    for line in data[:end].split(b"\n"):
-        ev = _parse_line(line)
-        if ev is not None:
-            events.append(ev)
-    return events, offset + end + 1
-
-
-def _parse_line(line: bytes) -> dict | None:
-    line = line.strip()
-    if not line:
-        return None
-    start = 0
-    while start >= 0:
-        try:
-            ev = json.loads(line[start:])
-        except ValueError:
-            start = line.find(b'{"', start + 1)
-            continue
-        return ev if isinstance(ev, dict) and isinstance(ev.get("type"), str) else None
-    return None
 
 
 def num(x) -> float | None:
@@ -121,20 +78,12 @@ class DashboardState:
     session_logs: list[tuple[float, int]] = field(default_factory=list)   # (t, step)
     last_activity_t: float | None = None   # latest log/eval/checkpoint/start: the backend is moving
     # history over the whole run, resumed steps included (the chart)
-    steps: list[int] = field(default_factory=list)
-    losses: list[float] = field(default_factory=list)
-    smoothed: list[float] = field(default_factory=list)
-    lrs: list[float] = field(default_factory=list)
-    grad_norms: list[float] = field(default_factory=list)
-    evals: list[tuple[int, float]] = field(default_factory=list)   # (step, eval_loss)
+    curve: LossCurve = field(default_factory=LossCurve)   # steps, losses, smoothed, lrs, grad norms, evals
     eval_metrics: dict = field(default_factory=dict)
     samples_per_s: float | None = None
     tokens_per_s: float | None = None
     memory: dict | None = None
     peak_memory: dict[str, int] = field(default_factory=dict)      # device -> peak bytes
-    best: tuple[int, float] | None = None   # (step, loss) of the lowest finite loss
-    nan_step: int | None = None
-    nan_value: float | None = None
     # endings
     notes: deque = field(default_factory=lambda: deque(maxlen=RECENT_EVENTS))
     error: str | None = None
@@ -145,8 +94,17 @@ class DashboardState:
     command_t: float | None = None    # when the command that launched the backend started (launch event)
     images: tuple[int, int] | None = None     # (train, eval) images, from the backend's "data" event
     rates: deque = field(default_factory=lambda: deque(maxlen=RATE_WINDOW))
-    _ema: float = 0.0
-    _ema_n: int = 0
+
+    # the curve's series, read by render and tests as the state's own
+    steps = property(lambda self: self.curve.steps)
+    losses = property(lambda self: self.curve.losses)
+    smoothed = property(lambda self: self.curve.smoothed)
+    lrs = property(lambda self: self.curve.lrs)
+    grad_norms = property(lambda self: self.curve.grad_norms)
+    evals = property(lambda self: self.curve.evals)
+    best = property(lambda self: self.curve.best)
+    nan_step = property(lambda self: self.curve.nan_step)
+    nan_value = property(lambda self: self.curve.nan_value)
 
     # ---- the only mutator -------------------------------------------------
     def apply(self, event: dict) -> None:
@@ -180,34 +138,8 @@ class DashboardState:
         self.step = start
         self.status, self.status_message, self.stop_requested = "running", None, False
         self.error, self.log_tail, self.end = None, None, None
-        if any(s > start for s in self.steps):  # steps after the checkpoint are redone: drop them
-            self._truncate(start)
+        self.curve.apply(ev)  # steps after the checkpoint are redone: dropped
         self._note(t, "start", f"resumed at step {start}" if self.resumed else "training started")
-
-    def _truncate(self, step: int) -> None:
-        keep = [i for i, s in enumerate(self.steps) if s <= step]
-        self.steps = [self.steps[i] for i in keep]
-        self.losses = [self.losses[i] for i in keep]
-        self.lrs = self.lrs[: len(keep)]
-        self.grad_norms = self.grad_norms[: len(keep)]
-        self.evals = [(s, v) for s, v in self.evals if s <= step]
-        if self.nan_step is not None and self.nan_step > step:
-            self.nan_step = self.nan_value = None
-        self.smoothed, self._ema, self._ema_n, self.best = [], 0.0, 0, None
-        for s, y in zip(self.steps, self.losses):
-            self._smooth(y)
-            self._track_best(s, y)
-
-    def _track_best(self, step: int, y: float) -> None:
-        if math.isfinite(y) and (self.best is None or y < self.best[1]):
-            self.best = (step, y)
-
-    def _smooth(self, y: float) -> None:
-        """TensorBoard's debiased EMA; a non-finite loss is skipped (the curve holds its value)."""
-        if math.isfinite(y):
-            self._ema = self._ema * SMOOTHING + (1 - SMOOTHING) * y
-            self._ema_n += 1
-        self.smoothed.append(self._ema / (1 - SMOOTHING ** self._ema_n) if self._ema_n else y)
 
     def _on_log(self, ev, t):
         step = ev.get("step")
@@ -220,17 +152,7 @@ class DashboardState:
         # the writer stores a NaN/inf loss as null (not JSON otherwise): a null loss is not finite
         loss = (math.nan if num(ev["loss"]) is None else num(ev["loss"])) if "loss" in ev else None
         if loss is not None:
-            if self.steps and step <= self.steps[-1]:   # a repeated step: keep the newest value
-                self._truncate(step - 1)
-            self.steps.append(step)
-            self.losses.append(loss)
-            self._smooth(loss)
-            self._track_best(step, loss)
-            lr, gn = num(ev.get("learning_rate")), num(ev.get("grad_norm"))
-            self.lrs.append(lr if lr is not None else math.nan)
-            self.grad_norms.append(gn if gn is not None else math.nan)
-            if not math.isfinite(loss) and self.nan_step is None:
-                self.nan_step, self.nan_value = step, loss
+            self.curve.add_log(step, loss, num(ev.get("learning_rate")), num(ev.get("grad_norm")))
         for key in ("samples_per_s", "tokens_per_s"):
             if ev.get(key) is not None:
                 setattr(self, key, num(ev[key]))
@@ -259,7 +181,7 @@ class DashboardState:
         step = int(ev.get("step") or self.step)
         loss = num(ev.get("eval_loss"))
         if loss is not None:
-            self.evals.append((step, loss))
+            self.curve.add_eval(step, loss)
         metrics = ev.get("metrics") if isinstance(ev.get("metrics"), dict) else {}
         if metrics:
             self.eval_metrics[ev.get("which") or "tuned"] = metrics
@@ -393,24 +315,3 @@ class DashboardState:
             return self.samples_per_s
         rate = self.steps_per_s()
         return rate * self.batch_size if rate is not None and self.batch_size else None
-
-
-def read_state_json(run_dir: str | os.PathLike) -> dict:
-    """state.json as a dict; {} when missing or unreadable (it is written atomically)."""
-    try:
-        return json.loads(Path(run_dir, "state.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-
-
-def log_tail(run_dir: str | os.PathLike, lines: int = 15) -> str:
-    """The last `lines` lines of train.log ('' if there is none)."""
-    path = Path(run_dir, "train.log")
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 16384))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.splitlines()[-lines:])

@@ -1,7 +1,7 @@
 """Caption data: the formats users already have, read into checked examples with a seeded split.
 
     from wizard.data import load_caption_set, load_image
-    cs = load_caption_set(recipe.data, seed=recipe.train.seed, console=console)
+    cs = load_caption_set(recipe.data, seed=recipe.train.seed, progress=RichProgress())
     print("\\n".join(cs.report.lines()))
     for ex in cs.train:                 # Example(id, image, captions): each caption is a target
         img = load_image(ex)            # PIL RGB, decoded on demand
@@ -11,6 +11,9 @@ Formats (data.format, detected when "auto"): imagefolder, coco, messages, hf, sh
 karpathy, blip, flickr, coco_cn, aic, table, webdataset, llama_factory; see wizard/data/detect.py
 for the detection rules and wizard/data/formats.py for the readers. Image URLs are downloaded once
 into a cache (wizard/data/urls.py). Never imports torch; `datasets` only for save_to_disk folders.
+
+May import: wizard.errors, fsutil, progress, recipe, catalog, images (the one image loader), hub (datasets
+on ModelScope), demo (the shapes), rundir-free; never the front end (commands, ask, dashboard, runner, console) or train/.
 """
 
 from wizard.data.detect import FORMATS, locate

@@ -14,7 +14,7 @@ from wizard.data.examples import RowProblem, image_from_string
 
 SHAPES_COUNT = 512  # images when data.max_samples is not set
 # The set is a fixed thing, like any dataset: train.seed picks the split, not the pictures. The
-# demo base model trained on seed 0 and held out seed 1 (wizard/demo/build_base.py), so these
+# demo base model trained on seed 0 and held out seed 1 (tools/build_demo_base.py), so these
 # pictures are new to it.
 SHAPES_SEED = 2
 
@@ -29,7 +29,7 @@ def read_shapes(n: int | None, language: str) -> ReadResult:
                       info=[f"synthetic shapes: {n} images drawn with seed {SHAPES_SEED}, {language} captions"])
 
 
-def read_modelscope(fmt: str, spec, local: Path | None, console=None) -> ReadResult:
+def read_modelscope(fmt: str, spec, local: Path | None, progress=None) -> ReadResult:
     """m3it / coco_csv: download (or reuse) the files with wizard.hub, read them with
     wizard.data.modelscope_sets. `local`: an existing folder, read as is (no download).
 
@@ -42,8 +42,9 @@ def read_modelscope(fmt: str, spec, local: Path | None, console=None) -> ReadRes
     folder = local
     if folder is None:
         from wizard.hub import resolve_dataset
+        from wizard.progress import console_of
 
-        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None, console))
+        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None, console_of(progress)))
     if fmt == "m3it":
         split, subset = "train", spec.subset or _only_subset(folder)
         records = modelscope_sets.read_m3it(folder, subset, split, max_samples=spec.max_samples)

@@ -1,4 +1,4 @@
-"""`caption-wizard data RECIPE_OR_PATH`: check the data without training.
+"""Check the data without training (`caption-wizard data RECIPE_OR_PATH`, wizard.commands.data, prints it).
 
     caption-wizard data recipes/qwen2-vl-2b-coco-en.yaml     # the recipe's data section
     caption-wizard data ~/pets                               # a path: the default recipe with that data
@@ -14,7 +14,6 @@ check warms the cache of the run that follows. No torch or transformers import.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import statistics
 from dataclasses import dataclass, field
@@ -22,6 +21,7 @@ from pathlib import Path
 
 from wizard.data.detect import locate
 from wizard.data.prepare import Prepared, prepare_data
+from wizard.errors import UserError
 from wizard.images import limits_for
 
 TOKEN_SAMPLE = 20_000  # captions tokenized for the length statistics
@@ -45,10 +45,12 @@ class DataCheck:
         return self.prepared.captions
 
 
-def check_recipe(recipe, *, base_dir=None, console=None) -> DataCheck:
-    """Prepare the data (UserError on bad data) and measure what training will see. `console`: where
-    a status line shows while the images are checked."""
-    with console.status("checking the data…") if console is not None else contextlib.nullcontext():
+def check_recipe(recipe, *, base_dir=None, progress=None) -> DataCheck:
+    """Prepare the data (UserError on bad data) and measure what training will see. `progress`
+    (wizard.progress): a status line while the images are checked."""
+    from wizard.progress import as_progress
+
+    with as_progress(progress).status("checking the data…"):
         prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir,
                                 limits=limits_for(recipe.model))
     cs = prepared.captions
@@ -251,64 +253,19 @@ def image_tokens(height: int, width: int, *, factor: int = 28, min_pixels: int =
 
 
 # ----------------------------------------------------------------------------- entry points
-def recipe_for(target: str):
-    """RECIPE_OR_PATH -> (recipe, base_dir): a recipe file, or this machine's default recipe reading
-    the given dataset (a folder or a data file)."""
-    from wizard.recipe import load_recipe, recipe_from_dict
-
-    path = Path(target).expanduser()
-    if path.suffix.lower() in (".yaml", ".yml") and path.is_file():
-        return load_recipe(path), path.parent
-    from wizard.ask.questions import default_recipe
-    from wizard.machine import detect_machine
-
-    d = default_recipe(detect_machine()).to_dict()
-    # the data section's own defaults (no cap, no language of the demo set); the model's image size
-    d["data"] = {"dataset": str(path.resolve()) if path.exists() else target,
-                 "max_pixels": d["data"]["max_pixels"], "min_pixels": d["data"]["min_pixels"]}
-    return recipe_from_dict(d, "default recipe"), None
-
-
-def cmd_data(args) -> int:
-    from wizard.console import console
-    from wizard.recipe import apply_overrides
-
-    recipe, base_dir = recipe_for(args.target)
-    recipe = apply_overrides(recipe, list(getattr(args, "overrides", None) or []))
-    from wizard.console import console_err
-
-    check = check_recipe(recipe, base_dir=base_dir, console=console_err)
-    print_check(check, recipe, console)
-    return 0
-
-
-def print_check(check: DataCheck, recipe, console, *, examples: int = SHOW_EXAMPLES) -> None:
-    for line in report_lines(check, recipe, examples=examples):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
-
-
-def check_own_data(dataset: str, *, say, console=None, seed: int = 42, **data) -> bool:
-    """For the wizard, right after the user named their own data: the summary line, the first bad rows
-    and 3 examples, or the reason it cannot be used (the wizard goes on: a later question may fix it,
-    e.g. the format). `say(renderable)` prints (the wizard's transcript); `console`: a status line
-    while checking. True when the data can be used. `data`: other data settings known by then."""
-    from rich.text import Text
-
-    from wizard.errors import UserError
+def check_own_data(dataset: str, *, progress=None, seed: int = 42, **data) -> tuple[list[str], UserError | None]:
+    """For the wizard, right after the user named their own data: (lines, None) with the summary line,
+    the first bad rows and 3 examples, or ([], the reason it cannot be used) (the wizard goes on: a
+    later question may fix it, e.g. the format). `data`: other data settings known by then."""
+    from wizard.progress import as_progress
     from wizard.recipe import DataSpec
 
     try:
-        with console.status("checking your data…") if console is not None else contextlib.nullcontext():
+        with as_progress(progress).status("checking your data…"):
             prepared = prepare_data(DataSpec(dataset=dataset, **data), seed=seed)
     except UserError as e:
-        text = Text.assemble(("this data cannot be used yet: ", "bold red"), e.message)
-        if e.hint:
-            text.append("\n  hint: ", style="yellow")
-            text.append(e.hint)
-        say(text)
-        return False
+        return [], e
     report = prepared.captions.report
     lines = [prepared.summary()] + [f"  skipped {b}" for b in report.first_bad[:3]]
     lines += [f"  note: {n}" for n in report.notes] + [f"  {line}" for line in example_lines(prepared.captions)]
-    say(Text("\n".join(lines)))
-    return True
+    return lines, None

@@ -229,3 +229,12 @@ def guess_language(captions: list[str]) -> str:
     votes = Counter("zh" if _CJK.search(c) else "en" if _LATIN.search(c) else "other" for c in sample)
     lang, count = votes.most_common(1)[0]
     return lang if lang != "other" and count > 0.8 * len(sample) else "mixed"
+
+
+def fingerprint(examples: list[Example], digests: dict[str, str]) -> str:
+    """sha256 over (id, image digest, captions) of the examples, sorted by id."""
+    h = hashlib.sha256()
+    for ex in sorted(examples, key=lambda e: e.id):
+        h.update(ex.id.encode("utf-8") + b"\x00" + digests[ex.id].encode() + b"\x00")
+        h.update("\x1f".join(ex.captions).encode("utf-8") + b"\n")
+    return h.hexdigest()

@@ -3,7 +3,7 @@
     data:
       filter: {clip_min: 0.2, min_side: 224, dedupe: true}
 
-    examples = apply_filter(examples, digests, recipe.data, report, console)   # in load_caption_set
+    examples = apply_filter(examples, digests, recipe.data, report, progress)   # in load_caption_set
 
 Applied after the rows are checked and before the split, so training, eval and `caption-wizard data`
 see the same filtered set. What it dropped goes into the DataReport (counts and a few examples).
@@ -44,7 +44,7 @@ def is_active(spec) -> bool:
     return f is not None and (f.clip_min is not None or f.min_side is not None or f.dedupe)
 
 
-def apply_filter(examples: list, digests: dict[str, str], spec, report, console=None) -> list:
+def apply_filter(examples: list, digests: dict[str, str], spec, report, progress=None) -> list:
     """The examples data.filter keeps (a new list; examples with dropped captions are copies)."""
     f = spec.filter
     if f.min_side is not None:
@@ -52,7 +52,7 @@ def apply_filter(examples: list, digests: dict[str, str], spec, report, console=
     if f.dedupe:
         examples = _dedupe(examples, digests, report)
     if f.clip_min is not None:
-        examples = _clip(examples, digests, spec, report, console)
+        examples = _clip(examples, digests, spec, report, progress)
     if not examples:
         raise UserError("data.filter dropped every image", hint="lower data.filter.clip_min or data.filter.min_side")
     return examples
@@ -114,9 +114,9 @@ def clip_model_id(spec) -> str:
     return spec.filter.clip_model or CLIP_MODELS[spec.language]
 
 
-def _clip(examples: list, digests: dict[str, str], spec, report, console) -> list:
+def _clip(examples: list, digests: dict[str, str], spec, report, progress) -> list:
     threshold = spec.filter.clip_min
-    scores = clip_scores(examples, digests, spec, console)
+    scores = clip_scores(examples, digests, spec, progress)
     kept, dropped_captions, dropped_images = [], [], 0
     for ex in examples:
         keep = [c for c in ex.captions if scores[_key(digests, ex, c)] >= threshold]
@@ -143,9 +143,9 @@ def _key(digests: dict[str, str], ex, caption: str) -> str:
     return hashlib.sha256(f"{digests.get(ex.id, ex.id)}\x00{caption}".encode("utf-8")).hexdigest()[:24]
 
 
-def clip_scores(examples: list, digests: dict[str, str], spec, console=None) -> dict[str, float]:
+def clip_scores(examples: list, digests: dict[str, str], spec, progress=None) -> dict[str, float]:
     """{pair key: cosine similarity} for every (image, caption) pair, from the cache where it has them."""
-    from wizard.data.load import fingerprint
+    from wizard.data.examples import fingerprint
     from wizard.fsutil import atomic_write_json
 
     model_id = clip_model_id(spec)
@@ -157,23 +157,20 @@ def clip_scores(examples: list, digests: dict[str, str], spec, console=None) -> 
         cached = {}
     todo = [(ex, c) for ex in examples for c in ex.captions if _key(digests, ex, c) not in cached]
     if todo:
-        cached.update(_score(todo, digests, model_id, console))
+        cached.update(_score(todo, digests, model_id, progress))
         atomic_write_json(path, {"clip_model": model_id, "scores": cached})
     return cached
 
 
-def _score(pairs: list, digests: dict[str, str], model_id: str, console) -> dict[str, float]:
+def _score(pairs: list, digests: dict[str, str], model_id: str, progress) -> dict[str, float]:
     import torch
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     from wizard.data.examples import load_image
+    from wizard.progress import as_progress
 
-    model, processor = load_clip(model_id, console)
+    model, processor = load_clip(model_id, progress)
     out: dict[str, float] = {}
-    progress = Progress(TextColumn("CLIP scores"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                        console=console, disable=console is None, transient=True)
-    with progress, torch.inference_mode():
-        task = progress.add_task("clip", total=len(pairs))
+    with as_progress(progress).bar("CLIP scores", total=len(pairs)) as advance, torch.inference_mode():
         for start in range(0, len(pairs), CLIP_BATCH):
             chunk = pairs[start:start + CLIP_BATCH]
             inputs = processor(text=[c for _, c in chunk], images=[load_image(ex) for ex, _ in chunk],
@@ -184,7 +181,7 @@ def _score(pairs: list, digests: dict[str, str], model_id: str, console) -> dict
             sims = torch.nn.functional.cosine_similarity(image, text, dim=-1)
             for (ex, c), s in zip(chunk, sims.tolist()):
                 out[_key(digests, ex, c)] = round(float(s), 5)
-            progress.advance(task, len(chunk))
+            advance(len(chunk))
     return out
 
 
@@ -195,15 +192,16 @@ def _tensor(features):
     return features
 
 
-def load_clip(model_id: str, console=None):
+def load_clip(model_id: str, progress=None):
     """(model, processor) of a CLIP or Chinese-CLIP model: a local folder or a ModelScope id (downloaded)."""
     from transformers import AutoModel, AutoProcessor
 
     from wizard.hub import resolve_model
+    from wizard.progress import console_of
 
     local = Path(model_id).expanduser()
     spec = {"id": model_id, "source": "local" if local.is_dir() else "modelscope"}
-    folder = resolve_model(spec, console=console).path
+    folder = resolve_model(spec, console=console_of(progress)).path
     model = AutoModel.from_pretrained(str(folder))
     if not hasattr(model, "get_image_features"):
         raise UserError(f"data.filter.clip_model {model_id}: not a CLIP model ({type(model).__name__})",

@@ -22,7 +22,7 @@ from PIL import Image
 
 from wizard.data.adapters import ReadResult, Row, read_coco, read_imagefolder, read_messages
 from wizard.data.detect import Located, locate, search_dirs
-from wizard.data.examples import (BadRow, CaptionSet, DataReport, Example, guess_language, image_digest,
+from wizard.data.examples import (BadRow, CaptionSet, DataReport, Example, fingerprint, guess_language, image_digest,
                                   inspect_image_bytes, inspect_image_file)
 from wizard.data.formats import EXPLAIN, READERS
 from wizard.data.urls import fetch_images
@@ -33,31 +33,31 @@ SHOW_BAD = 5  # bad rows named in the report and in errors
 _KIND = re.compile(r"[^:(]+")
 
 
-def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None, console=None,
+def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None, progress=None,
                      verifier=None, limits=None) -> CaptionSet:
     """Read recipe.data. `base_dir`: where a relative data.dataset is looked for first (then the cwd).
-    `console`: where to print a summary (and a status line while checking many images); None: silent.
+    `progress` (wizard.progress): the summary lines, a status line while checking many images; None: silent.
     `verifier`: checks the images of the rows (wizard.data.prepare.IndexVerifier: cached on disk);
     None: every image is checked here (once per process). `limits`: the image shapes the model's
     processor refuses (wizard.images.limits_for(recipe.model); None: the safe default)."""
     located = locate(data_spec, base_dir)
-    result = fetch_images(_read(located, data_spec, base_dir, console), console)  # image URLs -> cached files
+    result = fetch_images(_read(located, data_spec, base_dir, progress), progress)  # image URLs -> cached files
     if verifier is not None:
         verifier.bind(located, result, data_spec)
-    examples, digests, sizes, report = _collect(result, located, data_spec, console, verifier)
+    examples, digests, sizes, report = _collect(result, located, data_spec, progress, verifier)
     from wizard.data.filter import apply_filter, is_active
 
     if is_active(data_spec):  # data.filter: CLIP score, image size, near-duplicates
-        examples = apply_filter(examples, digests, data_spec, report, console)
+        examples = apply_filter(examples, digests, data_spec, report, progress)
     held_out = None if result.held_out is None else {e.id for e in examples if e.image in result.held_out}
     if verifier is not None:
         verifier.collected(examples, digests, sizes, report, held_out)
     prompts = Counter(r.prompt for r in result.rows if r.prompt)
     caption_set = finish_caption_set(examples, digests, sizes, report, data_spec, seed=seed, prompts=prompts,
                                      held_out=held_out, limits=limits)
-    if console is not None:
+    if progress is not None:
         for line in caption_set.report.lines():
-            console.print(line, highlight=False, markup=False, soft_wrap=True)
+            progress.say(line)
     return caption_set
 
 
@@ -101,7 +101,7 @@ def _within_limits(examples: list[Example], sizes: dict, report: DataReport, lim
     return [ex for ex, _ in kept]
 
 
-def _read(located: Located, spec, base_dir, console) -> ReadResult:
+def _read(located: Located, spec, base_dir, progress) -> ReadResult:
     fmt, path = located.format, located.path
     if fmt in READERS:  # the formats of wizard/data/formats.py: papers' files, tables, shards, LLaMA-Factory
         return READERS[fmt](path, spec, search_dirs(base_dir))
@@ -119,7 +119,7 @@ def _read(located: Located, spec, base_dir, console) -> ReadResult:
 
     if fmt == "shapes":
         return builtin.read_shapes(spec.max_samples, spec.language)
-    return builtin.read_modelscope(fmt, spec, path, console)
+    return builtin.read_modelscope(fmt, spec, path, progress)
 
 
 # ----------------------------------------------------------------------------- checking rows
@@ -160,30 +160,26 @@ def _check_chunk(images: list) -> list[Check]:
     return [check_source(im) for im in images]
 
 
-def check_parallel(images: list, console=None, check_chunk=_check_chunk) -> list[Check]:
+def check_parallel(images: list, progress=None, check_chunk=_check_chunk) -> list[Check]:
     """Check images in file order, in threads: Pillow decodes and hashlib hashes without the GIL
     (measured on 2 cores: threads 3,100 images/s, processes 2,900 with their start-up, one thread
     1,600; bench/data_scale.py), and a thread pool starts instantly and shares the rows."""
     if len(images) < 2 * CHUNK:
         return check_chunk(images)
-    status = console.status(f"checking {len(images):,} images…") if console is not None else None
-    if status:
-        status.start()
-    try:
+    from wizard.progress import as_progress
+
+    with as_progress(progress).status(f"checking {len(images):,} images…"):
         chunks = [images[i:i + CHUNK] for i in range(0, len(images), CHUNK)]
         with ThreadPoolExecutor(max_workers=min(16, 2 * (os.cpu_count() or 1))) as pool:
             return [r for chunk in pool.map(check_chunk, chunks) for r in chunk]
-    finally:
-        if status:
-            status.stop()
 
 
-def _check_all(rows: list[Row], console, verifier=None) -> list[Check]:
+def _check_all(rows: list[Row], progress, verifier=None) -> list[Check]:
     """Check the image of every usable row, in file order (through the verifier's cache if given)."""
     todo = [r.image for r in rows if r.problem is None and r.captions and r.image is not None]
     if verifier is not None:
-        return verifier.check(todo, console)
-    return check_parallel(todo, console)
+        return verifier.check(todo, progress)
+    return check_parallel(todo, progress)
 
 
 def _display(row: Row, root: Path | None) -> str:
@@ -209,9 +205,9 @@ def _example_id(row: Row, digest: str, root: Path | None) -> str:
     return f"{digest[:16]}-{row.name}" if row.name else digest[:16]
 
 
-def _collect(result: ReadResult, located: Located, spec, console, verifier=None):
+def _collect(result: ReadResult, located: Located, spec, progress, verifier=None):
     rows = result.rows
-    checks = iter(_check_all(rows, console, verifier))
+    checks = iter(_check_all(rows, progress, verifier))
     report = DataReport(source=str(located.path or spec.dataset), format=located.format,
                         file=str(result.file), detected=located.detected, rows_read=len(rows),
                         info=list(result.info))
@@ -326,12 +322,3 @@ def split_examples(examples: list[Example], *, seed: int, eval_fraction: float, 
         return [e for e in ordered if e.image not in held_out], [e for e in ordered if e.image in held_out]
     k = eval_count(len(ordered), eval_fraction)
     return ordered[k:], ordered[:k]
-
-
-def fingerprint(examples: list[Example], digests: dict[str, str]) -> str:
-    """sha256 over (id, image digest, captions) of the examples, sorted by id."""
-    h = hashlib.sha256()
-    for ex in sorted(examples, key=lambda e: e.id):
-        h.update(ex.id.encode("utf-8") + b"\x00" + digests[ex.id].encode() + b"\x00")
-        h.update("\x1f".join(ex.captions).encode("utf-8") + b"\n")
-    return h.hexdigest()

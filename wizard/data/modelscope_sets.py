@@ -1,4 +1,4 @@
-"""Readers for the ModelScope caption datasets we map (their layouts: README, "ModelScope datasets").
+"""Readers for the ModelScope caption datasets we map (their layouts: docs/guides/modelscope.md).
 
     from wizard.hub import resolve_dataset
     folder = resolve_dataset("AI-ModelScope/M3IT", subset="coco-cn")

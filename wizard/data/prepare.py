@@ -78,7 +78,7 @@ class Prepared:
         return line
 
 
-def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, console=None,
+def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, progress=None,
                  cache_dir: str | Path | None = None, limits=None) -> Prepared:
     """Read and verify recipe.data through the index cache, then write the index (atomically).
     `limits`: wizard.images.limits_for(recipe.model) (None: the safe default)."""
@@ -87,12 +87,12 @@ def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, console
     with no_gc():
         captions = verifier.unchanged(seed, limits)  # nothing changed since the index was written: no row read again
         if captions is None:
-            captions = load_caption_set(spec, seed=seed, base_dir=base_dir, console=console, verifier=verifier,
+            captions = load_caption_set(spec, seed=seed, base_dir=base_dir, progress=progress, verifier=verifier,
                                         limits=limits)
             verifier.save()
-        elif console is not None:
+        elif progress is not None:
             for line in captions.report.lines():
-                console.print(line, highlight=False, markup=False, soft_wrap=True)
+                progress.say(line)
     return Prepared(captions, verifier.path if verifier.path.is_file() else None, verifier.checked, verifier.reused,
                     time.perf_counter() - t, verifier.verify_s)
 
@@ -218,7 +218,7 @@ class IndexVerifier:
         self._meta["sources"] = [[p, *_stat(p)] for p in sorted(sources) if _stat(p)]
         self._meta["prompts"] = Counter(r.prompt for r in result.rows if r.prompt).most_common(3)
 
-    def check(self, images: list, console=None) -> list[Check]:
+    def check(self, images: list, progress=None) -> list[Check]:
         out: list[Check | None] = [None] * len(images)
         todo: list[int] = []
         for i, image in enumerate(images):
@@ -244,7 +244,7 @@ class IndexVerifier:
         todo = [i for i in todo if i not in repeated]
         t = time.perf_counter()
         _ = self._old_verdicts  # built here, before the threads read it
-        done = check_parallel([images[i] for i in todo], console, self._check_chunk)
+        done = check_parallel([images[i] for i in todo], progress, self._check_chunk)
         self.verify_s += time.perf_counter() - t
         for i, (check, record) in zip(todo, done):
             out[i] = check

@@ -1,6 +1,6 @@
 """Image URLs in caption files (ms-swift allows them): downloaded once into a cache folder.
 
-    result = fetch_images(result, console)   # rows whose image is an http(s) URL get the cached file
+    result = fetch_images(result, progress)   # rows whose image is an http(s) URL get the cached file
 
 The cache is $XDG_CACHE_HOME/caption-wizard/images (default ~/.cache/caption-wizard/images; set
 CAPTION_WIZARD_IMAGE_CACHE to move it), one file per URL named by the sha256 of the URL, so a
@@ -39,7 +39,7 @@ def cached_path(cache: Path, url: str) -> Path:
     return cache / digest[:2] / digest
 
 
-def fetch_images(result: ReadResult, console=None, *, workers: int = WORKERS, timeout: float = TIMEOUT) -> ReadResult:
+def fetch_images(result: ReadResult, progress=None, *, workers: int = WORKERS, timeout: float = TIMEOUT) -> ReadResult:
     """Replace every ImageUrl image of `result` by its cached file (downloading what is missing)."""
     todo: dict[str, list] = {}
     for row in result.rows:
@@ -49,7 +49,7 @@ def fetch_images(result: ReadResult, console=None, *, workers: int = WORKERS, ti
         return result
     cache = image_cache_dir()
     missing = [u for u in todo if not cached_path(cache, u).is_file()]
-    errors = _download_all(missing, cache, console, workers, timeout) if missing else {}
+    errors = _download_all(missing, cache, progress, workers, timeout) if missing else {}
     for url, rows in todo.items():
         for row in rows:
             row.id = row.id or url  # the URL names the example: the same on every machine
@@ -65,26 +65,16 @@ def fetch_images(result: ReadResult, console=None, *, workers: int = WORKERS, ti
     return result
 
 
-def _download_all(urls: list[str], cache: Path, console, workers: int, timeout: float) -> dict[str, str]:
-    errors: dict[str, str] = {}
-    progress = None
-    if console is not None:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+def _download_all(urls: list[str], cache: Path, progress, workers: int, timeout: float) -> dict[str, str]:
+    from wizard.progress import as_progress
 
-        progress = Progress(TextColumn("downloading images"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
-                            console=console, transient=True)
-        task = progress.add_task("images", total=len(urls))
-        progress.start()
-    try:
-        with ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
-            for url, error in pool.map(lambda u: (u, _download(u, cached_path(cache, u), timeout)), urls):
-                if error:
-                    errors[url] = error
-                if progress is not None:
-                    progress.advance(task)
-    finally:
-        if progress is not None:
-            progress.stop()
+    errors: dict[str, str] = {}
+    with as_progress(progress).bar("downloading images", total=len(urls)) as advance, \
+            ThreadPoolExecutor(max_workers=max(1, min(workers, len(urls)))) as pool:
+        for url, error in pool.map(lambda u: (u, _download(u, cached_path(cache, u), timeout)), urls):
+            if error:
+                errors[url] = error
+            advance(1)
     return errors
 
 

@@ -60,7 +60,7 @@ VISION = dict(depth=2, embed_dim=96, num_heads=4, mlp_ratio=2)
 
 
 def demo_base_path() -> Path:
-    """The shipped English base (trained by `python -m wizard.demo.build_base`)."""
+    """The shipped English base (trained by `python -m tools.build_demo_base`)."""
     return Path(__file__).resolve().parent.parent / "assets" / "demo-base"
 
 

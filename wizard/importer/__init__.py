@@ -10,12 +10,12 @@ keys), then each known key is translated into a recipe setting. Keys the source 
 that tool's own default (what it trained with), not caption-wizard's. Every source key that has no
 recipe equivalent is reported with the reason, one line each. The recipe is validated by
 wizard.recipe before it is written, and never replaces a file unless --force.
+
+May import: wizard.errors, recipe, catalog; nothing of the front end (wizard.commands.import_recipe prints).
 """
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 
 from wizard.errors import UserError
@@ -23,7 +23,7 @@ from wizard.importer.llamafactory import from_llamafactory
 from wizard.importer.mapping import Imported, read_json, read_text
 from wizard.importer.swift import from_swift_args, from_swift_command, swift_command_in
 
-__all__ = ["Imported", "build_recipe", "cmd_import", "read_source"]
+__all__ = ["Imported", "build_recipe", "read_source"]
 
 
 # ----------------------------------------------------------------------------- reading sources
@@ -63,29 +63,3 @@ def build_recipe(imp: Imported, name: str, source: str):
 
     imp.recipe["name"] = name
     return recipe_from_dict(imp.recipe, f"recipe imported from {source}")
-
-
-def cmd_import(args) -> int:
-    from wizard.console import console
-    from wizard.recipe import save_recipe
-
-    out = Path(args.out)
-    if out.suffix not in (".yaml", ".yml"):
-        raise UserError(f"--out {out}: a recipe is a .yaml file", hint="e.g. --out recipes/mine.yaml")
-    if out.exists() and not args.force:
-        raise UserError(f"{out} already exists; not overwriting it",
-                        hint="choose another name with --out, or pass --force to replace it")
-    name = re.sub(r"[^A-Za-z0-9._-]", "-", out.stem).lstrip("-._") or "imported"
-    imp = read_source(args.source, getattr(args, "dataset_info", None))
-    recipe = build_recipe(imp, name, args.source)
-    console.print(f"read a {imp.source}: {len(imp.mapped)} setting(s) mapped, "
-                  f"{len(imp.unmapped)} source key(s) not mapped", highlight=False)
-    for key, what in imp.mapped:
-        console.print(f"  mapped      {key} -> {what}", highlight=False, soft_wrap=True, markup=False)
-    for key, value, why in sorted(imp.unmapped, key=lambda u: u[0]):
-        shown = json.dumps(value, ensure_ascii=False) if not isinstance(value, str) else value
-        console.print(f"  not mapped  {key} {shown[:60]}: {why}", highlight=False, soft_wrap=True, markup=False)
-    save_recipe(recipe, out, overwrite=args.force)
-    console.print(f"wrote {out}; check it with: caption-wizard run {out} --dry-run", highlight=False,
-                  soft_wrap=True)
-    return 0

@@ -16,6 +16,9 @@ in app.py; image reading and its limits in images.py.
 What the server reads for a client (images.py has the details): data URIs; http(s) URLs whose host
 resolves to public addresses only (--allow-private-urls, or --allow-url-network CIDR for chosen
 networks, lets internal ones through); local files only with --image-root DIR, and only inside it.
+
+May import: fastapi/uvicorn/openai-style models (inside functions), wizard.inference, recipe, chat, rundir,
+images, console (the command); never ask, dashboard, runner or train/.
 """
 
 from __future__ import annotations
@@ -49,7 +52,7 @@ def _engine(choice: str) -> str:
 
 
 def cmd_serve(args) -> int:
-    from wizard.console import console, console_err
+    from wizard.console import RichProgress, console, console_err
 
     api_key = args.api_key or os.environ.get(API_KEY_ENV) or None
     check_bind(args.host, api_key)
@@ -79,7 +82,7 @@ def cmd_serve(args) -> int:
     from wizard.inference import load_captioner
 
     with console_err.status(f"loading {args.source}...", spinner="dots"):
-        captioner = load_captioner(args.source, console=console_err)
+        captioner = load_captioner(args.source, progress=RichProgress())
     name = args.model_name or _default_name(args.source)
     served = TransformersEngine(captioner, max_batch_size=args.max_batch_size, wait_s=args.batch_wait_ms / 1000)
     app = create_app(served, model_name=name, api_key=api_key, max_body_bytes=policy.max_bytes,
@@ -129,10 +132,11 @@ def _policy_line(policy) -> str:
 
 
 def serve_vllm(args, api_key: str | None, console) -> int:
+    from wizard.console import RichProgress
     from wizard.serve.vllm import vllm_installed, vllm_plan
 
     plan = vllm_plan(args.source, host=args.host, port=args.port, api_key=api_key,
-                     model_name=args.model_name, console=console)
+                     model_name=args.model_name, progress=RichProgress())
     console.print("the equivalent vLLM command:", highlight=False)
     console.print(plan.shown(), highlight=False, soft_wrap=True, markup=False)
     for note in plan.notes:
@@ -149,7 +153,9 @@ def serve_vllm(args, api_key: str | None, console) -> int:
 
 
 def _default_name(source) -> str:
+    from wizard.rundir import ADAPTER_DIR
+
     path = Path(str(source)).expanduser()
     if path.is_dir():
-        return path.resolve().name if path.name != "adapter" else path.resolve().parent.name
+        return path.resolve().name if path.name != ADAPTER_DIR else path.resolve().parent.name
     return str(source)

@@ -41,15 +41,16 @@ class VllmPlan:
 
 
 def vllm_plan(source, *, host: str, port: int, api_key: str | None, model_name: str | None,
-              console=None) -> VllmPlan:
-    from wizard.inference import (EXPORT_RECIPE, has_adapter_files, has_model_files, is_run_dir,
-                                  pinned_revision, resolve_base, run_adapter_dir)
+              progress=None) -> VllmPlan:
+    from wizard.inference import (EXPORT_RECIPE, has_adapter_files, has_model_files, pinned_revision, resolve_base,
+                                  run_adapter_dir)
+    from wizard.rundir import ADAPTER_DIR, RECIPE_FILE, is_run_dir
     from wizard.recipe import load_recipe
 
     path = Path(str(source)).expanduser()
     recipe, adapter, base, revision = None, None, None, None
     if is_run_dir(path):
-        recipe = load_recipe(path / "recipe.yaml")
+        recipe = load_recipe(path / RECIPE_FILE)
         adapter, revision = run_adapter_dir(path), pinned_revision(path)
     elif path.is_dir() and has_adapter_files(path):
         if not (path / EXPORT_RECIPE).is_file():
@@ -62,7 +63,7 @@ def vllm_plan(source, *, host: str, port: int, api_key: str | None, model_name: 
     else:
         raise UserError(f"{source}: not a run directory, an export or a model folder",
                         hint="vLLM serves folders: export the run first (caption-wizard export RUN --merge)")
-    name = model_name or (path.name if path.name not in ("adapter", "") else path.parent.name)
+    name = model_name or (path.name if path.name not in (ADAPTER_DIR, "") else path.parent.name)
     notes: list[str] = []
     if adapter is not None and has_model_files(adapter) and not has_adapter_files(adapter):
         base, adapter = adapter, None  # a full fine-tune: adapter/ is the whole model
@@ -71,7 +72,7 @@ def vllm_plan(source, *, host: str, port: int, api_key: str | None, model_name: 
                         f"({', '.join(recipe.tuning.lora.modules_to_save)}), which vLLM cannot load as an adapter",
                         hint=f"export it merged and serve that: caption-wizard export {source} --merge")
     if adapter is not None:
-        base = resolve_base(recipe.model, revision, console)
+        base = resolve_base(recipe.model, revision, progress)
     argv = ["vllm", "serve", str(base)]
     if adapter is not None:
         rank = next((r for r in LORA_RANKS if r >= recipe.tuning.lora.rank), recipe.tuning.lora.rank)

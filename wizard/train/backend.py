@@ -23,14 +23,14 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
-from wizard import runs
+from wizard import rundir
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
     run_dir = Path(args.run_dir)
     rank0 = int(os.environ.get("RANK", "0")) == 0  # several GPUs (torchrun): only rank 0 writes the run
-    from wizard.fsutil import AlreadyLocked
+    from wizard.rundir.folder_lock import AlreadyLocked
 
     try:
         held = _hold_run_lock(run_dir) if rank0 else None  # noqa: F841 - held (open) for the life of the process
@@ -39,8 +39,8 @@ def main(argv: list[str] | None = None) -> int:
               flush=True)
         return 2
     if rank0:  # first thing: `runs` sees us alive. Under torchrun its agent, our parent, gets the signals
-        runs.write_state(run_dir, pid=os.getppid() if "LOCAL_RANK" in os.environ else os.getpid(), status="running")
-    from wizard.events import RunRecorder
+        rundir.write_state(run_dir, pid=os.getppid() if "LOCAL_RANK" in os.environ else os.getpid(), status="running")
+    from wizard.rundir.events import RunRecorder
 
     recorder, stop = RunRecorder(run_dir, writes=rank0), None
     if not rank0:  # one voice in train.log: the other ranks' prints would repeat rank 0's (stderr stays)
@@ -60,9 +60,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _hold_run_lock(run_dir: Path):
-    """The run folder's exclusive lock (wizard.fsutil.FolderLock), taken before anything is written:
+    """The run folder's exclusive lock (wizard.rundir.folder_lock), taken before anything is written:
     inherited from the front end, or taken here; AlreadyLocked when another process holds it."""
-    from wizard.fsutil import FolderLock
+    from wizard.rundir.folder_lock import FolderLock
 
     if "LOCAL_RANK" in os.environ and FolderLock.ENV in os.environ:
         return None  # under torchrun: its agent, our parent, got the front end's lock and holds it
@@ -72,12 +72,12 @@ def _hold_run_lock(run_dir: Path):
 # ----------------------------------------------------------------------------- the recipe
 def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     from wizard.recipe import load_recipe
-    from wizard.train.lock import read_lock
+    from wizard.rundir.lock import read_lock
 
-    from wizard.train.launch import bind_local_device, check_world_size
+    from wizard.train.dist import bind_local_device, check_world_size
 
     bind_local_device()  # cuda:LOCAL_RANK before anything touches CUDA
-    recipe, lock = load_recipe(run_dir / runs.RECIPE_FILE), read_lock(run_dir)
+    recipe, lock = load_recipe(run_dir / rundir.RECIPE_FILE), read_lock(run_dir)
     check_world_size(lock, resume=resume, warn=recorder.warning, run_dir=run_dir)  # other process count?
     checkpoint = _resume_point(run_dir, recorder) if resume else None
     recorder.status("running", f"resuming from {checkpoint.name}: reading the data and the model, then "
@@ -96,7 +96,7 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     with no_gc():
         data = _build_data(captions, recipe, processor, recorder)  # tokenized with the model's processor
     _record_device(run_dir, device, threads, data, resume=resume)
-    from wizard.train.launch import world_size
+    from wizard.train.dist import world_size
     from wizard.train.vision_cache import setup_vision_cache
 
     _, how = setup_vision_cache(recipe, lock, model, processor, captions, data, device, world=world_size())
@@ -109,6 +109,7 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
     stop.phase = "finish"
 
     if events.stopped_at is not None and trainer.state.global_step < trainer.state.max_steps:
+        _loss_plot(recorder)
         recorder.status("stopped", f"stopped at step {trainer.state.global_step}; resume with: "
                         f"caption-wizard resume {run_dir}")
         return 130
@@ -123,9 +124,9 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
 # ----------------------------------------------------------------------------- setup
 def _resume_point(run_dir: Path, recorder) -> Path | None:
     """The last complete checkpoint; half-written ones (killed mid-save) are removed first (by rank 0)."""
-    for bad in (runs.remove_incomplete_checkpoints(run_dir) if recorder.writes else []):
+    for bad in (rundir.remove_incomplete_checkpoints(run_dir) if recorder.writes else []):
         recorder.warning(f"removed the incomplete checkpoint {bad.name} (the process died while saving it)")
-    checkpoint = runs.last_good_checkpoint(run_dir)
+    checkpoint = rundir.last_good_checkpoint(run_dir)
     if checkpoint is None:
         recorder.warning("no complete checkpoint yet: starting again from step 0")
     return checkpoint
@@ -197,7 +198,7 @@ def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
         raise UserError(f"the data of {recipe.data.dataset} changed {what} (fingerprint {before[:12]} -> "
                         f"{captions.fingerprint[:12]})",
                         hint="restore the original data, or start a new run: caption-wizard run "
-                             f"{run_dir / runs.RECIPE_FILE}")
+                             f"{run_dir / rundir.RECIPE_FILE}")
     if not captions.train:
         raise UserError(f"data.dataset = {recipe.data.dataset!r}: no training examples left after the split")
     return captions
@@ -207,7 +208,7 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
     """Tokenize every caption and process every image once (wizard.train.collate)."""
     from wizard.chat import resolve_prompt
     from wizard.train.collate import CaptionCollator, build_dataset, pixel_cache
-    from wizard.train.launch import world_size
+    from wizard.train.dist import world_size
     from wizard.train.stages import ImageProgress
 
     from wizard.data.prepare import index_dir
@@ -230,13 +231,13 @@ def _build_data(captions, recipe, processor, recorder) -> Data:
 
 
 def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resume: bool) -> None:
-    from wizard.train.lock import update_lock
+    from wizard.rundir.lock import update_lock
 
     if resume:
         return
     import torch
 
-    from wizard.train.launch import rank, world_size
+    from wizard.train.dist import rank, world_size
 
     if rank() != 0:
         return
@@ -250,14 +251,14 @@ def _record_device(run_dir: Path, device: str, threads: int, data: Data, *, resu
 def _training_args(run_dir: Path, recipe, device: str, has_eval: bool, workers: int = 0):
     from transformers import TrainingArguments
 
-    from wizard.train.launch import training_arguments, world_size
+    from wizard.train.dist import training_arguments, world_size
     from wizard.train.load import resolve_precision
 
     t = recipe.train
     precision = resolve_precision(t.precision, device)
     evaluate = has_eval and t.eval_steps is not None
     args = TrainingArguments(
-        output_dir=str(run_dir / runs.CHECKPOINTS_DIR),
+        output_dir=str(run_dir / rundir.CHECKPOINTS_DIR),
         num_train_epochs=t.epochs,
         max_steps=t.max_steps or -1,
         per_device_train_batch_size=t.batch_size,
@@ -299,14 +300,14 @@ def _build_trainer(run_dir: Path, recipe, model, processor, data: Data, device: 
     from wizard.train.callbacks import EventsCallback, LossTracker
     from wizard.train.collate import TokenCounter, loader_workers
     from wizard.train.load import count_parameters
-    from wizard.train.lock import read_lock
+    from wizard.rundir.lock import read_lock
     from wizard.train.trainer import CaptionTrainer
 
     args = _training_args(run_dir, recipe, device, data.eval is not None, workers=loader_workers(data.train))
     losses = LossTracker()
     seconds_before = 0.0
     if checkpoint is not None:  # the losses not yet logged when the checkpoint was written
-        marker = runs.read_checkpoint_marker(checkpoint)
+        marker = rundir.read_checkpoint_marker(checkpoint)
         losses.pending = list(marker.get("pending_losses") or [])
         losses.last, losses.best = marker.get("last_loss"), marker.get("best_loss")
         seconds_before = float(marker.get("seconds") or 0.0)
@@ -335,7 +336,7 @@ def _tensorboard(run_dir: Path):
     """TensorBoard scalars in RUN/tensorboard (the env var also covers the writer reopened for the final eval)."""
     from transformers.integrations import TensorBoardCallback
 
-    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / runs.TENSORBOARD_DIR)
+    os.environ["TENSORBOARD_LOGGING_DIR"] = str(run_dir / rundir.TENSORBOARD_DIR)
     return TensorBoardCallback()
 
 
@@ -353,8 +354,8 @@ def _save_adapter(run_dir: Path, trainer, processor, recipe) -> Path:
     """adapter/: the PEFT adapter + processor (full: the whole model), written to a temp dir then renamed.
 
     Every rank calls it (FSDP and ZeRO-3 gather the weights from all of them); rank 0 alone writes."""
-    final = run_dir / runs.ADAPTER_DIR
-    tmp = run_dir / f".{runs.ADAPTER_DIR}.tmp"
+    final = run_dir / rundir.ADAPTER_DIR
+    tmp = run_dir / f".{rundir.ADAPTER_DIR}.tmp"
     zero = trainer.is_world_process_zero()
     if zero:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -368,8 +369,8 @@ def _save_adapter(run_dir: Path, trainer, processor, recipe) -> Path:
     if not zero:
         return final
     processor.save_pretrained(str(tmp))
-    runs.mark_checkpoint_complete(tmp, trainer.state.global_step, strategy=recipe.tuning.strategy.value)
-    old = run_dir / f".{runs.ADAPTER_DIR}.old"
+    rundir.mark_checkpoint_complete(tmp, trainer.state.global_step, strategy=recipe.tuning.strategy.value)
+    old = run_dir / f".{rundir.ADAPTER_DIR}.old"
     if final.exists():
         shutil.rmtree(old, ignore_errors=True)
         final.rename(old)
@@ -378,8 +379,21 @@ def _save_adapter(run_dir: Path, trainer, processor, recipe) -> Path:
     return final
 
 
+def _loss_plot(recorder) -> None:
+    """RUN/loss.png from the events so far, watched or not (rank 0 alone: it alone writes)."""
+    if not recorder.writes:
+        return
+    try:
+        from wizard.plot import write_loss_plot
+
+        write_loss_plot(recorder.dir)
+    except Exception as e:  # noqa: BLE001 - a missing picture must not fail a finished run
+        recorder.warning(f"could not write {rundir.LOSS_PLOT}: {type(e).__name__}: {e}")
+
+
 def _finish(run_dir: Path, recipe, recorder, events, trainer, adapter: Path) -> None:
     losses = events.losses
+    _loss_plot(recorder)
     recorder.event("end", sync=True, step=trainer.state.global_step, adapter=adapter.name,
                    final_loss=losses.last, best_loss=losses.best, seconds=round(events.seconds(), 3))
     recorder.status("completed", f"adapter saved to {adapter}", step=trainer.state.global_step,
@@ -391,7 +405,7 @@ def _fail(recorder, error: Exception) -> int:
     from wizard.errors import UserError
     from wizard.fsutil import is_disk_full
     from wizard.train.diskspace import DiskFull
-    from wizard.train.launch import peer_lost
+    from wizard.train.dist import peer_lost
     from wizard.train.trainer import NonFiniteLoss
 
     if peer_lost(error):  # another rank died: every rank stops; the run reads as interrupted, resumable
@@ -418,7 +432,7 @@ def _fail(recorder, error: Exception) -> int:
         code = 2
     elif _out_of_memory(error):
         message = (f"out of memory: {str(error).splitlines()[0][:200]}\n  hint: the last checkpoint is intact. "
-                   f"Start again with less memory, e.g. caption-wizard run {recorder.dir / runs.RECIPE_FILE} "
+                   f"Start again with less memory, e.g. caption-wizard run {recorder.dir / rundir.RECIPE_FILE} "
                    "train.gradient_checkpointing=true (or a smaller train.batch_size with a larger "
                    "train.grad_accum, or tuning.strategy=qlora); `--dry-run` shows the estimate")
         code = 1
@@ -429,6 +443,8 @@ def _fail(recorder, error: Exception) -> int:
     if not recorder.writes and isinstance(error, NonFiniteLoss):
         tail = message  # every rank stops on it; rank 0 reports it once
     print(tail if code != 2 else message, file=sys.stderr, flush=True)
+    if code != 2:
+        _loss_plot(recorder)  # a diverged run's curve shows where
     recorder.event("error", sync=True, message=message, log_tail=tail[-4000:] if code != 2 else None)
     recorder.status("failed", message)
     return code

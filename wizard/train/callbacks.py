@@ -5,7 +5,7 @@
     trainer.add_callback(EventsCallback(recorder, losses, stop, ...))
 
 The training process never draws: the dashboard (or `runs`, or a plain follower) reads
-events.jsonl and state.json. Events are listed in team/CONTRACTS.md.
+events.jsonl and state.json. Events are listed in docs/architecture.md ("The events contract").
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
-from wizard import runs
-from wizard.events import RunRecorder
+from wizard import rundir
+from wizard.rundir.events import RunRecorder
 
 # Tests that press keys while a tiny model trains set this (seconds per step) so that a human-speed
 # interaction (Ctrl-C at step 4 of 12) does not race a model that finishes in under a second.
@@ -256,11 +256,11 @@ class EventsCallback(TrainerCallback):
             return
         saving_started = time.perf_counter()
         path = Path(args.output_dir) / f"checkpoint-{state.global_step}"
-        runs.mark_checkpoint_complete(
+        rundir.mark_checkpoint_complete(
             path, state.global_step, pending_losses=self.losses.pending, last_loss=self.losses.last,
             best_loss=self.losses.best, seconds=self.seconds(),
         )
-        runs.rotate_checkpoints(self.rec.dir, self.save_total_limit)
+        rundir.rotate_checkpoints(self.rec.dir, self.save_total_limit)
         rel = path.relative_to(self.rec.dir).as_posix()
         self.rec.event("checkpoint", sync=True, step=state.global_step, path=rel)
         self.rec.state(step=state.global_step, last_checkpoint=rel)

@@ -203,7 +203,7 @@ class CaptionDataset:
 def pixel_cache(recipe, examples: Sequence, world: int = 1) -> bool | None:
     """build_dataset's `cache`: False when each training image is seen less than twice on average
     (keeping its pixels would only hold memory), else None (cache when they fit CACHE_LIMIT_BYTES)."""
-    from wizard.train.vision_cache import MIN_VISITS, expected_visits
+    from wizard.cache_vision import MIN_VISITS, expected_visits
 
     items = sum(len(ex.captions) for ex in examples)
     return False if expected_visits(recipe, items, len(examples), world) < MIN_VISITS else None

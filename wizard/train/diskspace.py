@@ -15,7 +15,7 @@ import shutil
 from contextlib import contextmanager
 from pathlib import Path
 
-from wizard import runs
+from wizard import rundir
 from wizard.fsutil import disk_full_message, free_mb, is_disk_full
 
 WARN_FACTOR = 3  # warn while fewer than this many more checkpoints fit
@@ -30,7 +30,7 @@ class DiskFull(RuntimeError):
 
 def runs_dir_of(folder: Path) -> Path:
     """The run folder above a checkpoints/ folder (or the folder itself)."""
-    return folder.parent if folder.name == runs.CHECKPOINTS_DIR else folder
+    return folder.parent if folder.name == rundir.CHECKPOINTS_DIR else folder
 
 
 def folder_mb(path: Path) -> float:
@@ -40,11 +40,11 @@ def folder_mb(path: Path) -> float:
 def check_before_save(run_dir: Path, warn) -> None:
     """Before a checkpoint: stop (DiskFull) if the last checkpoint's size no longer fits, warn while
     fewer than WARN_FACTOR fit. `warn(message)` records a warning. No checkpoint yet: nothing to compare."""
-    last = runs.last_good_checkpoint(run_dir)
+    last = rundir.last_good_checkpoint(run_dir)
     if last is None:
         return
     need, free = folder_mb(last), free_mb(run_dir)
-    folder = run_dir / runs.CHECKPOINTS_DIR
+    folder = run_dir / rundir.CHECKPOINTS_DIR
     if free < need:
         raise DiskFull(folder, f"; a checkpoint takes {need:.0f} MB, so the next one cannot be saved. "
                                f"Stopped before writing it; {last.name} is intact")

@@ -17,13 +17,12 @@ gate_proj/up_proj/down_proj of its own, so plain names would put adapters there 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 from wizard.catalog import model_info
 from wizard.model import (  # noqa: F401  (re-exported: the backend and tests import them from here)
-    cap_image_size, pick_device, plan_model, resolve_precision, torch_dtype, vision_module_names,
+    cap_image_size, lora_target_regex, pick_device, plan_model, resolve_precision, torch_dtype, vision_module_names,
 )
 from wizard.recipe import Recipe, Strategy
 
@@ -142,7 +141,7 @@ def checkpointing_here(recipe: Recipe, device) -> tuple[bool, str]:
 
 def _gradient_checkpointing(model, recipe: Recipe, device: str) -> None:
     on, why = checkpointing_here(recipe, device)
-    from wizard.train.launch import rank
+    from wizard.train.dist import rank
 
     if rank() == 0:
         print(why, flush=True)
@@ -157,13 +156,6 @@ def make_full_trainable(model, recipe: Recipe, vision: list[str], device: str = 
         in_vision = any(name == v or name.startswith(v + ".") for v in vision)
         param.requires_grad = not (in_vision and recipe.tuning.freeze_vision)
     _gradient_checkpointing(model, recipe, device)
-
-
-def lora_target_regex(targets: list[str], vision_leaf_names: list[str]) -> str:
-    """A peft target_modules regex: the named linear layers anywhere except under the vision tower."""
-    names = "|".join(re.escape(t) for t in targets)
-    vision = "|".join(re.escape(v) for v in vision_leaf_names) or "(?!)"
-    return rf"^(?!(?:.*\.)?(?:{vision})\.)(?:.*\.)?(?:{names})$"  # "lm_head" has no parent prefix
 
 
 def add_lora(model, recipe: Recipe, info, device: str = "cpu"):

@@ -1,23 +1,24 @@
-"""How the training process(es) start: one process, or one per GPU (or N on the CPU) via torchrun.
+"""The parent side of launching: which processes start where, and starting them.
 
     plan = plan_launch(recipe)                  # processes, nodes, which GPUs, strategy (no torch)
     proc = start_backend(run_dir, recipe)       # python -m wizard.train.backend, or torchrun -m ... of it
-    training_arguments(recipe, run_dir)         # the Trainer's own DDP/FSDP/DeepSpeed settings
     slurm_script(recipe, "recipes/x.yaml")      # `caption-wizard run X --print-launch slurm`
 
-    python -m wizard.train.launch prepare RECIPE [KEY=VALUE ...]   # make the run folder, print its path
+    python -m wizard.commands.prepare RECIPE [KEY=VALUE ...]  # a cluster job's first step: the run folder
 
 Several processes always go through torchrun (torch.distributed.run), the engine that also
 spans machines; the process group is the Trainer's (accelerate's): gloo on the CPU, NCCL on
 GPUs. FSDP and DeepSpeed ZeRO are the Trainer's own integrations, fed with configs this module
-writes into RUN/launch/ (fsdp.json, deepspeed.json), so a run folder shows exactly what ran.
+writes into RUN/launch/ (fsdp.json, deepspeed.json), so a run folder shows exactly what ran;
+the training process reads them back (wizard.train.dist.training_arguments).
 
 Which GPUs: launch.devices indexes the GPUs this process sees, i.e. the user's
 CUDA_VISIBLE_DEVICES is composed with it, never overwritten: CUDA_VISIBLE_DEVICES=2,3 with
 devices [1] trains on physical GPU 3. One process never sees several GPUs (the Trainer would
 wrap the model in nn.DataParallel, which splits Qwen2-VL's packed pixel_values by patch).
 
-No torch import at module level: the runner and the wizard use the plan before any training.
+The training process is started by module name (rundir.BACKEND_MODULE): nothing here imports
+wizard.train. No torch import: the runner and the wizard use the plan before any training.
 """
 
 from __future__ import annotations
@@ -31,14 +32,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from wizard import rundir
 from wizard.errors import UserError
 from wizard.recipe import LaunchStrategy, Recipe
 
 # torchrun waits this long after forwarding a stop signal before it SIGKILLs the workers: long
 # enough for the step in progress, a checkpoint and the exit (its default, 30 s, is not).
 SHUTDOWN_TIMEOUT_S = 900
-LAUNCH_DIR = "launch"  # RUN/launch/: the generated FSDP / DeepSpeed configs
-ALLOW_RESIZE_ENV = "CAPTION_WIZARD_ALLOW_RESIZE"
 
 
 # ----------------------------------------------------------------------------- the plan
@@ -78,17 +78,13 @@ def describe_launch(recipe: Recipe) -> str:
 
 def visible_gpus(env: dict[str, str] | None = None, count: int | None = None) -> list[str]:
     """The GPUs this process may use, as CUDA_VISIBLE_DEVICES entries (indices, UUIDs or MIG ids)."""
-    env = os.environ if env is None else env
-    spec = env.get("CUDA_VISIBLE_DEVICES")
-    if spec is not None:
-        entries = [x.strip() for x in spec.split(",") if x.strip()]
-        if not entries or entries[0] == "-1":
-            return []
+    from wizard.machine import cuda_visible_entries, detect_gpus
+
+    entries = cuda_visible_entries(env)
+    if entries is not None:
         # CUDA stops at the first invalid entry; NVML tells how many really exist
         return entries[:count] if count is not None else entries
     if count is None:
-        from wizard.machine import detect_gpus
-
         count = len(detect_gpus())
     return [str(i) for i in range(count)]
 
@@ -134,7 +130,7 @@ def _visible_text() -> str:
 # ----------------------------------------------------------------------------- command and env
 def backend_command(plan: LaunchPlan, run_dir: str | os.PathLike, *, resume: bool = False,
                     python: str = sys.executable) -> list[str]:
-    backend = ["-m", "wizard.train.backend", str(run_dir)] + (["--resume"] if resume else [])
+    backend = ["-m", rundir.BACKEND_MODULE, str(run_dir)] + (["--resume"] if resume else [])
     if not plan.distributed:
         return [python, *backend]
     torchrun = [python, "-m", "torch.distributed.run", f"--nproc-per-node={plan.processes}",
@@ -164,14 +160,14 @@ def backend_env(plan: LaunchPlan, base: dict[str, str] | None = None) -> dict[st
 def start_backend(run_dir: Path, recipe: Recipe, *, resume: bool = False, env: dict[str, str] | None = None,
                   log_header: str = "run", pass_fds: tuple[int, ...] = ()) -> subprocess.Popen:
     """The training process(es) in their own session; stdout and stderr go to RUN/train.log."""
-    from wizard import runs
+    from wizard import rundir
 
     plan = plan_launch(recipe)
     cmd = backend_command(plan, run_dir, resume=resume)
     env = backend_env(plan, env)
     write_configs(recipe, run_dir, plan)
-    with open(Path(run_dir) / runs.LOG_FILE, "ab") as log:
-        log.write(f"=== caption-wizard {log_header} {runs.now_iso()}: {plan.describe()}: {shlex.join(cmd)}\n".encode())
+    with open(Path(run_dir) / rundir.LOG_FILE, "ab") as log:
+        log.write(f"=== caption-wizard {log_header} {rundir.now_iso()}: {plan.describe()}: {shlex.join(cmd)}\n".encode())
         log.flush()
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                 env=env, start_new_session=True, pass_fds=pass_fds)  # pass_fds: the run lock
@@ -203,11 +199,11 @@ def exit_status(run_dir: str | os.PathLike, returncode: int | None) -> int | Non
 
     torchrun exits 1 (with a traceback) after forwarding a stop signal, and with the status of
     whichever worker failed first; state.json, written by rank 0, says what happened."""
-    from wizard import runs
+    from wizard import rundir
 
     if returncode is None:
         return None
-    status = runs.read_state(run_dir).get("status")
+    status = rundir.read_state(run_dir).get("status")
     if status == "stopped" or (status == "running" and returncode != 0):
         return 130  # stopped by a signal, or interrupted: a process died and took the others down
     if status == "completed" and returncode != 0:
@@ -256,7 +252,7 @@ def slurm_script(recipe: Recipe, recipe_path: str, overrides: list[str] | None =
         "set -euo pipefail",
         "",
         "# the run folder must be on storage every node sees (checkpoints are written by all ranks)",
-        f"RUN_DIR=$(python -m wizard.train.launch prepare {args} launch.nodes=$SLURM_NNODES)",
+        f"RUN_DIR=$(python -m wizard.commands.prepare {args} launch.nodes=$SLURM_NNODES)",
         'HEAD=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n 1)',
         'echo "run folder: $RUN_DIR  (watch it with: caption-wizard watch $RUN_DIR)"',
         "export OMP_WAIT_POLICY=PASSIVE TOKENIZERS_PARALLELISM=false HF_HUB_OFFLINE=1 PYTHONUNBUFFERED=1",
@@ -265,7 +261,7 @@ def slurm_script(recipe: Recipe, recipe_path: str, overrides: list[str] | None =
         f"    --nnodes=$SLURM_NNODES --nproc-per-node={per_node} \\",
         f"    --rdzv-backend=c10d --rdzv-endpoint=$HEAD:{launch.master_port} --rdzv-id=$SLURM_JOB_ID \\",
         f"    --shutdown-timeout={SHUTDOWN_TIMEOUT_S} \\",
-        '    -m wizard.train.backend "$RUN_DIR" >> "$RUN_DIR/train.log" 2>&1',
+        f'    -m {rundir.BACKEND_MODULE} "$RUN_DIR" >> "$RUN_DIR/{rundir.LOG_FILE}" 2>&1',
         "",
         "# stopped or preempted: continue with  caption-wizard resume $RUN_DIR  (same number of GPUs)",
     ]
@@ -315,7 +311,7 @@ def write_configs(recipe: Recipe, run_dir: str | os.PathLike, plan: LaunchPlan |
     from wizard.fsutil import atomic_write_text
 
     strategy = recipe.launch.strategy
-    folder = Path(run_dir) / LAUNCH_DIR
+    folder = Path(run_dir) / rundir.LAUNCH_DIR
     out: dict[str, Path] = {}
     if strategy == LaunchStrategy.fsdp:
         out["fsdp"] = folder / "fsdp.json"
@@ -340,28 +336,6 @@ def require_deepspeed() -> None:
                              "needs nothing extra)")
 
 
-def training_arguments(recipe: Recipe, run_dir: str | os.PathLike, world_size: int) -> dict[str, Any]:
-    """TrainingArguments keywords for several processes (an empty dict for one)."""
-    if world_size <= 1:
-        return {}
-    kw: dict[str, Any] = {
-        # every trainable weight (LoRA, modules_to_save, the vision tower when it trains) takes part in
-        # every forward: no search for unused ones (it costs a graph walk per step)
-        "ddp_find_unused_parameters": False,
-        "ddp_timeout": 1800,  # a rank saving a big checkpoint must not time out the others' barrier
-        "save_on_each_node": False,
-    }
-    folder = Path(run_dir) / LAUNCH_DIR
-    strategy = recipe.launch.strategy
-    if strategy == LaunchStrategy.fsdp:
-        kw["fsdp"] = "full_shard auto_wrap"
-        kw["fsdp_config"] = json.loads((folder / "fsdp.json").read_text(encoding="utf-8"))
-    elif strategy in (LaunchStrategy.zero2, LaunchStrategy.zero3):
-        require_deepspeed()
-        kw["deepspeed"] = str(folder / "deepspeed.json")
-    return kw
-
-
 # ----------------------------------------------------------------------------- memory per GPU
 SHARDED_ROWS = {  # estimate rows each strategy splits across the processes (the rest every GPU holds whole)
     LaunchStrategy.ddp: (),
@@ -381,157 +355,3 @@ def per_gpu_bytes(recipe: Recipe, strategy: str | LaunchStrategy, gpus: list | N
     rows = [(what, size / n if what in SHARDED_ROWS[strategy] else size) for what, size, _ in est.rows
             if what != "allocator slack"]
     return int((1 + SLACK) * sum(size for _, size in rows))
-
-
-# ----------------------------------------------------------------------------- inside each process
-def rank() -> int:
-    return int(os.environ.get("RANK", "0"))
-
-
-def world_size() -> int:
-    return int(os.environ.get("WORLD_SIZE", "1"))
-
-
-def bind_local_device() -> None:
-    """torch.cuda.set_device(LOCAL_RANK) before anything touches CUDA: no stray context on GPU 0."""
-    if "LOCAL_RANK" not in os.environ or os.environ.get("CUDA_VISIBLE_DEVICES") == "":
-        return
-    import torch
-
-    if torch.cuda.is_available():
-        torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
-
-
-def check_world_size(lock: dict, *, resume: bool, warn=None, run_dir: str | os.PathLike | None = None) -> None:
-    """In each process of a resume: another number of processes than the checkpoint's is refused
-    (it changes the global batch and the data position) unless the runner allowed it (--allow-resize)."""
-    device = lock.get("device")
-    if not resume or not device:
-        return
-    before, now = int(device.get("world_size") or 1), world_size()
-    if before == now:
-        return
-    if os.environ.get(ALLOW_RESIZE_ENV) != "1":
-        raise UserError(resize_message(before, now), hint=RESIZE_HINT)
-    if warn is not None:
-        warn(f"resumed with {now} processes after {before} (--allow-resize): the global batch is now {now} x "
-             "batch_size and the data order differs from an uninterrupted run")
-    if run_dir is not None and rank() == 0:
-        from wizard.train.lock import update_lock
-
-        update_lock(run_dir, device={"world_size": now})
-
-
-RESIZE_HINT = ("resume with the same launch.processes / launch.devices / launch.nodes, or pass --allow-resize "
-               "to accept a different global batch and data order")
-
-
-def resize_message(before: int, now: int) -> str:
-    return (f"this run trained with {before} process{'es' if before > 1 else ''}; resuming with {now} changes the "
-            f"global batch ({before} x batch_size -> {now} x batch_size), so the learning-rate schedule and the "
-            "position in the data no longer match the checkpoint")
-
-
-def check_resize(lock: dict, recipe: Recipe, *, allow: bool) -> None:
-    """Before a resume: refuse another number of processes, or (allow) announce it and let it through."""
-    from wizard.console import console
-
-    device = lock.get("device")
-    if not device:
-        return  # the first session never started training: nothing to compare with
-    before, now = int(device.get("world_size") or 1), plan_launch(recipe).world_size
-    if before == now:
-        return
-    if not allow:
-        raise UserError(resize_message(before, now), hint=RESIZE_HINT)
-    console.print(f"  changed: processes {before} -> {now} (--allow-resize): the global batch and the data order "
-                  "change from here on", markup=False)
-    os.environ[ALLOW_RESIZE_ENV] = "1"
-
-
-def announce_nodes(recipe: Recipe, args, start) -> int:
-    """Several machines: node 0 prints the others' command; the others say where progress shows."""
-    from wizard.console import console
-
-    plan = plan_launch(recipe)
-    plain = True if args.plain else None
-    if plan.node_rank == 0:
-        console.print(f"machine 0 of {plan.nodes} ({plan.describe()}). On each other machine run:", markup=False)
-        for line in other_nodes_command(args.recipe, list(args.overrides or []), plan):
-            console.print(f"  {line}", markup=False, soft_wrap=True)
-        return start(recipe, recipe_path=args.recipe, runs_dir=args.runs_dir, plain=plain)
-    console.print(f"machine {plan.node_rank} of {plan.nodes}: training together with machine 0 "
-                  f"({plan.master_addr}:{plan.master_port}); progress and the run's record show there", markup=False)
-    return _follow_other_node(recipe, args, plan)
-
-
-def _follow_other_node(recipe: Recipe, args, plan: LaunchPlan) -> int:
-    """Machines 1..N-1: their processes write nothing (rank 0 does); this folder records how they ended."""
-    import signal
-
-    from wizard import runs
-    from wizard.console import console, console_err
-    from wizard.hub import resolve_model
-    from wizard.runner import create_run, launch_backend
-
-    run_dir = create_run(recipe, resolve_model(recipe.model, console=console_err), runs_dir=args.runs_dir,
-                         recipe_path=args.recipe)
-    proc = launch_backend(run_dir, recipe)
-    runs.write_state(run_dir, pid=proc.pid)
-    try:
-        code = proc.wait()
-    except KeyboardInterrupt:  # torchrun forwards it to this machine's processes; rank 0 saves the checkpoint
-        proc.send_signal(signal.SIGINT)
-        code = proc.wait()
-    status = {0: "completed", 130: "stopped"}.get(code, "failed")
-    runs.write_state(run_dir, status=status, message=f"machine {plan.node_rank} of {plan.nodes}: events, "
-                     "checkpoints and the adapter are in machine 0's run folder")
-    console.print(f"machine {plan.node_rank}: {status} (exit status {code})", markup=False)
-    return code
-
-
-def peer_lost(error: BaseException) -> bool:
-    """Did a collective fail because another process of the run died (killed, OOM-killed, node lost)?"""
-    if world_size() <= 1:
-        return False
-    try:
-        from torch.distributed import DistBackendError
-    except ImportError:  # older torch
-        DistBackendError = ()  # noqa: N806
-    text = str(error)
-    return isinstance(error, DistBackendError) or (isinstance(error, RuntimeError) and any(
-        s in text for s in ("Connection reset by peer", "Connection closed by peer", "Broken pipe",
-                            "Socket Timeout", "NCCL communicator was aborted")))
-
-
-# ----------------------------------------------------------------------------- python -m wizard.train.launch
-def _prepare(argv: list[str]) -> int:
-    """Make the run folder for RECIPE (a cluster job's first step) and print its path."""
-    from wizard.console import console_err
-    from wizard.hub import resolve_model
-    from wizard.recipe import apply_overrides, load_recipe
-    from wizard.runner import create_run
-
-    recipe_path, *overrides = argv
-    recipe = apply_overrides(load_recipe(recipe_path), overrides)
-    resolved = resolve_model(recipe.model, console=console_err)
-    run_dir = create_run(recipe, resolved, recipe_path=recipe_path)
-    write_configs(recipe, run_dir)
-    print(run_dir.resolve())
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) < 2 or argv[0] != "prepare":
-        print("usage: python -m wizard.train.launch prepare RECIPE [KEY=VALUE ...]", file=sys.stderr)
-        return 2
-    try:
-        return _prepare(argv[1:])
-    except UserError as e:
-        print(f"error: {e.message}" + (f"\n  hint: {e.hint}" if e.hint else ""), file=sys.stderr)
-        return e.exit_code
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,7 +1,7 @@
 """Train the demo's English base captioner from scratch and save it to wizard/assets/demo-base/.
 
-    python -m wizard.demo.build_base                      # the shipped base (about 10 min on a shared 2-core machine)
-    python -m wizard.demo.build_base --out /tmp/base --steps 300    # a quick look
+    python -m tools.build_demo_base                      # the shipped base (about 10 min on a shared 2-core machine)
+    python -m tools.build_demo_base --out /tmp/base --steps 300    # a quick look
 
 Full fine-tune of a randomly initialised tiny Qwen2-VL (wizard.demo.model) on English captions of
 synthetic shapes (wizard.demo.shapes), plain torch loop, seeded, deterministic algorithms, one thread.
@@ -223,7 +223,7 @@ def train(out: Path, steps: int = STEPS, batch: int = BATCH, lr: float = LR, n_t
 def main(argv=None) -> int:
     from wizard.demo.model import demo_base_path
 
-    ap = argparse.ArgumentParser(prog="python -m wizard.demo.build_base", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.build_demo_base", description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=demo_base_path())
     ap.add_argument("--steps", type=int, default=STEPS)
     ap.add_argument("--batch", type=int, default=BATCH)

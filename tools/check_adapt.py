@@ -1,7 +1,7 @@
 """Experiment: how fast does LoRA adapt the English demo base to Chinese captions on a CPU?
 
-    python -m wizard.demo.check_adapt                                  # the settings recipes/demo-shapes.yaml uses
-    python -m wizard.demo.check_adapt --rank 8 --targets q_proj,v_proj --steps 200   # try others
+    python -m tools.check_adapt                                  # the settings recipes/demo-shapes.yaml uses
+    python -m tools.check_adapt --rank 8 --targets q_proj,v_proj --steps 200   # try others
 
 Plain torch + peft (no Trainer): load wizard/assets/demo-base, wrap the language model's linear layers
 with LoRA, train on Chinese captions of synthetic shapes with the prompt 用中文描述这张图片。, then
@@ -35,7 +35,7 @@ N_HELDOUT = 64
 
 
 def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m wizard.demo.check_adapt", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m tools.check_adapt", description=__doc__.splitlines()[0])
     ap.add_argument("--base", type=Path, default=None, help="default: the shipped demo base")
     ap.add_argument("--rank", type=int, default=RANK)
     ap.add_argument("--alpha", type=float, default=ALPHA)
@@ -59,7 +59,7 @@ def main(argv=None) -> int:
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForImageTextToText, AutoProcessor
 
-    from wizard.demo.build_base import accuracy, encode
+    from tools.build_demo_base import accuracy, encode
     from wizard.demo.model import demo_base_path
     from wizard.demo.shapes import make_shapes
 
