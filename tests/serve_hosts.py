@@ -12,7 +12,7 @@ from pathlib import Path
 
 
 class _Handler(http.server.SimpleHTTPRequestHandler):
-    host: "Host"
+    host: Host
 
     def log_message(self, *args):
         pass

@@ -32,7 +32,10 @@ def expand_images(paths) -> list[tuple[Path, str | None]]:
         elif p.is_file():
             out.append((p, None))
         else:
-            out.append((p, "no such file or folder"))
+            from wizard.fsnames import find_normalized
+
+            found = find_normalized(p)  # café.png typed (NFC) for cafe\u0301.png on disk (NFD), or back
+            out.append((found, None) if found is not None and found.is_file() else (p, "no such file or folder"))
     return out
 
 

@@ -242,10 +242,11 @@ def _report(e) -> int:
     from rich.markup import escape  # messages quote user input: `[/x]` must print as itself
 
     from wizard.console import console_err
+    from wizard.fsnames import shown  # a file name that is not UTF-8 prints as caf\xe9.png
 
-    console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
+    console_err.print(f"[bold red]error:[/] {escape(shown(e.message))}", highlight=False)
     if e.hint:
-        console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False)
+        console_err.print(f"  [yellow]hint:[/] {escape(shown(e.hint))}", highlight=False)
     return e.exit_code
 
 

@@ -2,10 +2,24 @@
 
 from __future__ import annotations
 
+import sys
 from contextlib import contextmanager
 
 from rich.console import Console
 
+
+def _tolerant(stream) -> None:
+    """Text the terminal cannot show (Chinese captions on LANG=C / PYTHONIOENCODING=ascii, a file name
+    that is not UTF-8) prints as \\uXXXX / \\xNN escapes instead of ending the command in a traceback."""
+    if getattr(stream, "errors", None) == "strict" and hasattr(stream, "reconfigure"):
+        try:
+            stream.reconfigure(errors="backslashreplace")
+        except (ValueError, OSError):  # a stream that cannot change now: leave it as it is
+            pass
+
+
+_tolerant(sys.stdout)
+_tolerant(sys.stderr)
 console = Console(highlight=False)
 console_err = Console(stderr=True, highlight=False)
 
@@ -31,4 +45,6 @@ class RichProgress:
             yield lambda n=1: bar.advance(task, n)
 
     def say(self, line: str) -> None:
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        from wizard.fsnames import shown
+
+        self.console.print(shown(line), markup=False, highlight=False, soft_wrap=True)

@@ -14,7 +14,6 @@ on a small held-out sample when train.eval_metrics is true.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -156,12 +155,12 @@ def save_eval(run_dir, result: dict, out=None) -> Path:
     """RUN_DIR/eval.json (or `out`, atomic) and the "eval" events; a read-only or full disk is a
     UserError naming the folder (the caller has shown the scores already, so nothing is lost)."""
     from wizard.rundir.events import EVENTS_FILE, EventWriter
-    from wizard.fsutil import unwritable_error, write_user_file
+    from wizard.fsutil import json_text, unwritable_error, write_user_file
 
     run_dir = Path(run_dir)
     path = Path(out) if out else run_dir / EVAL_FILE
     hint = "the scores are printed above; write them elsewhere with: caption-wizard eval RUN_DIR --out FILE.json"
-    write_user_file(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n", hint=hint)
+    write_user_file(path, json_text(result, indent=2) + "\n", hint=hint)
     if out:
         return path
     try:

@@ -56,7 +56,7 @@ def open_image(src, *, max_pixels: int = BOMB_PIXELS) -> Image.Image:
         raise ImageProblem(f"image too large ({_short(e)})") from None
     except (FileNotFoundError, IsADirectoryError, PermissionError):
         raise
-    except Exception as e:  # UnidentifiedImageError, OSError, SyntaxError, struct.error...: Pillow raises many kinds
+    except Exception as e:  # noqa: BLE001 - UnidentifiedImageError, OSError, SyntaxError, struct.error...
         raise ImageProblem(f"not a readable image ({_short(e)})") from None
     w, h = im.size
     if w <= 0 or h <= 0:
@@ -83,7 +83,7 @@ def oriented_size(im: Image.Image) -> tuple[int, int]:
 def _orientation(im: Image.Image) -> int:
     try:
         return int(im.getexif().get(0x0112) or 1)
-    except Exception:  # a broken EXIF block: no rotation, like a viewer that cannot read it
+    except Exception:  # noqa: BLE001 - a broken EXIF block: no rotation, like a viewer that cannot read it
         return 1
 
 
@@ -92,7 +92,7 @@ def to_rgb(im: Image.Image) -> Image.Image:
     if _orientation(im) != 1:
         try:
             im = ImageOps.exif_transpose(im)  # the result carries no orientation tag: never rotated twice
-        except Exception:  # noqa: BLE001 - an EXIF block Pillow cannot apply: keep the pixels as stored
+        except Exception:  # noqa: BLE001, S110 - an EXIF block Pillow cannot apply: the pixels as stored
             pass
     mode = im.mode
     if mode == "RGB":
@@ -162,7 +162,7 @@ def load_rgb(src, *, max_pixels: int = BOMB_PIXELS, shrink_to: int | None = None
                 rgb = im.copy()  # `with` closes the file's image; the copy outlives it
     except ImageProblem:
         raise
-    except Exception as e:  # truncated or corrupt pixel data, an unconvertible mode
+    except Exception as e:  # noqa: BLE001 - truncated or corrupt pixel data, an unconvertible mode
         raise ImageProblem(f"cannot decode the image ({_short(e)})") from None
     w, h = rgb.size
     if shrink_to and w * h > shrink_to:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -58,6 +59,7 @@ def pick_caption_key(keys, language: str) -> str | None:
 
 
 _CAPTION_KEYS = {lang: caption_keys(lang) for lang in ("en", "zh")}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def caption_values(value: Any, *, parse_json_list: bool = False) -> list[str]:
@@ -67,6 +69,8 @@ def caption_values(value: Any, *, parse_json_list: bool = False) -> list[str]:
         return []
     if isinstance(value, str):
         s = value.strip()
+        if _SURROGATE.search(s):  # a lone surrogate (a JSON "\\ud800" escape) is no text: U+FFFD, as a decoder would
+            s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         if parse_json_list and s.startswith("[") and s.endswith("]"):
             try:
                 return caption_values(json.loads(s))

@@ -235,6 +235,7 @@ def fingerprint(examples: list[Example], digests: dict[str, str]) -> str:
     """sha256 over (id, image digest, captions) of the examples, sorted by id."""
     h = hashlib.sha256()
     for ex in sorted(examples, key=lambda e: e.id):
-        h.update(ex.id.encode("utf-8") + b"\x00" + digests[ex.id].encode() + b"\x00")
-        h.update("\x1f".join(ex.captions).encode("utf-8") + b"\n")
+        # surrogatepass: an id from a file name that is not UTF-8 (surrogateescape) hashes too
+        h.update(ex.id.encode("utf-8", "surrogatepass") + b"\x00" + digests[ex.id].encode() + b"\x00")
+        h.update("\x1f".join(ex.captions).encode("utf-8", "surrogatepass") + b"\n")
     return h.hexdigest()

@@ -140,7 +140,7 @@ def _with(ex, captions):
 
 
 def _key(digests: dict[str, str], ex, caption: str) -> str:
-    return hashlib.sha256(f"{digests.get(ex.id, ex.id)}\x00{caption}".encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(f"{digests.get(ex.id, ex.id)}\x00{caption}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def clip_scores(examples: list, digests: dict[str, str], spec, progress=None) -> dict[str, float]:

@@ -234,6 +234,8 @@ def _collect(result: ReadResult, located: Located, spec, progress, verifier=None
             skip(row, "no image")
             continue
         digest, reason, size = next(checks)
+        if reason == "image not found" and isinstance(row.image, Path):
+            digest, reason, size = _normalized(row, verifier) or (digest, reason, size)
         if reason:  # "not a readable image (why)" -> "not a readable image: a.png (why)"
             kind, sep, why = reason.partition(" (")
             skip(row, f"{kind}: {_display(row, result.root)}{' (' + why if sep else ''}")
@@ -255,6 +257,18 @@ def _collect(result: ReadResult, located: Located, spec, progress, verifier=None
         raise UserError(f"no usable examples in {result.file} ({report.rows_read} rows read)",
                         hint="check data.dataset and data.format; " + "; ".join(map(str, bad[:3])))
     return examples, digests, sizes, report
+
+
+def _normalized(row: Row, verifier) -> Check | None:
+    """A missing image named in NFC that is on disk in NFD (macOS), or the other way round: the row
+    now points at the file as stored, checked like any other. None: not there in any form."""
+    from wizard.fsnames import find_normalized
+
+    found = find_normalized(row.image)
+    if found is None:
+        return None
+    row.image = found
+    return (verifier.check([found]) if verifier is not None else [check_source(found)])[0]
 
 
 def _check_bad_fraction(report: DataReport, result: ReadResult, located: Located) -> None:
@@ -299,7 +313,7 @@ def _prompt_notes(spec, prompts: Counter, guess: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- split and fingerprint
 def _order(seed: int, ex_id: str) -> bytes:
-    return hashlib.sha256(f"{seed}\x00{ex_id}".encode("utf-8")).digest()
+    return hashlib.sha256(f"{seed}\x00{ex_id}".encode("utf-8", "surrogatepass")).digest()  # any file name
 
 
 def eval_count(n: int, eval_fraction: float) -> int:

@@ -39,6 +39,7 @@ from pathlib import Path
 from wizard.data.detect import locate
 from wizard.data.examples import BadRow, CaptionSet, DataReport, Example, inspect_image_bytes
 from wizard.data.load import Check, check_parallel, check_source, finish_caption_set, load_caption_set
+from wizard.fsutil import json_text
 
 INDEX_VERSION = 5  # 5: image sizes as trained (EXIF orientation applied)
 # data settings that do not change which rows or images are read: not part of the source key
@@ -329,7 +330,7 @@ class IndexVerifier:
                  "examples": {"id": [e[0] for e in ex], "file": [position[e[1]] for e in ex],
                               "captions": [e[2] for e in ex]} if ex is not None else None}
         with contextlib.suppress(OSError):  # a read-only cache: slower next time, nothing worse
-            atomic_write_text(self.path, json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+            atomic_write_text(self.path, json_text(index, separators=(",", ":")))
             return self.path
         return None
 

@@ -35,7 +35,7 @@ def image_cache_dir() -> Path:
 
 
 def cached_path(cache: Path, url: str) -> Path:
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
     return cache / digest[:2] / digest
 
 

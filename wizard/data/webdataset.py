@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from wizard.data.adapters import CAPTION_COLUMNS, ReadResult, Row, caption_values
 from wizard.errors import UserError
+from wizard.fsutil import json_text
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
 TEXT_EXTS = ("txt", "caption", "json")
@@ -104,7 +105,7 @@ def _unpack(shard: Path, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{shard} is not a readable tar file ({e})") from None
     index = [_entry(name, sample) for name, sample in samples.items()]
-    (tmp / INDEX).write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
+    (tmp / INDEX).write_text(json_text(index), encoding="utf-8")
     try:
         os.replace(tmp, folder)  # atomic: a half-unpacked shard never looks done
     except OSError:  # another process got there first
