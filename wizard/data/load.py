@@ -40,11 +40,15 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
     `verifier`: checks the images of the rows (wizard.data.prepare.IndexVerifier: cached on disk);
     None: every image is checked here (once per process). `limits`: the image shapes the model's
     processor refuses (wizard.images.limits_for(recipe.model); None: the safe default)."""
+    from wizard.data.textfile import collect_notes
+
     located = locate(data_spec, base_dir)
-    result = fetch_images(_read(located, data_spec, base_dir, progress), progress)  # image URLs -> cached files
+    with collect_notes() as text_notes:  # "captions.txt is GB18030/GBK text, not UTF-8: read as ..."
+        result = fetch_images(_read(located, data_spec, base_dir, progress), progress)  # image URLs -> cached files
     if verifier is not None:
         verifier.bind(located, result, data_spec)
     examples, digests, sizes, report = _collect(result, located, data_spec, progress, verifier)
+    report.notes.extend(text_notes)
     from wizard.data.filter import apply_filter, is_active
 
     if is_active(data_spec):  # data.filter: CLIP score, image size, near-duplicates
