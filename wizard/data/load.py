@@ -78,6 +78,10 @@ def finish_caption_set(examples: list[Example], digests: dict[str, str], sizes: 
     kept = train + eval_
     report.images, report.captions = len(kept), sum(len(e.captions) for e in kept)
     report.num_train, report.num_eval = len(train), len(eval_)
+    if not eval_ and held is None and data_spec.eval_fraction > 0:  # eval_count: nothing out of fewer than 2
+        report.notes.append(f"{len(kept)} image(s): too few to hold any out for evaluation (that takes at least "
+                            f"{MIN_FOR_SPLIT}); all train, so the run has no eval loss and nothing to score afterwards. "
+                            "Add images (a few dozen make a useful held-out split) to measure the tuning")
     report.notes.extend(_prompt_notes(data_spec, prompts or Counter(), report.language_guess))
     return CaptionSet(train, eval_, report, fingerprint(kept, digests), digests, sizes)
 
@@ -320,8 +324,11 @@ def _order(seed: int, ex_id: str) -> bytes:
     return hashlib.sha256(f"{seed}\x00{ex_id}".encode("utf-8", "surrogatepass")).digest()  # any file name
 
 
+MIN_FOR_SPLIT = 2  # one image to train on, one to hold out
+
+
 def eval_count(n: int, eval_fraction: float) -> int:
-    if eval_fraction <= 0 or n < 2:
+    if eval_fraction <= 0 or n < MIN_FOR_SPLIT:
         return 0
     return min(n - 1, max(1, round(n * eval_fraction)))
 
