@@ -102,6 +102,20 @@ def test_resume_a_partial_file_with_range(tiny_repo, hub_server, hub_env):
     assert not (folder / "model.safetensors.incomplete").exists()
 
 
+def test_download_reports_the_bytes_it_fetched_after_a_resume(tiny_repo, hub_server, hub_env):
+    weights = tiny_repo.files["model.safetensors"]
+    folder = snapshot(hub_env)
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors.incomplete").write_bytes(weights[:600_000])
+    result = run_cli("download", MODEL_ID, env=hub_env.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    total = sum(len(tiny_repo.files[name]) for name in WANTED)
+    fetched = hub._fmt(total - 600_000)
+    said = " ".join(result.stdout.split())
+    assert f"downloaded {fetched} in" in said and "resumed: 600.0 kB were already here" in said  # not 1.5 MB
+    assert (folder / "model.safetensors").read_bytes() == weights
+
+
 def test_interrupted_transfer_resumes_where_it_stopped(tiny_repo, hub_server, hub_env):
     tiny_repo.cut_after["model.safetensors"] = 700_000   # the connection drops mid-file
     resolved = hub.resolve_model(model(), console=quiet())

@@ -87,6 +87,7 @@ class Snapshot:
     sizes: dict[str, int]
     downloaded: int = 0        # bytes fetched by this call (0: everything came from the cache)
     endpoint: str = ""
+    resumed: int = 0           # bytes of partial files an earlier call left, which this one kept
 
     @property
     def total_size(self) -> int:
@@ -226,7 +227,8 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
         out_dir = _snapshot_dir(repo_type, repo_id, revision, cache)
         previous = _read_manifest(_manifest_path(repo_type, repo_id, revision, key, cache))
         missing = [e for e in entries if not _have(out_dir, e, previous)]
-        need = sum(e["size"] for e in missing) - sum(_partial_size(out_dir / e["path"]) for e in missing)
+        resumed = sum(_partial_size(out_dir / e["path"]) for e in missing)
+        need = sum(e["size"] for e in missing) - resumed
         free = disk_free(cache)
         if need > free:
             raise UserError(
@@ -239,10 +241,11 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
                 LEGACY_WEIGHTS if any(_match(e["path"], LEGACY_WEIGHTS) for e in entries) else [])
             path = _download(api, repo_id, repo_type, revision, allow, missing, cache, console, what, shown)
             out_dir = Path(path)
-            downloaded = sum(e["size"] for e in missing)
+            downloaded = max(0, need)  # what was not on disk yet: a resumed file counts only its rest
     files = {e["path"]: e["sha256"] or _sha256(out_dir / e["path"]) for e in entries}
     snap = Snapshot(out_dir, repo_id, repo_type, revision, _resolved_revision(listing, revision),
-                    files, {e["path"]: e["size"] for e in entries}, downloaded, shown)
+                    files, {e["path"]: e["size"] for e in entries}, downloaded, shown,
+                    resumed=resumed if downloaded else 0)
     _write_manifest(snap, key, cache)
     return snap
 
@@ -742,6 +745,7 @@ def cmd_download(args) -> int:
         _check_repo_id(args.model_id, "MODEL_ID")
         snap = fetch_snapshot(args.model_id, "model", revision=args.revision or "master", console=console_err)
     how = (f"downloaded {_fmt(snap.downloaded)} in {time.monotonic() - started:.1f} s"
+           + (f" (resumed: {_fmt(snap.resumed)} were already here from an earlier try)" if snap.resumed else "")
            if snap.downloaded else "already in the cache (no download)")
     revision = snap.requested if snap.revision == snap.requested else f"{snap.requested} ({snap.revision})"
     from rich.markup import escape
