@@ -53,5 +53,6 @@ def hub_env(tmp_path, monkeypatch, hub_server) -> HubEnv:
     for key, value in values.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("MODELSCOPE_DOMAIN", raising=False)
+    monkeypatch.delenv("CAPTION_WIZARD_CACHE", raising=False)  # it would move the downloads away from `cache`
     return HubEnv(cache=Path(values["MODELSCOPE_CACHE"]), home=Path(values["MODELSCOPE_HOME"]),
                   endpoint=hub_server.endpoint, env=dict(os.environ))

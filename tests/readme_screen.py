@@ -77,8 +77,8 @@ def capture() -> str:
 
 def normalize(text: str) -> str:
     """Mask what differs between machines (RAM and CPU count) and trailing spaces."""
-    text = re.sub(r"\d+ CPU cores, \d+(\.\d+)? GB RAM", "N CPU cores, X GB RAM", text)
-    text = re.sub(r"of \d+(\.\d+)? GB", "of X GB", text)
+    text = re.sub(r"\d+ CPU cores, \d+(\.\d+)? GiB RAM", "N CPU cores, X GiB RAM", text)
+    text = re.sub(r"of \d+(\.\d+)? GiB", "of X GiB", text)
     return "\n".join(line.rstrip() for line in text.strip().splitlines())
 
 

@@ -22,6 +22,7 @@ from wizard.recipe import DataSpec, load_recipe
 @pytest.fixture(autouse=True)
 def _cache(tmp_path, monkeypatch):
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg-cache"))  # unpacked shards, fetched images
+    monkeypatch.delenv("CAPTION_WIZARD_CACHE", raising=False)  # it would win over XDG_CACHE_HOME
 
 
 def spec(dataset, **kw) -> DataSpec:
@@ -221,7 +222,7 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 
 def test_image_urls_are_downloaded_once_and_failures_counted(tmp_path, image_server, monkeypatch):
     base, _ = image_server
-    monkeypatch.setenv("CAPTION_WIZARD_IMAGE_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setenv("CAPTION_WIZARD_CACHE", str(tmp_path / "cache"))
     folder = tmp_path / "urls"
     folder.mkdir()
     recs = [{"messages": [{"role": "user", "content": "<image>Describe."},
@@ -237,7 +238,7 @@ def test_image_urls_are_downloaded_once_and_failures_counted(tmp_path, image_ser
     assert {e.id for e in cs.examples} == {f"{base}/{i}.png" for i in range(4)}
     again = load(folder / "train.jsonl")
     assert _QuietHandler.requests == 6 and again.fingerprint == cs.fingerprint  # only the failed one again
-    assert len(list((tmp_path / "cache").rglob("*"))) >= 4
+    assert len(list((tmp_path / "cache" / "images").rglob("*"))) >= 4
 
 
 # ----------------------------------------------------------------------------- one training step each

@@ -102,7 +102,7 @@ def test_7b_full_finetune_on_24gb_warns_with_a_suggestion_that_fits():
     r = recipe(QWEN7B, "tuning.strategy=full")
     est = estimate_memory(r, [RTX24])
     assert est.fits is False
-    assert "GPU 0 has 24.0 GB" in est.warning and "run out of memory" in est.warning
+    assert "GPU 0 has 24.0 GiB" in est.warning and "run out of memory" in est.warning
     assert est.suggestion.startswith("switch to")
     assert est.suggested_overrides
     fixed = apply_overrides(r, est.suggested_overrides)
@@ -154,7 +154,7 @@ def test_no_gpu_here_gives_figures_without_a_verdict():
 def test_render_shows_table_total_warning_and_suggestion():
     out = text_of(render_estimate(estimate_memory(recipe(QWEN7B, "tuning.strategy=full"), [RTX24])))
     assert "Memory estimate" in out and "gradients + AdamW states" in out
-    assert "of 24.0 GB" in out and "warning:" in out and "suggestion: switch to" in out
+    assert "of 24.0 GiB" in out and "warning:" in out and "suggestion: switch to" in out
     ok = text_of(render_estimate(estimate_memory(recipe(QWEN2B), [H100])))
     assert "fits" in ok and "warning" not in ok
 

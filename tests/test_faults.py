@@ -165,7 +165,7 @@ def test_full_disk_during_a_checkpoint_says_so_marks_the_run_failed_and_leaves_n
         run_dir = only_run(disk / "runs")
         assert proc.returncode == 1, proc.stdout + proc.stderr
         log = proc.stdout + proc.stderr + (run_dir / "train.log").read_text()
-        assert "no space left on device (" in log and f"MB free in {run_dir / 'checkpoints'})" in log
+        assert "no space left on device (" in log and f"iB free in {run_dir / 'checkpoints'})" in log
         assert "inline_container" not in proc.stdout + proc.stderr
         assert state(run_dir)["status"] == "failed"
         leftovers = [p for p in run_dir.rglob("*") if p.name.endswith(".tmp") or p.name.startswith(".")]
@@ -189,7 +189,7 @@ def test_free_space_is_checked_before_each_checkpoint_against_the_last_one(tmp_p
         check_before_save(run_dir, warnings.append)  # ~2.8 MB free, 1.2 MB each: fits, but warn
         assert warnings and "disk almost full" in warnings[0]
         (disk / "filler").write_bytes(b"\0" * 2_000_000)
-        with pytest.raises(DiskFull, match=r"no space left on device \(\d+ MB free in .*checkpoints\)"):
+        with pytest.raises(DiskFull, match=r"no space left on device \([\d.]+ [KMG]?i?B free in .*checkpoints\)"):
             check_before_save(run_dir, warnings.append)
 
 

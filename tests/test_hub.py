@@ -1,4 +1,4 @@
-"""ModelScope downloads (wizard/hub.py) against a local hub (tests/hubserver.py), with the real client.
+"""ModelScope downloads (wizard/hub/) against a local hub (tests/hubserver.py), with the real client.
 
 The command-line tests run `caption-wizard` as a subprocess: the modelscope client reads its
 configuration once per process.
@@ -22,16 +22,14 @@ from tests.hubserver import UNWANTED, WANTED, dead_endpoint, make_tiny_model, se
 from wizard import hub
 from wizard.data.modelscope_sets import open_image, read_coco_2014_caption, read_m3it
 from wizard.errors import UserError
+from wizard.units import fmt_bytes
+from wizard.ui.download_progress import RichDownloadProgress
 
 MODEL_ID = "tiny-org/tiny-vl"
 
 
 def model(model_id=MODEL_ID, source="modelscope", revision="master"):
     return {"id": model_id, "source": source, "revision": revision}
-
-
-def quiet():
-    return Console(file=io.StringIO(), width=100)
 
 
 @pytest.fixture
@@ -59,7 +57,7 @@ def test_download_command_fetches_only_what_a_run_needs(tiny_repo, hub_server, h
     requested = {r["query"]["FilePath"] for r in hub_server.file_requests()}
     assert requested == set(WANTED) and not requested & set(UNWANTED)
     # where the files went, how big, which revision; plain progress lines, no tqdm bars
-    assert str(folder) in result.stdout and "1.5 MB" in result.stdout
+    assert str(folder) in result.stdout and "1.4 MiB" in result.stdout
     assert tiny_repo.commit in result.stdout
     assert f"downloading {MODEL_ID}: {len(WANTED)} files" in result.stderr
     assert "it/s" not in result.stderr and "Traceback" not in result.stderr
@@ -69,25 +67,31 @@ def test_download_command_fetches_only_what_a_run_needs(tiny_repo, hub_server, h
 def test_progress_bar_and_second_call_without_network(tiny_repo, hub_server, hub_env):
     out = io.StringIO()
     console = Console(file=out, force_terminal=True, width=120)
-    first = hub.resolve_model(model(), console=console)
+    first = hub.resolve_model(model(), progress=RichDownloadProgress(console))
     assert first.path == snapshot(hub_env)
     assert f"{MODEL_ID}  {len(WANTED)}/{len(WANTED)} files" in out.getvalue()   # bar of bytes, all files
     assert first.revision == tiny_repo.commit
     assert first.files == {name: sha(tiny_repo.files[name]) for name in WANTED}   # lock.json facts
 
     hub_server.reset_log()
-    second = hub.resolve_model(model(), console=quiet())
+    second = hub.resolve_model(model())
     assert hub_server.requests() == []   # not even a listing: the cache answers
     assert (second.path, second.revision, second.files) == (first.path, first.revision, first.files)
 
 
+def test_the_library_prints_nothing_without_a_progress(tiny_repo, hub_server, hub_env, capfd):
+    hub.resolve_model(model())   # a download inside a training process, say: no bar, no line
+    assert hub.resolve_model(model()).path == snapshot(hub_env)
+    assert capfd.readouterr() == ("", "")
+
+
 def test_replay_with_locked_revision_uses_the_cache(tiny_repo, hub_server, hub_env):
-    first = hub.resolve_model(model(), console=quiet())
+    first = hub.resolve_model(model())
     hub_server.reset_log()
-    again = hub.resolve_model(model(), revision=first.revision, console=quiet())
+    again = hub.resolve_model(model(), revision=first.revision)
     assert hub_server.requests() == [] and again.path == first.path and again.revision == first.revision
     with pytest.raises(UserError, match=f"{MODEL_ID} at revision v9 not found on {hub_env.endpoint}"):
-        hub.resolve_model(model(revision="v9"), console=quiet())
+        hub.resolve_model(model(revision="v9"))
 
 
 def test_resume_a_partial_file_with_range(tiny_repo, hub_server, hub_env):
@@ -95,7 +99,7 @@ def test_resume_a_partial_file_with_range(tiny_repo, hub_server, hub_env):
     folder = snapshot(hub_env)
     folder.mkdir(parents=True)
     (folder / "model.safetensors.incomplete").write_bytes(weights[:600_000])
-    hub.resolve_model(model(), console=quiet())
+    hub.resolve_model(model())
     asked = [r for r in hub_server.file_requests() if r["query"]["FilePath"] == "model.safetensors"]
     assert [(r["range"], r["status"]) for r in asked] == [("bytes=600000-", 206)]
     assert (folder / "model.safetensors").read_bytes() == weights
@@ -110,15 +114,15 @@ def test_download_reports_the_bytes_it_fetched_after_a_resume(tiny_repo, hub_ser
     result = run_cli("download", MODEL_ID, env=hub_env.env, timeout=60)
     assert result.returncode == 0, result.stderr
     total = sum(len(tiny_repo.files[name]) for name in WANTED)
-    fetched = hub._fmt(total - 600_000)
+    fetched, kept = fmt_bytes(total - 600_000), fmt_bytes(600_000)
     said = " ".join(result.stdout.split())
-    assert f"downloaded {fetched} in" in said and "resumed: 600.0 kB were already here" in said  # not 1.5 MB
+    assert f"downloaded {fetched} in" in said and f"resumed: {kept} were already here" in said  # not 1.5 MB
     assert (folder / "model.safetensors").read_bytes() == weights
 
 
 def test_interrupted_transfer_resumes_where_it_stopped(tiny_repo, hub_server, hub_env):
     tiny_repo.cut_after["model.safetensors"] = 700_000   # the connection drops mid-file
-    resolved = hub.resolve_model(model(), console=quiet())
+    resolved = hub.resolve_model(model())
     asked = [r for r in hub_server.file_requests() if r["query"]["FilePath"] == "model.safetensors"]
     assert len(asked) == 2 and asked[0]["range"] is None
     assert asked[1]["status"] == 206 and int(asked[1]["range"][len("bytes="):-1]) > 0
@@ -129,38 +133,38 @@ def test_a_corrupted_download_is_a_clear_error(tiny_repo, hub_server, hub_env):
     size = len(tiny_repo.files["model.safetensors"])
     tiny_repo.corrupt["model.safetensors"] = b"\0" * size   # right size, wrong sha256
     with pytest.raises(UserError, match="model.safetensors .*failed its size/sha256 check") as e:
-        hub.resolve_model(model(), console=quiet())
+        hub.resolve_model(model())
     assert hub_env.endpoint in e.value.message and "MODELSCOPE_ENDPOINT" in e.value.hint
     assert not (snapshot(hub_env) / "model.safetensors").exists()   # nothing broken left in place
     del tiny_repo.corrupt["model.safetensors"]   # the hub is fixed: only that file is fetched
     hub_server.reset_log()
-    hub.resolve_model(model(), console=quiet())
+    hub.resolve_model(model())
     assert [r["query"]["FilePath"] for r in hub_server.file_requests()] == ["model.safetensors"]
 
 
 def test_a_corrupted_cached_file_is_downloaded_again(tiny_repo, hub_server, hub_env):
-    first = hub.resolve_model(model(), console=quiet())
+    first = hub.resolve_model(model())
     cached = first.path / "model.safetensors"
     data = bytearray(cached.read_bytes())
     data[1000] ^= 0xFF
     cached.write_bytes(bytes(data))
     hub_server.reset_log()
-    again = hub.resolve_model(model(), console=quiet())
+    again = hub.resolve_model(model())
     assert [r["query"]["FilePath"] for r in hub_server.file_requests()] == ["model.safetensors"]
     assert (again.path / "model.safetensors").read_bytes() == tiny_repo.files["model.safetensors"]
 
 
 def test_not_enough_disk_space(tiny_repo, hub_server, hub_env, monkeypatch):
-    monkeypatch.setattr(hub, "disk_free", lambda path: 1000)
-    with pytest.raises(UserError, match=r"needs 1\.5 MB, only 1\.0 kB free in .*ms-cache") as e:
-        hub.resolve_model(model(), console=quiet())
+    monkeypatch.setattr(hub.client, "disk_free", lambda path: 1000)
+    with pytest.raises(UserError, match=r"needs 1\.4 MiB, only 1000 B free in .*ms-cache") as e:
+        hub.resolve_model(model())
     assert "MODELSCOPE_CACHE" in e.value.hint
     assert hub_server.file_requests() == []
 
 
 def test_unknown_model_suggests_catalog_ids(hub_server, hub_env):
     with pytest.raises(UserError) as e:
-        hub.resolve_model(model("Qwen/Qwen2-VL-2B-Instrukt"), console=quiet())
+        hub.resolve_model(model("Qwen/Qwen2-VL-2B-Instrukt"))
     assert e.value.message == f"model Qwen/Qwen2-VL-2B-Instrukt not found on {hub_env.endpoint}"
     assert "Qwen/Qwen2-VL-2B-Instruct" in e.value.hint
 
@@ -188,7 +192,7 @@ def test_offline_with_a_warm_cache_works(tiny_repo, hub_server, hub_env):
     for manifest in (hub_env.cache / "models").rglob(".caption-wizard/*.json"):
         manifest.unlink()
     out = io.StringIO()
-    resolved = hub.resolve_model(model(), console=Console(file=out, width=200))
+    resolved = hub.resolve_model(model(), progress=RichDownloadProgress(Console(file=out, width=200)))
     assert resolved.path == snapshot(hub_env) and "offline" in out.getvalue()
 
 
@@ -196,7 +200,7 @@ def test_offline_with_a_warm_cache_works(tiny_repo, hub_server, hub_env):
 def test_local_folders_never_touch_the_network(tmp_path, hub_server, hub_env):
     folder = make_tiny_model(tmp_path / "mine")
     for source in ("local", "modelscope"):   # a bare id that is an existing folder counts as local
-        resolved = hub.resolve_model(model(str(folder), source), console=quiet())
+        resolved = hub.resolve_model(model(str(folder), source))
         assert resolved.source == "local" and resolved.path == folder
         assert "model.safetensors" in resolved.files and "pytorch_model.bin" not in resolved.files
     assert hub_server.requests() == []
@@ -255,7 +259,7 @@ def test_m3it_subset_download_and_parse(m3it, hub_server, hub_env):
     fetched = sorted(r["query"]["FilePath"] for r in hub_server.file_requests())
     assert fetched == sorted(p for p in m3it.files if p.startswith("data/captioning/coco-cn/"))
 
-    folder = hub.resolve_dataset("AI-ModelScope/M3IT", subset="coco-cn", console=quiet())
+    folder = hub.resolve_dataset("AI-ModelScope/M3IT", subset="coco-cn")
     assert str(folder) in result.stdout
     train = read_m3it(folder, "coco-cn", "train")
     assert [r.captions for r in train] == [["一个红色的方块", "红色背景"], ["绿色的图片"]]
@@ -264,13 +268,13 @@ def test_m3it_subset_download_and_parse(m3it, hub_server, hub_env):
     assert [r.captions for r in read_m3it(folder, "coco-cn", "validation")] == [["红"]]
     assert len(read_m3it(folder, "coco-cn", "train", max_samples=1)) == 1
 
-    flickr = read_m3it(hub.resolve_dataset("AI-ModelScope/M3IT", subset="flickr8k-cn", console=quiet()),
+    flickr = read_m3it(hub.resolve_dataset("AI-ModelScope/M3IT", subset="flickr8k-cn"),
                        "flickr8k-cn", "train")
     assert [r.captions for r in flickr] == [["草地"]]
     with pytest.raises(UserError, match="384 GB: choose one subset"):
         hub.resolve_dataset("AI-ModelScope/M3IT")
     with pytest.raises(UserError, match="no files we can use under data/captioning/nope/"):
-        hub.resolve_dataset("AI-ModelScope/M3IT", subset="nope", console=quiet())
+        hub.resolve_dataset("AI-ModelScope/M3IT", subset="nope")
 
 
 def test_m3it_file_with_unknown_keys_names_them(tmp_path):
@@ -303,7 +307,7 @@ def test_coco_2014_caption_zips_and_image_urls(hub_server, hub_env):
     hub_server.add_repo("dataset", "modelscope/coco_2014_caption",
                         {"coco_2014_caption.py": script.encode(), "dataset_infos.json": b"{}"})
 
-    folder = hub.resolve_dataset("modelscope/coco_2014_caption", console=quiet())
+    folder = hub.resolve_dataset("modelscope/coco_2014_caption")
     assert (folder / "downloads" / "train2014.csv.zip").is_file()
     train = read_coco_2014_caption(folder, "train", timeout=5)
     assert [r.captions for r in train] == [["a red square", "red"], ["a blue square"]]
@@ -345,6 +349,6 @@ def test_a_repo_without_safetensors_gets_its_bin_weights(tmp_path, hub_server, h
     folder = make_tiny_model(tmp_path / "old")
     (folder / "model.safetensors").unlink()
     serve_folder_as_model(hub_server, "old-org/old-vl", folder)
-    resolved = hub.resolve_model(model("old-org/old-vl"), console=quiet())
+    resolved = hub.resolve_model(model("old-org/old-vl"))
     assert (resolved.path / "pytorch_model.bin").is_file() and "pytorch_model.bin" in resolved.files
     assert not (resolved.path / "model-q4_k_m.gguf").exists()

@@ -328,7 +328,7 @@ def test_the_wizard_asks_how_several_gpus_share_the_model_with_the_memory_per_gp
     assert is_asked(q, {**base, "devices": [0, 1]}, two) and not is_asked(q, {**base, "devices": [0]}, two)
     choices = q.choices({**base, "devices": [0, 1]}, two)
     assert [c.value for c in choices] == ["ddp", "fsdp", "zero3"]
-    per_gpu = {c.value: float(c.title.split("about ")[1].split(" GB")[0]) for c in choices}
+    per_gpu = {c.value: float(c.title.split("about ")[1].split(" GiB")[0]) for c in choices}
     assert per_gpu["fsdp"] < 0.7 * per_gpu["ddp"]  # a 7B full fine-tune: shards fit where a copy does not
     assert answers_to_recipe({**base, "devices": [0, 1], "gpu_sharing": "fsdp"}, two).launch.strategy.value == "fsdp"
     assert BY_NAME["nodes"].advanced

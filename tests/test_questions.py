@@ -114,8 +114,8 @@ def test_strategy_choices_show_needs_cost_and_memory():
     context = complete({"model": QWEN7B}, machine, upto="strategy")
     choices = {c.value: c for c in BY_NAME["strategy"].choices(context, machine)}
     assert set(choices) == {"qlora", "lora", "full"}
-    assert "GB per GPU" in choices["qlora"].title and "more than" not in choices["qlora"].title
-    assert "more than the 24.0 GB here" in choices["full"].title
+    assert "GiB per GPU" in choices["qlora"].title and "more than" not in choices["qlora"].title
+    assert "more than the 24.0 GiB here" in choices["full"].title
     assert "needs:" in choices["full"].description and "costs:" in choices["full"].description
 
 
@@ -462,5 +462,5 @@ def test_download_line_from_the_hub_list_then_the_cache_then_the_catalog(hub_ser
     hub_server.stop()
     _model_download.cache_clear()
     offline = _model_download(QWEN2B, "master")  # nothing cached, hub gone: the catalog's figure
-    assert "4.4 GB" in offline and "catalog" in offline and "not reachable" in offline
+    assert "4.1 GiB" in offline and "catalog" in offline and "not reachable" in offline
     _model_download.cache_clear()

@@ -9,7 +9,8 @@ cache itself); the memory estimate decides from the recipe alone. Both call thes
 
 from __future__ import annotations
 
-GiB = 1024**3
+from wizard.units import GiB, fmt_bytes
+
 VISION_BUDGET_MAX = 4 * GiB  # auto: at most this much RAM for the features ...
 VISION_BUDGET_SHARE = 8  # ... and at most 1/8 of the machine's RAM
 MIN_VISITS = 2.0  # auto: each training image seen at least this often (on average) for the cache to pay
@@ -44,7 +45,7 @@ def image_tokens(size, min_pixels: int, max_pixels: int, pixels_per_token: int) 
 
 def choose_mode(setting: str, *, frozen: bool, visits: float, total_bytes: int, ram_bytes: int) -> tuple[str, str]:
     """(off | memory | disk, why) for tuning.cache_vision = `setting`."""
-    size = _gb(total_bytes)
+    size = fmt_bytes(total_bytes)
     if setting == "off":
         return "off", "tuning.cache_vision=off"
     if not frozen:
@@ -55,7 +56,7 @@ def choose_mode(setting: str, *, frozen: bool, visits: float, total_bytes: int, 
         return "off", f"auto: each image is seen {visits:.1f} times on average (< {MIN_VISITS:g}): nothing to reuse"
     limit = budget(ram_bytes)
     if total_bytes > limit:
-        return "off", (f"auto: the features take {size}, over the {_gb(limit)} budget; "
+        return "off", (f"auto: the features take {size}, over the {fmt_bytes(limit)} budget; "
                        "set tuning.cache_vision=disk to keep them on disk")
     return "memory", f"auto: {size} of features in RAM, each image seen {visits:.1f} times on average"
 
@@ -74,15 +75,9 @@ def estimated_bytes(recipe, hidden: int, pixels_per_token: int, precision: str, 
         if recipe.train.max_steps or recipe.train.epochs < MIN_VISITS:
             return None, None  # one pass (or a step count): auto decides with the data, usually off
         if n is None or n * per_image > budget(ram_bytes):
-            return None, (f"vision feature cache (tuning.cache_vision=auto): {_gb(per_image)} per training image "
-                          f"in RAM when all fit in {_gb(budget(ram_bytes))}, else off")
+            return None, (f"vision feature cache (tuning.cache_vision=auto): {fmt_bytes(per_image)} per training image "
+                          f"in RAM when all fit in {fmt_bytes(budget(ram_bytes))}, else off")
     if n is None:
-        return None, f"vision feature cache: {_gb(per_image)} per training image in RAM"
+        return None, f"vision feature cache: {fmt_bytes(per_image)} per training image in RAM"
     n = max(1, int(n * (1 - recipe.data.eval_fraction)))
-    return n * per_image, f"{n} images x {_gb(per_image)} of vision features (computed once, reused)"
-
-
-def _gb(n: int) -> str:
-    if n >= 0.1 * GiB:
-        return f"{n / GiB:.1f} GB"
-    return f"{n / 1024**2:.1f} MB" if n >= 1024**2 else f"{n / 1024:.0f} KB"
+    return n * per_image, f"{n} images x {fmt_bytes(per_image)} of vision features (computed once, reused)"

@@ -34,14 +34,14 @@ COMMANDS = {
     "resume": "wizard.commands.resume:cmd_resume",
     "runs": "wizard.commands.runs:cmd_runs",
     "watch": "wizard.commands.watch:cmd_watch",
-    "download": "wizard.hub:cmd_download",
+    "download": "wizard.commands.download:cmd_download",
     "caption": "wizard.commands.caption:cmd_caption",
     "eval": "wizard.commands.eval:cmd_eval",
     "export": "wizard.commands.export:cmd_export",
     "data": "wizard.commands.data:cmd_data",
     "import": "wizard.commands.import_recipe:cmd_import",
     "compare": "wizard.commands.compare:cmd_compare",
-    "serve": "wizard.serve:cmd_serve",
+    "serve": "wizard.commands.serve:cmd_serve",
 }
 
 

@@ -55,12 +55,12 @@ from typing import TYPE_CHECKING
 
 from wizard.catalog import QWEN_LM_TARGETS, ModelInfo, model_info
 from wizard.model import Dims
+from wizard.units import GiB, fmt_bytes
 
 if TYPE_CHECKING:
     from wizard.machine import GpuInfo
     from wizard.recipe import Recipe
 
-GiB = 1024**3
 LOSS_CHUNK = 256  # wizard.train.trainer.LOSS_CHUNK (not imported: that module imports torch)
 PROMPT_TOKENS = 40  # chat template, vision markers and the instruction
 ACT_HIDDEN = 10  # hidden-sized values kept per token per layer for backward: norms, q/k/v/o, residuals
@@ -78,7 +78,7 @@ class MemoryEstimate:
     per_device_bytes: int
     total_bytes: int  # per device x number of devices
     devices: list[str]  # ["cuda:0", "cuda:1"] | ["cpu"] | ["cuda"] (no GPU detected here)
-    where: str  # "per GPU (2 x NVIDIA H100, 80 GB each)", "CPU RAM (this machine has 23 GB)", ...
+    where: str  # "per GPU (2 x NVIDIA H100, 79.6 GiB each)", "CPU RAM (this machine has 23.4 GiB)", ...
     device: str = "each device"  # short: "GPU 0", "each GPU", "this machine's RAM"
     capacity_bytes: int | None = None  # the smallest device's memory; None: nothing to compare with
     warning: str | None = None
@@ -91,8 +91,6 @@ class MemoryEstimate:
         return None if self.capacity_bytes is None else self.per_device_bytes <= self.capacity_bytes
 
 
-def gb(n: int | float) -> str:
-    return f"{n / GiB:.1f} GB" if n >= 0.1 * GiB else f"{n / 1024**2:.0f} MB"
 
 
 def _millions(n: float) -> str:
@@ -105,7 +103,8 @@ def _target(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None):
     devices = recipe.launch.devices
     if devices == "cpu":
         ram = ram_bytes if ram_bytes is not None else _ram()
-        return True, ["cpu"], ram, f"CPU RAM (this machine has {gb(ram)}): the run uses the CPU", "this machine's RAM", []
+        return (True, ["cpu"], ram, f"CPU RAM (this machine has {fmt_bytes(ram)}): the run uses the CPU",
+                "this machine's RAM", [])
     if devices == "auto":
         used = list(gpus)
     else:
@@ -120,8 +119,8 @@ def _target(recipe: Recipe, gpus: list[GpuInfo], ram_bytes: int | None):
     names = {g.name for g in used}
     smallest = min(g.total_bytes for g in used)
     what = names.pop() if len(names) == 1 else "GPUs"
-    where = (f"per GPU ({len(used)} x {what}, {gb(smallest)} each; each holds a full copy)" if len(used) > 1
-             else f"GPU {used[0].index} ({used[0].name}, {gb(smallest)})")
+    where = (f"per GPU ({len(used)} x {what}, {fmt_bytes(smallest)} each; each holds a full copy)" if len(used) > 1
+             else f"GPU {used[0].index} ({used[0].name}, {fmt_bytes(smallest)})")
     short = "each GPU" if len(used) > 1 else f"GPU {used[0].index}"
     return False, [f"cuda:{g.index}" for g in used], smallest, where, short, []
 
@@ -272,7 +271,7 @@ def _auto_checkpointing(recipe: Recipe, capacity: int | None, on_cpu: bool, esti
     without = estimate(_with_checkpointing(recipe, False)).per_device_bytes
     copies = (recipe.launch.processes or 1) if on_cpu else 1  # CPU processes share the RAM
     share = CHECKPOINTING_OFF_SHARE_CPU if on_cpu else CHECKPOINTING_OFF_SHARE
-    room = f"{gb(without * copies)} without it, {'RAM' if on_cpu else 'the GPU'} has {gb(capacity)}"
+    room = f"{fmt_bytes(without * copies)} without it, {'RAM' if on_cpu else 'the GPU'} has {fmt_bytes(capacity)}"
     if without * copies <= share * capacity:
         return False, f"gradient checkpointing (auto): off, no layer computed twice ({room})"
     return True, f"gradient checkpointing (auto): on, to save memory ({room})"
@@ -350,19 +349,19 @@ def _suggest(recipe: Recipe, est: MemoryEstimate, gpus, ram_bytes) -> tuple[str,
         for text, override in group:
             need = fits(_with(recipe, [override]))
             if need is not None:
-                return f"{text}: about {gb(need)}", override.split("|")
+                return f"{text}: about {fmt_bytes(need)}", override.split("|")
     texts: list[str] = []
     chosen: list[str] = []
     for group in groups:  # combine, taking each group's strongest option until it fits
         for text, override in group:
             need = fits(_with(recipe, chosen + [override]))
             if need is not None:
-                return f"{' and '.join(texts + [text])}: about {gb(need)}", [
+                return f"{' and '.join(texts + [text])}: about {fmt_bytes(need)}", [
                     p for o in chosen + [override] for p in o.split("|")]
         texts.append(group[-1][0])
         chosen.append(group[-1][1])
     smallest = _estimate(_with(recipe, chosen), gpus, ram_bytes).per_device_bytes
-    return (f"nothing tried fits: even {' and '.join(texts)} needs about {gb(smallest)}; "
+    return (f"nothing tried fits: even {' and '.join(texts)} needs about {fmt_bytes(smallest)}; "
             "choose a smaller model or a machine with more memory"), []
 
 
@@ -379,8 +378,8 @@ def estimate_memory(recipe: Recipe, gpus: list[GpuInfo] | None = None, *,
         gpus = detect_gpus()
     est = _estimate(recipe, list(gpus), ram_bytes)
     if est.fits is False:
-        est.warning = (f"needs about {gb(est.per_device_bytes)} but {est.device} has "
-                       f"{gb(est.capacity_bytes)}: it will likely run out of memory")
+        est.warning = (f"needs about {fmt_bytes(est.per_device_bytes)} but {est.device} has "
+                       f"{fmt_bytes(est.capacity_bytes)}: it will likely run out of memory")
     if est.fits is False and suggest:
         est.suggestion, est.suggested_overrides = _suggest(recipe, est, list(gpus), ram_bytes)
     return est
@@ -398,7 +397,7 @@ def refuse_impossible(est: MemoryEstimate) -> None:
     if est.per_device_bytes > limit:
         from wizard.errors import UserError
 
-        raise UserError(f"this recipe needs about {gb(est.per_device_bytes)} per device: more than any "
-                        f"{'machine' if cpu else 'GPU'} has (the largest: {gb(limit)})",
+        raise UserError(f"this recipe needs about {fmt_bytes(est.per_device_bytes)} per device: more than any "
+                        f"{'machine' if cpu else 'GPU'} has (the largest: {fmt_bytes(limit)})",
                         hint="lower train.batch_size, train.max_target_length or data.max_pixels "
                              "(check for a typo in an override)")

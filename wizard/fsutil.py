@@ -86,13 +86,13 @@ def _existing_parent(path: Path) -> Path:
     return p
 
 
-def free_mb(folder: str | os.PathLike) -> int:
-    """Free megabytes (for an unprivileged user) on the file system holding `folder`."""
+def free_bytes(folder: str | os.PathLike) -> int:
+    """Free bytes (for an unprivileged user) on the file system holding `folder`."""
     try:
         st = os.statvfs(_existing_parent(Path(folder)))
     except OSError:
         return 0
-    return st.f_bavail * st.f_frsize // 1_000_000
+    return st.f_bavail * st.f_frsize
 
 
 def is_disk_full(error: BaseException) -> bool:
@@ -110,7 +110,9 @@ def is_disk_full(error: BaseException) -> bool:
 
 
 def disk_full_message(folder: str | os.PathLike) -> str:
-    return f"no space left on device ({free_mb(folder)} MB free in {folder})"
+    from wizard.units import fmt_bytes
+
+    return f"no space left on device ({fmt_bytes(free_bytes(folder))} free in {folder})"
 
 
 def unwritable_error(target: str | os.PathLike, error: OSError, what: str = "", hint: str | None = None):

@@ -148,10 +148,9 @@ def pinned_revision(run_dir: Path) -> str | None:
 
 def resolve_base(model_spec, revision: str | None = None, progress=None) -> Path:
     from wizard.hub import resolve_model
+    from wizard.progress import downloads_of
 
-    from wizard.progress import console_of
-
-    return Path(resolve_model(model_spec, revision=revision, console=console_of(progress)).path)
+    return Path(resolve_model(model_spec, revision=revision, progress=downloads_of(progress)).path)
 
 
 def pick_device(recipe=None) -> str:

@@ -21,8 +21,9 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from wizard.units import GiB, fmt_bytes
+
 FAKE_GPUS_ENV = "CAPTION_WIZARD_FAKE_GPUS"
-GiB = 1024**3
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class GpuInfo:
     uuid: str | None = None  # "GPU-8932f937-..." as NVML and CUDA_VISIBLE_DEVICES write it
 
     def describe(self) -> str:
-        return f"GPU {self.index}: {self.name} ({self.total_bytes / GiB:.0f} GB)"
+        return f"GPU {self.index}: {self.name} ({fmt_bytes(self.total_bytes)})"
 
 
 @dataclass(frozen=True)
@@ -45,14 +46,14 @@ class Machine:
     cpu_count: int = 2
 
     def describe(self) -> str:
-        ram = f"{self.cpu_count} CPU cores, {self.ram_bytes / GiB:.1f} GB RAM"
+        ram = f"{self.cpu_count} CPU cores, {fmt_bytes(self.ram_bytes)} RAM"
         if not self.gpus:
             return f"{ram}, no CUDA GPU"
         names = {g.name for g in self.gpus}
-        smallest = min(g.total_bytes for g in self.gpus) / GiB
+        smallest = min(g.total_bytes for g in self.gpus)
         what = names.pop() if len(names) == 1 else "GPUs"
         each = " each" if len(self.gpus) > 1 else ""
-        return f"{ram}, {len(self.gpus)} x {what} ({smallest:.0f} GB{each})"
+        return f"{ram}, {len(self.gpus)} x {what} ({fmt_bytes(smallest)}{each})"
 
 
 def _parse_fake(spec: str) -> list[GpuInfo]:

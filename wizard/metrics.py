@@ -15,7 +15,6 @@ The scorers then see space-joined tokens, exactly as they would after the PTB to
 from __future__ import annotations
 
 import logging
-import os
 import re
 import tempfile
 import unicodedata
@@ -43,7 +42,9 @@ def _get_jieba():
         import jieba
 
         jieba.setLogLevel(logging.WARNING)
-        cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "caption-wizard"
+        from wizard.paths import cache_dir
+
+        cache = cache_dir("metrics")
         try:
             cache.mkdir(parents=True, exist_ok=True)
             probe = tempfile.NamedTemporaryFile(dir=cache, delete=True)

@@ -2,7 +2,7 @@
 
     p = make_plan(recipe, machine)        # wizard/machine.py's Machine (GPUs, RAM)
     p.steps, p.time_text, p.time_basis    # 290, "about 1 min (0.7-1.6 min)", "measured: ..."
-    p.download_lines                      # ["model Qwen/Qwen2-VL-2B-Instruct: 4.4 GB (hub list)", ...]
+    p.download_lines                      # ["model: 4.1 GiB to download (the hub's file list)", ...]
     plan_lines(p)                         # what the summary and `run --dry-run` print
 
 Steps follow the trainer: ceil(train examples / (batch x devices)) / grad_accum per epoch (or
@@ -29,6 +29,7 @@ import math
 from dataclasses import dataclass, field
 
 from wizard.catalog import is_demo_data, model_info
+from wizard.units import fmt_bytes
 
 DEMO_SAMPLES_PER_S = 86.0  # 290 steps x 16 in 54 s of training (BENCHMARKS.md, 2-core CPU)
 DEMO_STARTUP_S = 14.0  # 68 s wall - 54 s training: Python, torch, the model and 461 images
@@ -127,35 +128,22 @@ def _time(recipe, machine, steps: int | None, devices: int) -> tuple[str, str]:
             f"rough, from FLOPs at {MFU:.0%} of a {gpus[0].name}'s bf16 peak (not measured): 0.5x-2x")
 
 
-def _fmt_bytes(n: float) -> str:
-    return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
-
-
 @functools.lru_cache(maxsize=32)
 def _model_download(model_id: str, revision: str) -> str:
-    """'4.4 GB to download (hub file list)', '... (catalog figure)', or 'in the cache (4.4 GB)'."""
+    """'4.1 GiB to download (the hub's file list)', '... (catalog: ...)', or 'in the cache (4.1 GiB, CACHE)'."""
     from wizard import hub
 
-    cache = hub.cache_root()
-    root = hub._repo_root("model", model_id, cache)
-    manifests = list((root / ".caption-wizard").glob("*.json")) if root.is_dir() else []
-    for path in manifests:
-        data = hub._read_manifest(path)
-        if data and data.get("requested") in (revision, data.get("revision")):
-            size = sum(int(rec.get("size", 0)) for rec in data["files"].values())
-            return f"in the cache ({_fmt_bytes(size)}, {cache})"
-    ok, _ = hub._reachable(hub.hub_endpoint(), timeout=1.0)
-    if ok:
-        try:
-            with hub._quiet_client():
-                listing = hub._list(hub._api(hub.hub_endpoint(), cache), model_id, "model", revision, None,
-                                    hub.hub_endpoint(), None)
-            entries = hub._select(listing, "model", None)
-            return f"{_fmt_bytes(sum(e['size'] for e in entries))} to download (the hub's file list)"
-        except Exception:  # noqa: BLE001 - a listing that fails falls back to the catalog's figure
-            pass
+    size = hub.cached_download_size("model", model_id, revision)
+    if size is not None:
+        return f"in the cache ({fmt_bytes(size)}, {hub.cache_root()})"
+    try:
+        listed = hub.listed_size(model_id, "model", revision, timeout=1.0)
+    except Exception:  # noqa: BLE001 - a listing that fails falls back to the catalog's figure
+        listed = None
+    if listed is not None:
+        return f"{fmt_bytes(listed)} to download (the hub's file list)"
     info = model_info(model_id)
-    return (f"about {_fmt_bytes(info.params_b * 2e9)} to download (catalog: {info.params_b:g}B params "
+    return (f"about {fmt_bytes(info.params_b * 2e9)} to download (catalog: {info.params_b:g}B params "
             "at 16 bit; the hub was not reachable)")
 
 
@@ -176,8 +164,7 @@ def _downloads(recipe) -> list[str]:
         from wizard import hub
 
         known = next((x for x in DATASETS if x.id == d.dataset and x.subset == d.subset), None)
-        cached = known is not None and hub._repo_root("dataset", d.dataset, hub.cache_root()).is_dir()
-        if cached:
+        if known is not None and hub.in_cache("dataset", d.dataset):
             lines.append(f"data: {known.title}: in the cache ({hub.cache_root()})")
         elif known is not None:
             lines.append(f"data: {known.title} from ModelScope when first used ({known.note or 'size unknown'})")

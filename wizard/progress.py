@@ -6,8 +6,9 @@
             for url in urls: ...; advance(1)
         progress.say("12 images downloaded")
 
-Library modules (data/, hub/, evaluate, export, ...) take `progress=` and call these three methods;
-they never import rich. The front end passes wizard.console.RichProgress (a spinner, a bar, a
+Library modules (data/, evaluate, export, ...) take `progress=` and call these three methods; a model or
+dataset download inside them reports to `downloads_of(progress)` (the hub's own, finer protocol: bytes
+per file, from worker threads). They never import rich. The front end passes wizard.ui.progress.RichProgress (a spinner, a bar, a
 line on its console); None is silence. Tests can pass a recorder.
 """
 
@@ -50,6 +51,7 @@ def as_progress(progress: Progress | None) -> Progress:
     return SILENT if progress is None else progress
 
 
-def console_of(progress: Progress | None):
-    """The Rich console behind a RichProgress (for wizard.hub, which still draws its own download bars)."""
-    return getattr(progress, "console", None)
+def downloads_of(progress: Progress | None):
+    """The hub's DownloadProgress (wizard/hub/progress.py: per-file byte events) that goes with `progress`:
+    its `download` attribute (wizard.ui.progress.RichProgress draws one), or None: silent."""
+    return getattr(progress, "download", None)

@@ -24,6 +24,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from wizard.errors import UserError
+from wizard.units import fmt_bytes
 from wizard.recipe_yaml import _scalar, recipe_to_yaml, save_recipe  # noqa: F401  (re-exported)
 
 SCHEMA_VERSION = 1
@@ -31,7 +32,7 @@ SCHEMA_VERSION = 1
 # Finite, sane bounds (a typo like epochs=1e12 or a pasted essay as the prompt fails here, not hours later).
 MAX_PROMPT_CHARS = 4000  # an instruction, not a document: every example repeats it
 MAX_PIXELS = 16_777_216  # 16 MP per image: ~21,000 image tokens on Qwen2-VL
-MAX_RECIPE_BYTES = 1_000_000  # recipes are a few hundred bytes; a huge file is a wrong path
+MAX_RECIPE_BYTES = 1 << 20  # recipes are a few hundred bytes; a huge file is a wrong path
 
 
 class Strategy(str, Enum):
@@ -391,8 +392,8 @@ def load_recipe(path: str | Path) -> Recipe:
                         hint=hint or "list the shipped recipes with: ls recipes/")
     size = path.stat().st_size
     if size > MAX_RECIPE_BYTES:
-        raise UserError(f"{path} is {size / 1e6:.1f} MB: too big for a recipe (a recipe is a small YAML file; "
-                        f"the limit is {MAX_RECIPE_BYTES // 1_000_000} MB)",
+        raise UserError(f"{path} is {fmt_bytes(size)}: too big for a recipe (a recipe is a small YAML file; "
+                        f"the limit is {fmt_bytes(MAX_RECIPE_BYTES)})",
                         hint="check the path: this is probably a data file, not a recipe")
     key_lines: dict[str, int] = {}
     try:

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from wizard import rundir
 from wizard.errors import UserError
 from wizard.fsutil import atomic_write_text
-from wizard.progress import console_of
+from wizard.progress import downloads_of
 from wizard.recipe import Recipe, recipe_from_dict, recipe_hash, recipe_to_yaml
 
 Say = Callable[[str], None]
@@ -85,7 +85,7 @@ def start_run(recipe: Recipe, *, recipe_path: str | os.PathLike | None = None,
     preflight(recipe, recipe_path=recipe_path)  # before a download: devices and memory
     plan_launch(recipe)  # GPUs that are not here, sharding on the CPU: exit 2 before any run folder
     prepared = prepare_run_data(recipe, Path(recipe_path).parent if recipe_path else None, say=say, progress=progress)
-    resolved = resolve_model(recipe.model, console=console_of(progress))  # may download: progress shows there
+    resolved = resolve_model(recipe.model, progress=downloads_of(progress))  # may download: progress shows there
     check_target_modules(recipe, resolved.path, recipe_path)  # from the config, before the run folder exists
     run_dir = create_run(recipe, resolved, runs_dir=runs_dir, recipe_path=recipe_path)
     _lock_run(run_dir)  # a new folder (exclusive mkdir): nobody else writes there yet
@@ -287,7 +287,7 @@ def _check_model_folder(lock: dict, recipe: Recipe, progress=None) -> None:
         return
     from wizard.hub import resolve_model
 
-    resolved = resolve_model(recipe.model, revision=model.get("revision"), console=console_of(progress))
+    resolved = resolve_model(recipe.model, revision=model.get("revision"), progress=downloads_of(progress))
     if model.get("files") and resolved.files and resolved.files != model["files"]:
         changed = sorted(k for k in set(model["files"]) | set(resolved.files)
                          if model["files"].get(k) != resolved.files.get(k))

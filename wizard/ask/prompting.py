@@ -281,7 +281,7 @@ def check_own_data(dataset: str, *, say, console=None) -> bool:
     wizard's transcript); `console`: a status line while checking. True when the data can be used."""
     from rich.text import Text
 
-    from wizard.console import RichProgress
+    from wizard.ui.progress import RichProgress
     from wizard.data.check import check_own_data as check
 
     lines, error = check(dataset, progress=RichProgress(console) if console is not None else None)

@@ -17,7 +17,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from wizard.estimate import MemoryEstimate, estimate_memory, gb
+from wizard.estimate import MemoryEstimate, estimate_memory
+from wizard.units import fmt_bytes
 from wizard.machine import Machine
 from wizard.plan import Plan, make_plan
 
@@ -86,9 +87,9 @@ def summarize(recipe, machine: Machine, *, downloads: bool = True) -> Review:
 def memory_line(r: Review) -> str:
     est = r.estimate
     low, high = est.per_device_bytes * (1 - UNCERTAINTY), est.per_device_bytes * (1 + UNCERTAINTY)
-    text = f"~{gb(est.per_device_bytes)} ({gb(low)}-{gb(high)}) on {est.device}"
+    text = f"~{fmt_bytes(est.per_device_bytes)} ({fmt_bytes(low)}-{fmt_bytes(high)}) on {est.device}"
     if est.capacity_bytes is not None:
-        text += f" of {gb(est.capacity_bytes)}"
+        text += f" of {fmt_bytes(est.capacity_bytes)}"
     if r.verdict == "fits":
         return text + ": fits, even at the upper bound"
     if r.verdict == "tight":
@@ -176,7 +177,7 @@ def render_estimate(est: MemoryEstimate):
     from rich.table import Table
     from rich.text import Text
 
-    from wizard.estimate import gb
+    from wizard.units import fmt_bytes
 
     table = Table(title=f"Memory estimate: {est.where}", title_justify="left", show_edge=False,
                   pad_edge=False)
@@ -184,14 +185,14 @@ def render_estimate(est: MemoryEstimate):
     table.add_column("memory", justify="right")
     table.add_column("how it is counted", overflow="fold")
     for label, n, note in est.rows:
-        table.add_row(label, gb(n), note)
-    total = gb(est.per_device_bytes)
+        table.add_row(label, fmt_bytes(n), note)
+    total = fmt_bytes(est.per_device_bytes)
     if est.capacity_bytes is not None:
-        total += f" of {gb(est.capacity_bytes)}"
+        total += f" of {fmt_bytes(est.capacity_bytes)}"
     label = "total per device" if len(est.devices) > 1 else "total"
     table.add_row(Text(label, style="bold"), Text(total, style="bold"),
                   "an estimate, +-30% (formula: wizard/estimate.py)" +
-                  (f"; {gb(est.total_bytes)} on {len(est.devices)} devices" if len(est.devices) > 1 else ""))
+                  (f"; {fmt_bytes(est.total_bytes)} on {len(est.devices)} devices" if len(est.devices) > 1 else ""))
     parts: list = [table]
     for note in est.notes:
         parts.append(Text(f"note: {note}", style="dim"))
@@ -202,5 +203,5 @@ def render_estimate(est: MemoryEstimate):
         if est.suggested_overrides:
             parts.append(Text("  (as overrides: " + " ".join(est.suggested_overrides) + ")", style="dim"))
     elif est.fits:
-        parts.append(Text(f"fits: about {gb(est.capacity_bytes - est.per_device_bytes)} to spare", style="green"))
+        parts.append(Text(f"fits: about {fmt_bytes(est.capacity_bytes - est.per_device_bytes)} to spare", style="green"))
     return Group(*parts)

@@ -12,7 +12,8 @@ def cmd_caption(args) -> int:
 
     from rich.markup import escape
 
-    from wizard.console import RichProgress, console, console_err
+    from wizard.console import console, console_err
+    from wizard.ui.progress import RichProgress
     from wizard.fsutil import check_new_file, write_user_file
 
     if args.out:  # before any work: never overwrite without --force; the folder must be writable

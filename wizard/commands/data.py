@@ -34,7 +34,8 @@ def recipe_for(target: str):
 
 
 def cmd_data(args) -> int:
-    from wizard.console import RichProgress, console
+    from wizard.console import console
+    from wizard.ui.progress import RichProgress
     from wizard.recipe import apply_overrides
 
     recipe, base_dir = recipe_for(args.target)

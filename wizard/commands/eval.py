@@ -49,7 +49,8 @@ def render_samples(result: dict, k: int = 5):
 
 
 def cmd_eval(args) -> int:
-    from wizard.console import RichProgress, console, console_err
+    from wizard.console import console, console_err
+    from wizard.ui.progress import RichProgress
     from wizard.fsutil import check_new_file
 
     if getattr(args, "out", None):  # checked before the work as well as after

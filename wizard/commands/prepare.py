@@ -15,13 +15,14 @@ from wizard.launch import write_configs
 def _prepare(argv: list[str]) -> int:
     """Make the run folder for RECIPE (a cluster job's first step) and print its path."""
     from wizard.console import console_err
+    from wizard.ui.download_progress import RichDownloadProgress
     from wizard.hub import resolve_model
     from wizard.recipe import apply_overrides, load_recipe
     from wizard.runner import create_run
 
     recipe_path, *overrides = argv
     recipe = apply_overrides(load_recipe(recipe_path), overrides)
-    resolved = resolve_model(recipe.model, console=console_err)
+    resolved = resolve_model(recipe.model, progress=RichDownloadProgress(console_err))
     run_dir = create_run(recipe, resolved, recipe_path=recipe_path)
     write_configs(recipe, run_dir)
     print(run_dir.resolve())

@@ -15,7 +15,8 @@ from pathlib import Path
 
 from wizard import rundir
 from wizard.commands.run import follow, say
-from wizard.console import RichProgress, console
+from wizard.console import console
+from wizard.ui.progress import RichProgress
 from wizard.errors import UserError
 
 

@@ -16,7 +16,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from wizard.console import RichProgress, console, console_err
+from wizard.console import console, console_err
+from wizard.ui.progress import RichProgress
 from wizard.recipe import Recipe, apply_overrides, load_recipe, recipe_hash, recipe_to_yaml
 
 
@@ -124,7 +125,7 @@ def _follow_other_node(recipe: Recipe, args, plan) -> int:
     from wizard.hub import resolve_model
     from wizard.runner import create_run, launch_backend
 
-    run_dir = create_run(recipe, resolve_model(recipe.model, console=console_err), runs_dir=args.runs_dir,
+    run_dir = create_run(recipe, resolve_model(recipe.model, progress=RichProgress().download), runs_dir=args.runs_dir,
                          recipe_path=args.recipe)
     proc = launch_backend(run_dir, recipe)
     rundir.write_state(run_dir, pid=proc.pid)

@@ -48,10 +48,10 @@ def fmt_duration(seconds: float | None) -> str:
 
 
 def fmt_bytes(n: float | None) -> str:
-    if n is None:
-        return "—"
-    gib = n / 2**30
-    return f"{gib:.1f} GiB" if gib >= 1 else f"{n / 2**20:.0f} MiB"
+    """wizard.units.fmt_bytes, with "—" for a figure the events did not carry."""
+    from wizard.units import fmt_bytes as fmt
+
+    return "—" if n is None else fmt(n)
 
 
 def fmt_count(n: int | None) -> str:

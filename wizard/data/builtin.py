@@ -42,9 +42,10 @@ def read_modelscope(fmt: str, spec, local: Path | None, progress=None) -> ReadRe
     folder = local
     if folder is None:
         from wizard.hub import resolve_dataset
-        from wizard.progress import console_of
+        from wizard.progress import downloads_of
 
-        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None, console_of(progress)))
+        folder = Path(resolve_dataset(spec.dataset, spec.subset if fmt == "m3it" else None, None,
+                                      progress=downloads_of(progress)))
     if fmt == "m3it":
         split, subset = "train", spec.subset or _only_subset(folder)
         records = modelscope_sets.read_m3it(folder, subset, split, max_samples=spec.max_samples)

@@ -182,11 +182,10 @@ def local_model_dir(model) -> Path | None:
         elif model.source == "local" or Path(model.id).expanduser().is_dir():
             path = Path(model.id).expanduser()
         else:
-            from wizard import hub
+            from wizard.hub import cached_snapshot
 
             # the download manifest of a complete earlier download (what resolve_model would reuse)
-            snap = hub._cached_snapshot("model", model.id, model.revision or "master", hub._selection_key(None),
-                                        hub.cache_root().resolve())
+            snap = cached_snapshot("model", model.id, model.revision or "master")
             path = snap.path if snap else None
     except Exception:  # noqa: BLE001 - a missing or odd cache only means: no tokenizer here
         return None

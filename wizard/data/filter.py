@@ -16,14 +16,14 @@ see the same filtered set. What it dropped goes into the DataReport (counts and 
   embeddings (the seed article keeps pairs >= 0.2); captions below are dropped, and an image with no
   caption left is dropped. The CLIP model comes from ModelScope like any model (data.filter.clip_model;
   default an English CLIP, Chinese-CLIP for data.language zh). Scores are computed once, with a progress
-  bar, and cached per data fingerprint and CLIP model under ~/.cache/caption-wizard/filter/.
+  bar, and cached per data fingerprint and CLIP model in wizard.paths.cache_dir("filter")
+  (~/.cache/caption-wizard/filter/ by default).
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 from wizard.errors import UserError
@@ -36,7 +36,9 @@ CLIP_BATCH = 32
 
 
 def cache_dir() -> Path:
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "caption-wizard" / "filter"
+    from wizard.paths import cache_dir as cache_folder
+
+    return cache_folder("filter")
 
 
 def is_active(spec) -> bool:
@@ -197,11 +199,11 @@ def load_clip(model_id: str, progress=None):
     from transformers import AutoModel, AutoProcessor
 
     from wizard.hub import resolve_model
-    from wizard.progress import console_of
+    from wizard.progress import downloads_of
 
     local = Path(model_id).expanduser()
     spec = {"id": model_id, "source": "local" if local.is_dir() else "modelscope"}
-    folder = resolve_model(spec, console=console_of(progress)).path
+    folder = resolve_model(spec, progress=downloads_of(progress)).path
     model = AutoModel.from_pretrained(str(folder))
     if not hasattr(model, "get_image_features"):
         raise UserError(f"data.filter.clip_model {model_id}: not a CLIP model ({type(model).__name__})",

@@ -21,7 +21,8 @@ verified examples (id, image file, captions) before the split. A second preparat
     others (and embedded image bytes) are read and hashed, and only content never seen before is
     decoded. So a copied or touched dataset is re-hashed, not re-decoded, and the fingerprint is
     always over the content digests.
-CACHE is $CAPTION_WIZARD_CACHE, default ~/.cache/caption-wizard. Deleting it costs one re-check.
+CACHE is wizard.paths.cache_dir("data"): $CAPTION_WIZARD_CACHE/data, default ~/.cache/caption-wizard/data.
+Deleting it costs one re-check.
 """
 
 from __future__ import annotations
@@ -46,12 +47,11 @@ INDEX_VERSION = 5  # 5: image sizes as trained (EXIF orientation applied)
 _NOT_IN_KEY = ("prompt", "eval_fraction", "max_pixels", "min_pixels")
 
 
-def cache_root() -> Path:
-    return Path(os.environ.get("CAPTION_WIZARD_CACHE") or Path.home() / ".cache" / "caption-wizard").expanduser()
-
-
 def index_dir() -> Path:
-    return cache_root() / "data"
+    """The data indexes (and, under tokens/, the tokenized captions of training)."""
+    from wizard.paths import cache_dir
+
+    return cache_dir("data")
 
 
 @dataclass

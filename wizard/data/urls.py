@@ -2,8 +2,8 @@
 
     result = fetch_images(result, progress)   # rows whose image is an http(s) URL get the cached file
 
-The cache is $XDG_CACHE_HOME/caption-wizard/images (default ~/.cache/caption-wizard/images; set
-CAPTION_WIZARD_IMAGE_CACHE to move it), one file per URL named by the sha256 of the URL, so a
+The cache is wizard.paths.cache_dir("images") ($CAPTION_WIZARD_CACHE/images, default
+~/.cache/caption-wizard/images), one file per URL named by the sha256 of the URL, so a
 second run downloads nothing. Downloads run in parallel threads with a progress bar. A URL that
 cannot be fetched is skipped and counted like any bad row ("image not fetched: URL (why)"), and is
 tried again on the next run.
@@ -19,19 +19,10 @@ from pathlib import Path
 
 from wizard.data.adapters import ReadResult
 from wizard.data.examples import ImageUrl
+from wizard.paths import cache_dir
 
 WORKERS = 16  # parallel requests: image hosts answer slowly, not heavily
 TIMEOUT = 20.0  # seconds per request
-
-
-def cache_home() -> Path:
-    """caption-wizard's cache folder: $XDG_CACHE_HOME/caption-wizard (default ~/.cache/caption-wizard)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "caption-wizard"
-
-
-def image_cache_dir() -> Path:
-    explicit = os.environ.get("CAPTION_WIZARD_IMAGE_CACHE")
-    return Path(explicit).expanduser() if explicit else cache_home() / "images"
 
 
 def cached_path(cache: Path, url: str) -> Path:
@@ -47,7 +38,7 @@ def fetch_images(result: ReadResult, progress=None, *, workers: int = WORKERS, t
             todo.setdefault(str(row.image), []).append(row)
     if not todo:
         return result
-    cache = image_cache_dir()
+    cache = cache_dir("images")
     missing = [u for u in todo if not cached_path(cache, u).is_file()]
     errors = _download_all(missing, cache, progress, workers, timeout) if missing else {}
     for url, rows in todo.items():

@@ -6,9 +6,9 @@ A sample is the files of one key (the member name up to its first dot, folders i
 webdataset library groups them). The image is the first of jpg/jpeg/png/webp; the caption is the
 .txt file, or the caption/captions/text field of the .json file. The example id is the key.
 
-Each shard is unpacked once, streaming, into the cache ($XDG_CACHE_HOME/caption-wizard/webdataset/,
-one folder per shard named by its path, size and modification time, with an index.json written
-last): images then live in files like any other dataset's (no shard is held in memory), and a
+Each shard is unpacked once, streaming, into the cache (wizard.paths.cache_dir("webdataset"),
+~/.cache/caption-wizard/webdataset/ by default, one folder per shard named by its path, size and
+modification time, with an index.json written last): images then live in files like any other dataset's (no shard is held in memory), and a
 second run reads only the index.
 """
 
@@ -45,10 +45,10 @@ def shard_files(path: Path, subset: str | None) -> list[Path]:
 
 
 def read_webdataset(path: Path, spec) -> ReadResult:
-    from wizard.data.urls import cache_home
+    from wizard.paths import cache_dir
 
     shards = shard_files(path, spec.subset)
-    cache = cache_home() / "webdataset"
+    cache = cache_dir("webdataset")
     rows: list[Row] = []
     for shard in shards:
         rows += _shard_rows(shard, cache)

@@ -5,7 +5,7 @@
         ...save...
 
 torch.save on a full disk says `RuntimeError: [enforce fail at inline_container.cc:672] unexpected
-pos ...`. Here it becomes DiskFull: "no space left on device (N MB free in FOLDER)", the half-written
+pos ...`. Here it becomes DiskFull: "no space left on device (N MiB free in FOLDER)", the half-written
 checkpoint is removed, and the run ends "failed", resumable from its last complete checkpoint.
 """
 
@@ -16,7 +16,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from wizard import rundir
-from wizard.fsutil import disk_full_message, free_mb, is_disk_full
+from wizard.fsutil import disk_full_message, free_bytes, is_disk_full
+from wizard.units import fmt_bytes
 
 WARN_FACTOR = 3  # warn while fewer than this many more checkpoints fit
 
@@ -33,8 +34,8 @@ def runs_dir_of(folder: Path) -> Path:
     return folder.parent if folder.name == rundir.CHECKPOINTS_DIR else folder
 
 
-def folder_mb(path: Path) -> float:
-    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 1e6
+def folder_bytes(path: Path) -> int:
+    return sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
 
 
 def check_before_save(run_dir: Path, warn) -> None:
@@ -43,14 +44,14 @@ def check_before_save(run_dir: Path, warn) -> None:
     last = rundir.last_good_checkpoint(run_dir)
     if last is None:
         return
-    need, free = folder_mb(last), free_mb(run_dir)
+    need, free = folder_bytes(last), free_bytes(run_dir)
     folder = run_dir / rundir.CHECKPOINTS_DIR
     if free < need:
-        raise DiskFull(folder, f"; a checkpoint takes {need:.0f} MB, so the next one cannot be saved. "
+        raise DiskFull(folder, f"; a checkpoint takes {fmt_bytes(need)}, so the next one cannot be saved. "
                                f"Stopped before writing it; {last.name} is intact")
     if free < WARN_FACTOR * need:
-        warn(f"disk almost full: {free} MB free in {folder}, a checkpoint takes {need:.0f} MB "
-             f"(about {int(free // max(need, 1e-6))} more fit)")
+        warn(f"disk almost full: {fmt_bytes(free)} free in {folder}, a checkpoint takes {fmt_bytes(need)} "
+             f"(about {free // max(need, 1)} more fit)")
 
 
 @contextmanager

@@ -23,14 +23,15 @@ epoch, and for each of its captions. So they are computed the first time and loo
            pick other kernels for other batch shapes (last-bit differences, as without the cache).
   memory   features kept in host RAM (on a GPU they are copied over per batch: ~1 MB per image).
   disk     one safetensors file per image under the caption-wizard cache
-           ($CAPTION_WIZARD_CACHE or ~/.cache/caption-wizard)/vision/NAMESPACE/, written atomically.
+           (wizard.paths.cache_dir("vision"): $CAPTION_WIZARD_CACHE/vision, default
+           ~/.cache/caption-wizard/vision)/NAMESPACE/, written atomically.
            There rather than in the run folder: the features depend on model, image and processor
            only, so another run on the same data and model (a learning-rate sweep, a resumed run)
            reads them instead of computing them. Delete the folder to reclaim the space.
   auto     memory when it pays: the tower is frozen, each training image is seen at least twice on
            average (epochs x captions per image), and all training images' features fit in
            VISION_BUDGET (an eighth of the RAM, at most 4 GiB); otherwise off. Never disk on its own
-           (it may be tens of GB), and never for an unfrozen tower.
+           (it may be tens of GiB), and never for an unfrozen tower.
 """
 
 from __future__ import annotations
@@ -45,9 +46,9 @@ from wizard.cache_vision import choose_mode, expected_visits, image_tokens, visi
 
 
 def cache_dir() -> Path:
-    from wizard.data.prepare import cache_root
+    from wizard.paths import cache_dir as cache_folder
 
-    return cache_root() / "vision"
+    return cache_folder("vision")
 
 
 # ----------------------------------------------------------------------------- the cache

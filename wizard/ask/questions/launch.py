@@ -30,7 +30,7 @@ def _device_choices(answers: Answers, machine: Machine) -> list[Choice]:
 
 def _sharing_choices(answers: Answers, machine: Machine, recipe_of: RecipeOf) -> list[Choice]:
     """A copy per GPU / FSDP shards / ZeRO-3, each with the memory estimate per GPU."""
-    from wizard.estimate import gb
+    from wizard.units import fmt_bytes
     from wizard.launch import per_gpu_bytes
 
     recipe = recipe_of({k: v for k, v in answers.items() if k != "gpu_sharing"}, machine)
@@ -39,7 +39,7 @@ def _sharing_choices(answers: Answers, machine: Machine, recipe_of: RecipeOf) ->
             ("fsdp", "FSDP shards", "weights, gradients and optimizer states split over the GPUs (torch FSDP)"),
             ("zero3", "DeepSpeed ZeRO-3 shards",
              "like FSDP, through DeepSpeed: pip install 'caption-wizard[deepspeed]'"))
-    return [Choice(f"{title} · about {gb(per_gpu_bytes(recipe, value, used))} per GPU", value, note)
+    return [Choice(f"{title} · about {fmt_bytes(per_gpu_bytes(recipe, value, used))} per GPU", value, note)
             for value, title, note in ways]
 
 

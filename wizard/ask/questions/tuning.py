@@ -15,7 +15,8 @@ def _lora(a: Answers, m: Machine) -> bool:
 
 def _strategy_choices(answers: Answers, machine: Machine) -> list[Choice]:
     """Each strategy with the memory of the recipe it proposes: the figure its default was chosen by."""
-    from wizard.estimate import estimate_memory, gb
+    from wizard.estimate import estimate_memory
+    from wizard.units import fmt_bytes
 
     out = []
     for name, s in STRATEGIES.items():
@@ -24,12 +25,11 @@ def _strategy_choices(answers: Answers, machine: Machine) -> list[Choice]:
         where = "RAM" if est.devices == ["cpu"] else ("per GPU" if machine.gpus else "GPU")
         n = est.per_device_bytes
         # precise enough that strategies which differ show different figures
-        size = f"~{n / 1024**2:,.0f} MB {where}" if n < 2 * 1024**3 else (
-            f"~{n / 1024**3:.2f} GB {where}" if n < 10 * 1024**3 else f"~{gb(n)} {where}")
+        size = f"~{fmt_bytes(n, digits=2)} {where}"
         if recipe.train.batch_size != base_recipe(answers)["train"]["batch_size"]:
             size += f" at batch {recipe.train.batch_size}"
         if est.fits is False:
-            size += f", more than the {gb(est.capacity_bytes)} here"
+            size += f", more than the {fmt_bytes(est.capacity_bytes)} here"
         title = s.title
         if recipe.train.precision.value == "fp32" or (recipe.train.precision.value == "auto" and not machine.gpus):
             title = title.replace("16-bit base", "fp32 base")  # what really runs (the demo: fp32 on a CPU)
