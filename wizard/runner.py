@@ -260,7 +260,9 @@ def resume_run(run_dir: str | os.PathLike, *, allow_resize: bool = False, say: S
     if resized:
         say(resized)
     checkpoint = info.last_checkpoint()
-    where = f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]})" if checkpoint else "the start (no checkpoint yet)"
+    # the training process checks its checksums first, and says so if it has to take an older one
+    where = (f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]}, once its checksums verify)" if checkpoint
+             else "the start (no checkpoint yet)")
     say(f"resuming {run_dir.name} from {where}")
     for line in plan.applied:
         say(f"  changed: {line}")

@@ -123,12 +123,18 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
 
 # ----------------------------------------------------------------------------- setup
 def _resume_point(run_dir: Path, recorder) -> Path | None:
-    """The last complete checkpoint; half-written ones (killed mid-save) are removed first (by rank 0)."""
+    """The newest complete checkpoint whose files match their checksums; half-written ones (killed
+    mid-save) are removed first, damaged ones set aside (by rank 0), and each is named in a warning."""
     for bad in (rundir.remove_incomplete_checkpoints(run_dir) if recorder.writes else []):
         recorder.warning(f"removed the incomplete checkpoint {bad.name} (the process died while saving it)")
-    checkpoint = rundir.last_good_checkpoint(run_dir)
+    checkpoint, rejected = rundir.verified_checkpoint(run_dir, set_aside=recorder.writes)
+    for name, problem in rejected:
+        instead = f"resuming from {checkpoint.name} instead" if checkpoint else "no older checkpoint verifies"
+        recorder.warning(f"{name} is damaged ({problem}): set aside as {rundir.CHECKPOINTS_DIR}/{name}.corrupt; "
+                         f"{instead}")
     if checkpoint is None:
-        recorder.warning("no complete checkpoint yet: starting again from step 0")
+        recorder.warning("no complete checkpoint yet: starting again from step 0" if not rejected else
+                         "no checkpoint verifies: starting again from step 0")
     return checkpoint
 
 
