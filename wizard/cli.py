@@ -164,7 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "symlinks out of it are refused); default: no local files at all")
     s.add_argument("--allow-private-urls", action="store_true",
                    help="fetch image URLs on loopback, private and link-local addresses too (default: public "
-                        "addresses only, checked after DNS and on every redirect; metadata addresses never)")
+                        "addresses only, checked after DNS and on every redirect; cloud metadata addresses only "
+                        "if --allow-url-network names them)")
     s.add_argument("--allow-url-network", action="append", default=None, metavar="CIDR",
                    help="fetch image URLs in this network (e.g. 10.1.2.0/24); repeatable")
     s.add_argument("--fetch-timeout", type=float, default=None, metavar="S",
