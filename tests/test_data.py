@@ -224,11 +224,11 @@ def test_missing_caption_column_lists_columns(tmp_path):
 
 
 def test_non_utf8_csv_gets_an_iconv_hint(tmp_path):
-    write_png(tmp_path / "d" / "a.png", 1)
-    (tmp_path / "d" / "metadata.csv").write_bytes("file_name,text\na.png,红色圆形\n".encode("gbk"))
+    write_png(tmp_path / "d" / "a.png", 1)  # (GBK is read: tests/test_encodings.py; Latin-1 is not guessed)
+    (tmp_path / "d" / "metadata.csv").write_bytes("file_name,text\na.png,un café noir\n".encode("latin-1"))
     with pytest.raises(UserError) as e:
         load(tmp_path / "d")
-    assert "is not UTF-8" in e.value.message and "iconv" in e.value.hint
+    assert "line 2 is not UTF-8" in e.value.message and "iconv" in e.value.hint
 
 
 # ----------------------------------------------------------------------------- split and fingerprint

@@ -22,6 +22,7 @@ from tests.hubserver import UNWANTED, WANTED, dead_endpoint, make_tiny_model, se
 from wizard import hub
 from wizard.data.modelscope_sets import open_image, read_coco_2014_caption, read_m3it
 from wizard.errors import UserError
+from wizard.units import fmt_bytes
 from wizard.ui.download_progress import RichDownloadProgress
 
 MODEL_ID = "tiny-org/tiny-vl"
@@ -103,6 +104,20 @@ def test_resume_a_partial_file_with_range(tiny_repo, hub_server, hub_env):
     assert [(r["range"], r["status"]) for r in asked] == [("bytes=600000-", 206)]
     assert (folder / "model.safetensors").read_bytes() == weights
     assert not (folder / "model.safetensors.incomplete").exists()
+
+
+def test_download_reports_the_bytes_it_fetched_after_a_resume(tiny_repo, hub_server, hub_env):
+    weights = tiny_repo.files["model.safetensors"]
+    folder = snapshot(hub_env)
+    folder.mkdir(parents=True)
+    (folder / "model.safetensors.incomplete").write_bytes(weights[:600_000])
+    result = run_cli("download", MODEL_ID, env=hub_env.env, timeout=60)
+    assert result.returncode == 0, result.stderr
+    total = sum(len(tiny_repo.files[name]) for name in WANTED)
+    fetched, kept = fmt_bytes(total - 600_000), fmt_bytes(600_000)
+    said = " ".join(result.stdout.split())
+    assert f"downloaded {fetched} in" in said and f"resumed: {kept} were already here" in said  # not 1.5 MB
+    assert (folder / "model.safetensors").read_bytes() == weights
 
 
 def test_interrupted_transfer_resumes_where_it_stopped(tiny_repo, hub_server, hub_env):

@@ -20,6 +20,7 @@ from tests.conftest import CLI
 from tests.train_support import (adapter_tensors, checkpoint_events, events, kill_backend, losses, only_run,
                                  run, start, state, tiny_model, train_env, wait_for, write_recipe)  # noqa: F401
 from wizard.rundir.events import read_events
+from wizard import rundir
 from wizard.rundir import read_state
 
 pytestmark = pytest.mark.slow
@@ -96,6 +97,40 @@ def test_sigkill_after_second_checkpoint_then_resume_matches_uninterrupted(workd
     assert after == list(range(k + 1, 13))
     assert losses(killed) == losses(reference)
     assert_same_adapter(killed, reference)
+
+
+def test_a_same_size_corrupted_optimizer_in_the_newest_checkpoint_resumes_from_the_one_before(workdir, recipe,
+                                                                                             reference):
+    runs_dir = workdir / "rotted"
+    proc = start("run", str(recipe), "--plain", "--runs-dir", str(runs_dir), cwd=workdir)
+    try:
+        wait_for(lambda: len(checkpoint_events(runs_dir)) >= 2, what="the second checkpoint")
+        rotted = only_run(runs_dir)
+        kill_backend(rotted)
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    (*_, (before, _), (newest_step, newest)) = rundir.good_checkpoints(rotted)
+    optimizer = newest / "optimizer.pt"
+    size = optimizer.stat().st_size
+    with open(optimizer, "r+b") as f:  # zeros over its start: PyTorch's weights_only load fails on it
+        f.write(b"\0" * 4096)
+    assert optimizer.stat().st_size == size
+
+    resumed = run("resume", str(rotted), "--plain", cwd=workdir)
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert "Traceback" not in resumed.stdout + resumed.stderr
+    warnings = [e["message"] for e in events(rotted) if e["type"] == "warning"]
+    said = f"{newest.name} is damaged (optimizer.pt: its sha256 differs from the one recorded when it was saved)"
+    assert any(m.startswith(said) and f"resuming from checkpoint-{before}" in m for m in warnings), warnings
+    assert said in (rotted / "train.log").read_text(encoding="utf-8")
+    assert (rotted / "checkpoints" / f"{newest.name}.corrupt").is_dir()
+    starts = [e for e in events(rotted) if e["type"] == "start"]
+    assert starts[-1]["start_step"] == before < newest_step
+    assert state(rotted)["status"] == "completed"
+    assert losses(rotted) == losses(reference)  # the steps trained again log what they logged the first time
+    assert_same_adapter(rotted, reference)
 
 
 def test_ctrl_c_in_a_terminal_saves_a_checkpoint_at_the_stop_step_and_resume_completes(workdir, recipe, reference):

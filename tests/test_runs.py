@@ -67,6 +67,22 @@ def test_only_complete_checkpoints_count(tmp_path):
     assert [p.name for _, p in rundir.checkpoint_dirs(tmp_path)] == ["checkpoint-12", "checkpoint-15"]
 
 
+def test_a_checkpoint_that_rotted_without_changing_size_is_set_aside_for_the_one_before(tmp_path):
+    a = _checkpoint(tmp_path, 3)
+    b = _checkpoint(tmp_path, 6)
+    assert rundir.verified_checkpoint(tmp_path) == (b, [])
+    with open(b / "optimizer.pt", "r+b") as f:  # zeros over the start: the same size, other bytes
+        f.write(b"\0" * 16)
+    assert rundir.last_good_checkpoint(tmp_path) == b  # sizes alone cannot tell
+    assert rundir.checkpoint_problem(b) == "optimizer.pt: its sha256 differs from the one recorded when it was saved"
+    found, rejected = rundir.verified_checkpoint(tmp_path, set_aside=True)
+    assert found == a and rejected == [("checkpoint-6", rundir.checkpoint_problem(tmp_path / "checkpoints" /
+                                                                             "checkpoint-6.corrupt"))]
+    assert [p.name for _, p in rundir.checkpoint_dirs(tmp_path)] == ["checkpoint-3"]  # nothing tries it again
+    (a / "adapter_model.safetensors").write_bytes(b"z" * 100)
+    assert rundir.verified_checkpoint(tmp_path)[0] is None  # none verifies: the caller starts from step 0
+
+
 def test_events_reader_tolerates_half_lines_and_unknown_types(tmp_path):
     path = tmp_path / "events.jsonl"
     w = EventWriter(path)

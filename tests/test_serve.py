@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures as cf
-import http.server
 import io
 import json
 import re
@@ -21,6 +20,7 @@ import pytest
 from PIL import Image
 
 from tests.conftest import CLI, ROOT, cli_env
+from tests.serve_hosts import ImageHosts
 from wizard.demo.shapes import make_shapes
 from wizard.errors import UserError
 from wizard.serve.vllm import vllm_plan
@@ -70,8 +70,16 @@ class Server:
 
 
 @pytest.fixture(scope="module")
-def server():
-    s = Server(DEMO_BASE, "--api-key", KEY, "--batch-wait-ms", "200", "--max-body-mb", "1")
+def image_root(tmp_path_factory) -> Path:
+    """The server's --image-root: the only folder whose files clients may name."""
+    return tmp_path_factory.mktemp("image-root")
+
+
+@pytest.fixture(scope="module")
+def server(image_root):
+    # 127.0.0.2 (loopback like 127.0.0.1) stands for an internal network the operator allows by name
+    s = Server(DEMO_BASE, "--api-key", KEY, "--batch-wait-ms", "200", "--max-body-mb", "1",
+               "--image-root", str(image_root), "--allow-url-network", "127.0.0.2/32", "--fetch-timeout", "2")
     yield s
     s.stop()
 
@@ -110,12 +118,12 @@ def test_concurrent_requests_are_answered_in_batches(server):
     assert after["batches"] - before["batches"] < 8 and after["largest_batch"] > 1
 
 
-def test_generation_settings_per_request(server, tmp_path):
+def test_generation_settings_per_request(server, image_root):
     sample = make_shapes(1, seed=5)[0]
-    path = tmp_path / "shape.png"
+    path = image_root / "shape.png"
     sample.image.save(path)
     client = server.client()
-    full = ask(client, str(path), temperature=0, extra_body={"num_beams": 2})  # a local path on the server
+    full = ask(client, str(path), temperature=0, extra_body={"num_beams": 2})  # a file under --image-root
     assert full.choices[0].finish_reason == "stop" and sample.shape in full.choices[0].message.content
     short = ask(client, str(path), max_tokens=2)
     assert short.choices[0].finish_reason == "length" and short.usage.completion_tokens == 2
@@ -127,40 +135,141 @@ def test_generation_settings_per_request(server, tmp_path):
         ask(client, str(path), stream=True)
 
 
-def test_http_image_url(server, tmp_path):
-    make_shapes(1, seed=9)[0].image.save(tmp_path / "x.png")
-
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0),
-                                            lambda *a: Quiet(*a, directory=str(tmp_path)))
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
-        base = f"http://127.0.0.1:{httpd.server_address[1]}"
-        reply = ask(server.client(), f"{base}/x.png")
-        assert reply.choices[0].message.content
-        with pytest.raises(openai.BadRequestError, match="HTTP 404"):
-            ask(server.client(), f"{base}/missing.png")
-    finally:
-        httpd.shutdown()
+def test_http_image_url(server, image_hosts):
+    reply = ask(server.client(), f"{image_hosts.allowed}/x.png")  # 127.0.0.2: --allow-url-network
+    assert reply.choices[0].message.content
+    with pytest.raises(openai.BadRequestError, match="HTTP 404"):
+        ask(server.client(), f"{image_hosts.allowed}/missing.png")
 
 
-def test_bad_requests_get_400_with_a_message(server, tmp_path):
+@pytest.fixture(scope="module")
+def image_hosts(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hosted")
+    make_shapes(1, seed=9)[0].image.save(folder / "x.png")
+    (folder / "big.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * (2 * 2**20))  # over --max-body-mb 1
+    (folder / "fake.png").write_bytes(b"\x89PNG\r\n\x1a\n but nothing else")
+    hosts = ImageHosts(folder)
+    yield hosts
+    hosts.close()
+
+
+def test_urls_on_internal_addresses_are_refused(server, image_hosts):
+    """Server-side request forgery: a client holding the key must not reach what only the server can."""
+    port = image_hosts.internal_host.port
+    cases = {
+        f"http://127.0.0.1:{port}/x.png": "127.0.0.1, a loopback address",
+        f"http://localhost:{port}/x.png": "localhost resolves to 127.0.0.1, a loopback address",
+        f"http://[::1]:{port}/x.png": "::1, a loopback address",
+        f"http://[::ffff:127.0.0.1]:{port}/x.png": "a loopback address inside an IPv6 address",
+        f"http://0.0.0.0:{port}/x.png": "0.0.0.0, a private address",
+        "http://10.1.2.3/x.png": "10.1.2.3, a private address",
+        "http://192.168.0.1/x.png": "192.168.0.1, a private address",
+        "http://169.254.169.254/latest/meta-data/": "169.254.169.254, a cloud metadata address",
+        "http://100.100.100.200/latest/meta-data/": "a cloud metadata address",
+        f"{image_hosts.allowed}/redirect?to=http://127.0.0.1:{port}/x.png":
+            f"redirected from {image_hosts.allowed}/redirect",
+    }
+    for url, message in cases.items():
+        with pytest.raises(openai.BadRequestError, match=re.escape(message)) as e:
+            ask(server.client(), url)
+        assert "public addresses only" in str(e.value) and "--allow-private-urls" in str(e.value)
+    assert image_hosts.internal_host.requests == []  # nothing reached the internal service
+    assert ask(server.client(), f"{image_hosts.allowed}/redirect?to=/x.png").choices[0].message.content
+
+
+def test_fetched_images_are_capped_timed_and_checked_before_decoding(server, image_hosts):
+    cases = {
+        "/big.png": "larger than 1 MiB",  # refused from its Content-Length
+        "/endless": "larger than 1 MiB",  # no Content-Length: counted while reading
+        "/page": "the server sent text/html, not an image",
+        "/fake.png": "cannot read the image",
+        "/slow?s=5": "timed out",  # --fetch-timeout 2
+    }
+    for path, message in cases.items():
+        with pytest.raises(openai.BadRequestError, match=re.escape(message)):
+            ask(server.client(), image_hosts.allowed + path)
+    assert server.health()["status"] == "ok"
+
+
+def test_local_files_only_inside_the_image_root(server, image_root, tmp_path):
+    make_shapes(1, seed=3)[0].image.save(image_root / "in.png")
+    (image_root / "sub").mkdir(exist_ok=True)
+    outside = tmp_path / "secret.png"
+    make_shapes(1, seed=4)[0].image.save(outside)
+    (image_root / "escape.png").unlink(missing_ok=True)
+    (image_root / "escape.png").symlink_to(outside)  # a symlink out of the root
+    client = server.client()
+    for url in ("in.png", str(image_root / "in.png"), f"file://{image_root}/in.png", "sub/../in.png"):
+        assert ask(client, url).choices[0].message.content
+    refused = {}
+    for url in (str(outside), f"file://{outside}", "escape.png", "../" + outside.parent.name + "/secret.png",
+                "/etc/passwd", "sub", "missing.png", str(tmp_path / "missing.png")):
+        with pytest.raises(openai.BadRequestError) as e:
+            ask(client, url)
+        refused[url] = e.value.body["message"].replace(url, "URL")
+    assert len(set(refused.values())) == 1, refused  # existing or not, allowed or not: one answer
+    assert "no readable image file at that path" in next(iter(refused.values()))
+
+
+def test_fetch_connects_to_the_address_it_checked(image_hosts, monkeypatch):
+    """DNS rebinding: the name resolves to an allowed address when checked, to loopback afterwards."""
+    import socket
+
+    from wizard.serve.images import ImagePolicy, fetch, parse_networks
+
+    real = socket.getaddrinfo
+    answers = iter(["127.0.0.2"] + ["127.0.0.1"] * 10)
+
+    def rebinding(host, port, *args, **kw):
+        if host != "images.test":
+            return real(host, port, *args, **kw)
+        return real(next(answers), port, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding)
+    policy = ImagePolicy(networks=parse_networks(["127.0.0.2"]), timeout_s=5)
+    port = image_hosts.allowed_host.port
+    assert fetch(f"http://images.test:{port}/x.png", policy).startswith(b"\x89PNG")
+    assert image_hosts.allowed_host.requests[-1] == ("/x.png", f"images.test:{port}")  # the name, kept
+    assert image_hosts.internal_host.requests == []
+
+
+@pytest.fixture(scope="module")
+def default_server():
+    s = Server(DEMO_BASE)  # no --image-root, no --allow-*: the defaults
+    yield s
+    s.stop()
+
+
+def test_the_default_server_reads_no_files_and_no_internal_urls(default_server, image_hosts, tmp_path):
+    path = tmp_path / "x.png"
+    make_shapes(1, seed=2)[0].image.save(path)
+    client = default_server.client("unused")
+    with pytest.raises(openai.BadRequestError, match="this server reads no local files"):
+        ask(client, str(path))
+    with pytest.raises(openai.BadRequestError, match="serve --image-root DIR"):
+        ask(client, "file:///etc/passwd")
+    for host in (image_hosts.internal, image_hosts.allowed):
+        with pytest.raises(openai.BadRequestError, match="a loopback address"):
+            ask(client, f"{host}/x.png")
+    assert image_hosts.internal_host.requests == []
+    assert ask(client, data_uri(make_shapes(1, seed=2)[0].image)).choices[0].message.content
+
+
+def test_bad_requests_get_400_with_a_message(server, image_root):
     client = server.client()
     cases = {
         "data:image/png;base64,%%%not-base64": "base64 is invalid",
         "data:image/png;base64," + base64.b64encode(b"hello, not a picture").decode(): "cannot read the image",
-        str(tmp_path / "nope.png"): "not a data URI, an http(s) URL or an existing file",
+        str(image_root / "nope.png"): "no readable image file at that path under the server's image root",
+        "ftp://example.com/x.png": "ftp: URLs are not fetched",
     }
     for url, message in cases.items():
         with pytest.raises(openai.BadRequestError, match=re.escape(message)):
             ask(client, url)
-    huge = tmp_path / "huge.png"
+    huge = image_root / "huge.png"
     Image.new("1", (10_000, 10_000)).save(huge)  # 100 megapixels in a small file
-    with pytest.raises(openai.BadRequestError, match=r"10000x10000 \(100.0 megapixels\)"):
-        ask(client, str(huge))
+    with pytest.raises(openai.BadRequestError, match=r"10000x10000 = 100.0 megapixels; at most 50 on this server"):
+        ask(client, "huge.png")
     with pytest.raises(openai.BadRequestError, match="no image"):
         client.chat.completions.create(model="demo-base", messages=[{"role": "user", "content": "a caption?"}])
     with pytest.raises(openai.NotFoundError, match="not served here"):

@@ -32,7 +32,10 @@ def expand_images(paths) -> list[tuple[Path, str | None]]:
         elif p.is_file():
             out.append((p, None))
         else:
-            out.append((p, "no such file or folder"))
+            from wizard.fsnames import find_normalized
+
+            found = find_normalized(p)  # café.png typed (NFC) for cafe\u0301.png on disk (NFD), or back
+            out.append((found, None) if found is not None and found.is_file() else (p, "no such file or folder"))
     return out
 
 
@@ -43,23 +46,12 @@ MAX_DECODE_PIXELS = 4096 * 4096
 
 
 def read_image(path: Path, max_pixels: int = MAX_DECODE_PIXELS):
-    """The image as PIL RGB, fully decoded (so a truncated file fails here, not inside the model),
-    at most `max_pixels` large (JPEG: decoded at a reduced scale, draft mode; others: reduced at once)."""
-    from PIL import Image
+    """The image as PIL RGB, fully decoded (so a truncated file fails here, not inside the model), by
+    the rules training uses (wizard.images: EXIF orientation, 16-bit, transparency), at most
+    `max_pixels` large (JPEG: decoded at a reduced scale, draft mode; others: reduced at once)."""
+    from wizard.images import load_rgb
 
-    with Image.open(path) as im:
-        w, h = im.size
-        if w * h > max_pixels and im.format == "JPEG":
-            scale = (max_pixels / (w * h)) ** 0.5
-            im.draft("RGB", (max(1, int(w * scale)), max(1, int(h * scale))))  # whole 1/2..1/8 scales
-        im.load()
-        rgb = im.convert("RGB")
-    w, h = rgb.size
-    if w * h > max_pixels:
-        scale = (max_pixels / (w * h)) ** 0.5
-        rgb = rgb.resize((max(1, int(w * scale)), max(1, int(h * scale))), Image.Resampling.BICUBIC,
-                         reducing_gap=2.0)
-    return rgb
+    return load_rgb(path, shrink_to=max_pixels)
 
 
 def check_source(source) -> None:

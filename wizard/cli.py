@@ -140,7 +140,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs", nargs="+", metavar="RUN_DIR", help="two or more run folders")
     s.add_argument("--out", default=None, help="loss-curve PNG (default compare-loss.png)")
 
-    s = sub.add_parser("serve", help="OpenAI-compatible caption server for a run or an export")
+    s = sub.add_parser("serve", help="OpenAI-compatible caption server for a run or an export",
+                       description="Images a request may name: data URIs; http(s) URLs whose host resolves to "
+                                   "public addresses only (checked after DNS, the connection made to the checked "
+                                   "address, every redirect checked again; loopback, private, link-local and "
+                                   "metadata addresses refused); local files only under --image-root. At most "
+                                   "--max-body-mb bytes are read, --fetch-timeout applies, and the content must be "
+                                   "an image file before it is decoded.")
     s.add_argument("source", metavar="RUN_OR_EXPORT", help="a run folder or an exported model folder")
     s.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1: this machine only)")
     s.add_argument("--port", type=int, default=8000, help="TCP port to listen on")
@@ -153,6 +159,17 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--model-name", default=None, help="the model name clients use (default: the run's name)")
     s.add_argument("--max-body-mb", type=float, default=None, help="largest request body (default 32)")
     s.add_argument("--max-image-megapixels", type=float, default=None, help="largest image (default 50)")
+    s.add_argument("--image-root", default=None, metavar="DIR",
+                   help="clients may name image files under DIR (relative paths, or absolute ones inside it; "
+                        "symlinks out of it are refused); default: no local files at all")
+    s.add_argument("--allow-private-urls", action="store_true",
+                   help="fetch image URLs on loopback, private and link-local addresses too (default: public "
+                        "addresses only, checked after DNS and on every redirect; cloud metadata addresses only "
+                        "if --allow-url-network names them)")
+    s.add_argument("--allow-url-network", action="append", default=None, metavar="CIDR",
+                   help="fetch image URLs in this network (e.g. 10.1.2.0/24); repeatable")
+    s.add_argument("--fetch-timeout", type=float, default=None, metavar="S",
+                   help="seconds to connect and between reads of an image URL, 3x in all (default 10)")
 
     from wizard.pick import DefaultsHelp
 
@@ -226,10 +243,11 @@ def _report(e) -> int:
     from rich.markup import escape  # messages quote user input: `[/x]` must print as itself
 
     from wizard.console import console_err
+    from wizard.fsnames import shown  # a file name that is not UTF-8 prints as caf\xe9.png
 
-    console_err.print(f"[bold red]error:[/] {escape(e.message)}", highlight=False)
+    console_err.print(f"[bold red]error:[/] {escape(shown(e.message))}", highlight=False)
     if e.hint:
-        console_err.print(f"  [yellow]hint:[/] {escape(e.hint)}", highlight=False)
+        console_err.print(f"  [yellow]hint:[/] {escape(shown(e.hint))}", highlight=False)
     return e.exit_code
 
 

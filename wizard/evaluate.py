@@ -14,7 +14,6 @@ on a small held-out sample when train.eval_metrics is true.
 
 from __future__ import annotations
 
-import json
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -45,14 +44,32 @@ def sample_metrics(model, processor, examples, recipe, *, limit: int = SAMPLE_LI
     return score_captions(refs, {str(i): c for i, c in enumerate(captions)}, language=recipe.data.language)
 
 
+def no_held_out(run_dir: Path, recipe, images: int) -> UserError:
+    """Why a run has nothing to score, and the one thing that helps."""
+    from wizard.data.load import MIN_FOR_SPLIT
+
+    if images < MIN_FOR_SPLIT and recipe.data.eval_fraction > 0:
+        return UserError(f"run {run_dir.name} has no held-out images: its data set has {images} image(s), too few "
+                         "to hold one out (eval scores images the run did not train on)",
+                         hint="add images to the data set (a few dozen make a useful held-out split) and train a "
+                              "new run: caption-wizard run RECIPE")
+    return UserError(f"run {run_dir.name} has no held-out images (data.eval_fraction = {recipe.data.eval_fraction})",
+                     hint="train with a held-out split, e.g. caption-wizard run RECIPE data.eval_fraction=0.05")
+
+
 def held_out_examples(recipe, run_dir: Path, limit: int | None = None, progress=None) -> list:
     """The run's held-out examples (CaptionSet.eval), first `limit` of them."""
     from wizard.data.prepare import prepare_data
 
     # through the verified index of the run's data: the images are not checked again
-    caption_set = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir)).captions
+    from wizard.images import limits_for
+
+    caption_set = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=data_base_dir(run_dir),
+                               limits=limits_for(recipe.model)).captions
     _check_fingerprint(run_dir, getattr(caption_set, "fingerprint", None), progress)
     examples = list(caption_set.eval)
+    if not examples:
+        raise no_held_out(run_dir, recipe, caption_set.report.images)
     if progress is not None:
         progress.say(f"held-out split of {recipe.data.dataset}: {len(examples)} image(s) "
                      f"(data.eval_fraction={recipe.data.eval_fraction}, seed {recipe.train.seed})"
@@ -99,10 +116,6 @@ def evaluate_run(run_dir, limit: int | None = None, base: bool = True, *, progre
     recipe = load_recipe(run_dir / RECIPE_FILE)
     run_adapter_dir(run_dir)  # no adapter: say so before loading any data
     examples = held_out_examples(recipe, run_dir, limit, progress)
-    if not examples:
-        raise UserError(f"run {run_dir.name} has no held-out images (data.eval_fraction = "
-                        f"{recipe.data.eval_fraction})",
-                        hint="train with a held-out split, e.g. caption-wizard run RECIPE data.eval_fraction=0.05")
     captioner = captioner or load_captioner(run_dir, progress=progress)
     base_model = base_captioner(captioner) if base else None
     prompt, generation = resolve_prompt(recipe), recipe.generation
@@ -153,12 +166,12 @@ def save_eval(run_dir, result: dict, out=None) -> Path:
     """RUN_DIR/eval.json (or `out`, atomic) and the "eval" events; a read-only or full disk is a
     UserError naming the folder (the caller has shown the scores already, so nothing is lost)."""
     from wizard.rundir.events import EVENTS_FILE, EventWriter
-    from wizard.fsutil import unwritable_error, write_user_file
+    from wizard.fsutil import json_text, unwritable_error, write_user_file
 
     run_dir = Path(run_dir)
     path = Path(out) if out else run_dir / EVAL_FILE
     hint = "the scores are printed above; write them elsewhere with: caption-wizard eval RUN_DIR --out FILE.json"
-    write_user_file(path, json.dumps(result, indent=2, ensure_ascii=False) + "\n", hint=hint)
+    write_user_file(path, json_text(result, indent=2) + "\n", hint=hint)
     if out:
         return path
     try:

@@ -62,6 +62,9 @@ Fields of a Family (what each one decides, and who reads it):
                    is the user's opt-in for architectures outside this table).
   processors       processor class names that belong to this family (captioning with only a processor).
   verified         how this family is tested (the README's model table).
+  max_aspect_ratio longest / shortest side its image processor takes: `data` skips (and names) images
+                   beyond it, so a run never meets them in a DataLoader worker (wizard/images.py).
+                   smart_resize (Qwen, GLM) refuses 200:1; 200 is also the default for the others.
 """
 
 from __future__ import annotations
@@ -105,6 +108,7 @@ class Family:
     trust_remote_code: bool = False
     processors: tuple[str, ...] = ()
     verified: str = TESTED
+    max_aspect_ratio: float = 200.0  # longer side / shorter side the processor takes; `data` skips images beyond
 
     @property
     def skip_quant(self) -> tuple[str, ...]:

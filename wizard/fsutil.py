@@ -4,8 +4,18 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from pathlib import Path
+
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def json_text(obj, **kw) -> str:
+    """json.dumps(obj, ensure_ascii=False) that always encodes as UTF-8: a file name that is not UTF-8
+    (read by Python with surrogateescape) is written as "caf\\udce9.png", which json.loads and
+    os.fsencode turn back into its bytes (wizard/fsnames.py)."""
+    return _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(obj, ensure_ascii=False, **kw))
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
@@ -36,7 +46,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, fsync: bool = Fa
 
 
 def atomic_write_json(path: str | os.PathLike, obj) -> Path:
-    return atomic_write_text(path, json.dumps(obj, indent=2, ensure_ascii=False) + "\n")
+    return atomic_write_text(path, json_text(obj, indent=2) + "\n")
 
 
 def create_exclusive_text(path: str | os.PathLike, text: str) -> Path:

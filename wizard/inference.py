@@ -78,6 +78,7 @@ class Captioner:
         import torch
 
         from wizard.chat import prompt_text, stop_token_ids, text_kwargs
+        from wizard.images import to_rgb
 
         generation = generation or self.generation
         family = self.family
@@ -98,7 +99,7 @@ class Captioner:
         try:
             with off, torch.inference_mode():
                 for start in range(0, len(images), batch_size):
-                    batch = [[im.convert("RGB")] for im in images[start:start + batch_size]]
+                    batch = [[to_rgb(im)] for im in images[start:start + batch_size]]
                     inputs = self.processor(text=[text] * len(batch), images=batch, **call).to(self.device)
                     inputs = _to_model_dtype(inputs, self.model)
                     ids = self.model.generate(**inputs, **generate_kwargs(generation, tok, stops))

@@ -101,8 +101,10 @@ def prepare_run_data(recipe: Recipe, base_dir: Path | None, *, fingerprint: str 
     process reads the verified index (wizard.data.prepare). `fingerprint`: the data the run started
     with (resume): other data is refused here, before anything starts."""
     from wizard.data.prepare import prepare_data
+    from wizard.images import limits_for
 
-    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, progress=progress)
+    prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir, progress=progress,
+                            limits=limits_for(recipe.model))
     say(prepared.summary())
     found = prepared.captions.fingerprint
     if fingerprint and fingerprint != found:
@@ -259,7 +261,9 @@ def resume_run(run_dir: str | os.PathLike, *, allow_resize: bool = False, say: S
     if resized:
         say(resized)
     checkpoint = info.last_checkpoint()
-    where = f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]})" if checkpoint else "the start (no checkpoint yet)"
+    # the training process checks its checksums first, and says so if it has to take an older one
+    where = (f"{checkpoint.name} (step {checkpoint.name.split('-')[-1]}, once its checksums verify)" if checkpoint
+             else "the start (no checkpoint yet)")
     say(f"resuming {run_dir.name} from {where}")
     for line in plan.applied:
         say(f"  changed: {line}")

@@ -3,9 +3,8 @@ the work; this prints the table, the JSON lines or the --out file)."""
 
 from __future__ import annotations
 
-import json
-
 from wizard.caption import GENERATION_FLAGS, caption_images
+from wizard.fsnames import json_text, shown
 
 
 def cmd_caption(args) -> int:
@@ -28,20 +27,22 @@ def cmd_caption(args) -> int:
                                  progress=RichProgress(), on_batch=on_batch, **overrides)
     for path, _, error in results:
         if error:
-            console_err.print(f"[yellow]skipped[/] {escape(str(path))}: {escape(error)}", soft_wrap=True)
+            console_err.print(f"[yellow]skipped[/] {escape(shown(path))}: {escape(shown(error))}", soft_wrap=True)
     done = [(str(path), caption) for path, caption, error in results if error is None]
     if args.json:
         for image, caption in done:
-            print(json.dumps({"image": image, "caption": caption}, ensure_ascii=False), flush=True)
+            print(json_text({"image": image, "caption": caption}), flush=True)
     elif done:
         table = Table("image", "caption", show_lines=False)
         for image, caption in done:
-            table.add_row(escape(image), escape(caption))
+            table.add_row(escape(shown(image)), escape(caption))
         console.print(table)
     if args.out and done:
-        text = "".join(json.dumps({"image": i, "caption": c}, ensure_ascii=False) + "\n" for i, c in done)
+        # a name that is not UTF-8 is written as Python's surrogateescape ("caf\udce9.png"): json.loads
+        # and os.fsencode give back its bytes
+        text = "".join(json_text({"image": i, "caption": c}) + "\n" for i, c in done)
         write_user_file(args.out, text, hint="the captions are printed above; write them elsewhere with --out FILE")
-        console_err.print(f"wrote {len(done)} caption(s) to {args.out}", markup=False)
+        console_err.print(f"wrote {len(done)} caption(s) to {shown(args.out)}", markup=False)
     if not done:
         console_err.print(f"[bold red]error:[/] none of the {len(results)} image(s) could be read; "
                           "nothing captioned", soft_wrap=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from wizard.data.check import SHOW_EXAMPLES, check_recipe, report_lines
+from wizard.fsnames import shown
 
 
 def recipe_for(target: str):
@@ -46,4 +47,4 @@ def cmd_data(args) -> int:
 
 def print_check(check, recipe, console, *, examples: int = SHOW_EXAMPLES) -> None:
     for line in report_lines(check, recipe, examples=examples):
-        console.print(line, markup=False, highlight=False, soft_wrap=True)
+        console.print(shown(line), markup=False, highlight=False, soft_wrap=True)

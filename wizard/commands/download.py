@@ -36,6 +36,7 @@ def cmd_download(args) -> int:
         check_repo_id(args.model_id, "MODEL_ID")
         snap = fetch_snapshot(args.model_id, "model", revision=args.revision or "master", progress=progress)
     how = (f"downloaded {fmt_bytes(snap.downloaded)} in {time.monotonic() - started:.1f} s"
+           + (f" (resumed: {fmt_bytes(snap.resumed)} were already here from an earlier try)" if snap.resumed else "")
            if snap.downloaded else "already in the cache (no download)")
     revision = snap.requested if snap.revision == snap.requested else f"{snap.requested} ({snap.revision})"
     console.print(f"[green]✓[/] {escape(snap.repo_id)}: {how}")

@@ -402,7 +402,9 @@ def summary_rows(st: DashboardState, *, loss_png: str | None = None) -> list[tup
         rows.append(("loss curve", loss_png))
     if st.status == "completed":
         rows.append(("next", f"caption-wizard caption {run_dir} IMAGE..."))  # one command a line: copyable
-        rows.append(("", f"caption-wizard eval {run_dir}"))
+        held_out = st.images[1] if st.images else st.num_eval
+        if held_out != 0:  # nothing held out: eval would only say so
+            rows.append(("", f"caption-wizard eval {run_dir}"))
         rows.append(("", f"caption-wizard export {run_dir} --merge"))
     elif st.status == "stopped":
         if st.last_checkpoint:

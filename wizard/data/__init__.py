@@ -12,8 +12,8 @@ karpathy, blip, flickr, coco_cn, aic, table, webdataset, llama_factory; see wiza
 for the detection rules and wizard/data/formats.py for the readers. Image URLs are downloaded once
 into a cache (wizard/data/urls.py). Never imports torch; `datasets` only for save_to_disk folders.
 
-May import: wizard.errors, fsutil, progress, recipe, catalog, hub (datasets on ModelScope), demo (the shapes),
-rundir-free; never the front end (commands, ask, dashboard, runner, console) or train/.
+May import: wizard.errors, fsutil, progress, recipe, catalog, images (the one image loader), hub (datasets
+on ModelScope), demo (the shapes), rundir-free; never the front end (commands, ask, dashboard, runner, console) or train/.
 """
 
 from wizard.data.detect import FORMATS, locate

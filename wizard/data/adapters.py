@@ -8,19 +8,22 @@ Images are not opened here: the loader checks them all at once (wizard/data/load
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
+from wizard.data import textfile
 from wizard.data.examples import ImageSource, RowProblem, image_from_string
+from wizard.data.textfile import UTF8_HINT  # noqa: F401 - the readers' hint, imported from here
 from wizard.errors import UserError
 
 # Caption columns, most preferred first; "<name>_<language>" (caption_zh) beats all of them.
 CAPTION_COLUMNS = ("captions", "caption", "text", "sentences")
-UTF8_HINT = "save the file as UTF-8, e.g.: iconv -f GBK -t UTF-8 old.csv > new.csv"
 
 
 @dataclass
@@ -58,6 +61,7 @@ def pick_caption_key(keys, language: str) -> str | None:
 
 
 _CAPTION_KEYS = {lang: caption_keys(lang) for lang in ("en", "zh")}
+_SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def caption_values(value: Any, *, parse_json_list: bool = False) -> list[str]:
@@ -67,6 +71,8 @@ def caption_values(value: Any, *, parse_json_list: bool = False) -> list[str]:
         return []
     if isinstance(value, str):
         s = value.strip()
+        if _SURROGATE.search(s):  # a lone surrogate (a JSON "\\ud800" escape) is no text: U+FFFD, as a decoder would
+            s = s.encode("utf-8", "surrogatepass").decode("utf-8", "replace")
         if parse_json_list and s.startswith("[") and s.endswith("]"):
             try:
                 return caption_values(json.loads(s))
@@ -84,24 +90,19 @@ def caption_values(value: Any, *, parse_json_list: bool = False) -> list[str]:
 
 
 def text_lines(path: Path) -> Iterator[tuple[int, str]]:
-    """(line number, line) of a UTF-8 text file (a BOM is fine); non-UTF-8 is a UserError."""
-    lineno = 0
-    try:
-        with open(path, encoding="utf-8-sig") as f:
-            for lineno, line in enumerate(f, 1):
-                yield lineno, line
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text (line {lineno + 1})", hint=UTF8_HINT) from None
+    """(line number, line) of a text file in UTF-8, UTF-16 or GB18030 (wizard.data.textfile);
+    what cannot be decoded is a UserError naming its line."""
+    return textfile.lines(path)
 
 
 def read_json_document(path: Path) -> Any:
     try:
-        return json.loads(path.read_text(encoding="utf-8-sig"))
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text", hint=UTF8_HINT) from None
+        return json.loads(textfile.read_text(path))
     except json.JSONDecodeError as e:
-        raise UserError(f"{path}: invalid JSON at line {e.lineno}, column {e.colno}: {e.msg}",
+        raise UserError(f"{path}: invalid JSON {textfile.json_error(e)}",
                         hint="a JSON Lines file (one record per line) should end in .jsonl") from None
+    except RecursionError:
+        raise UserError(f"{path}: invalid JSON: nested too deeply") from None
 
 
 def jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
@@ -113,7 +114,9 @@ def jsonl_records(path: Path) -> Iterator[tuple[str, Any]]:
         try:
             yield where, json.loads(line)
         except json.JSONDecodeError as e:
-            yield where, RowProblem(f"not valid JSON ({e.msg}, column {e.colno})")
+            yield where, RowProblem(f"not valid JSON ({textfile.json_error(e, line=False)})")  # (at column 62: ...)
+        except RecursionError:
+            yield where, RowProblem("not valid JSON (nested too deeply)")
 
 
 def _note_columns(used: Counter, what: str) -> list[str]:
@@ -311,8 +314,8 @@ def _csv_rows(path: Path, required: str | None = None, hint: str | None = None) 
     """(file:line, record) per CSV row; a row with more cells than the header is a RowProblem.
     `required`: a column the header must have (UserError naming what it has, with `hint`)."""
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
-            reader = csv.DictReader(f)
+        with contextlib.closing(text_lines(path)) as numbered:
+            reader = csv.DictReader(line for _, line in numbered)
             if required and reader.fieldnames and required not in reader.fieldnames:
                 raise UserError(f"{path}: no {required} column; found: {', '.join(reader.fieldnames)}", hint=hint)
             for rec in reader:
@@ -322,16 +325,12 @@ def _csv_rows(path: Path, required: str | None = None, hint: str | None = None) 
                                             f"{len(reader.fieldnames or [])}")
                 else:
                     yield where, rec
-    except UnicodeDecodeError:
-        raise UserError(f"{path} is not UTF-8 text", hint=UTF8_HINT) from None
     except csv.Error as e:
         raise UserError(f"{path}: not a readable CSV file ({e})") from None
 
 
 def _first_char(path: Path) -> str:
-    with open(path, "rb") as f:
-        head = f.read(4096).decode("utf-8-sig", errors="replace").lstrip()
-    return head[:1]
+    return textfile.head(path, 4096).lstrip()[:1]
 
 
 def parse_record(rec: Any) -> tuple[list, Any, str | None]:

@@ -24,6 +24,7 @@ from pathlib import Path
 from wizard.data.detect import locate
 from wizard.data.prepare import Prepared, prepare_data
 from wizard.errors import UserError
+from wizard.images import limits_for
 
 TOKEN_SAMPLE = 20_000  # captions tokenized for the length statistics
 SHOW_EXAMPLES = 3
@@ -53,7 +54,8 @@ def check_recipe(recipe, *, base_dir=None, progress=None) -> DataCheck:
     from wizard.progress import as_progress
 
     with as_progress(progress).status("checking the data…"):
-        prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir)
+        prepared = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=base_dir,
+                                limits=limits_for(recipe.model))
     cs = prepared.captions
     model_dir = local_model_dir(recipe.model)
     counter, how = _token_counter(model_dir)

@@ -22,8 +22,9 @@ _CJK = re.compile(r"[\u4e00-\u9fff]")
 
 
 def head(path: Path, n: int = 1 << 16) -> str:
-    with open(path, "rb") as f:
-        return f.read(n).decode("utf-8-sig", errors="replace")
+    from wizard.data.textfile import head as text_head
+
+    return text_head(path, n)
 
 
 def first_json_value(text: str) -> Any:

@@ -277,8 +277,9 @@ def sniff_coco_csv(path: Path) -> bool:
 
 
 def _head(path: Path, n: int) -> str:
-    with open(path, "rb") as f:
-        return f.read(n).decode("utf-8-sig", errors="replace")
+    from wizard.data.textfile import head
+
+    return head(path, n)  # UTF-16 and GBK files are detected like UTF-8 ones
 
 
 def detect(path: Path, subset: str | None, columns: bool = False) -> tuple[str, Path]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -108,35 +107,20 @@ class BadImage(UserError):
 
 
 def load_image(example: Example | ImageSource) -> Image.Image:
-    """Decode an example's image to RGB (EXIF rotation applied, transparency on white)."""
-    from PIL import ImageOps
+    """Decode an example's image to RGB by wizard.images' rules (EXIF orientation, 16-bit, alpha)."""
+    from wizard.images import ImageProblem, load_rgb
 
     src = example.image if isinstance(example, Example) else example
     name = example.id if isinstance(example, Example) else _describe(src)
     try:
-        if isinstance(src, Image.Image):
-            img = src
-        elif isinstance(src, (bytes, bytearray)):
-            img = Image.open(io.BytesIO(src))
-        else:
-            img = Image.open(Path(src))
-        img.load()  # decode now, so a truncated file fails here and not inside the collator
-        img = ImageOps.exif_transpose(img)
+        return load_rgb(src)
     except FileNotFoundError:
         raise BadImage(f"image of example {name!r} not found: {src}",
                        hint="the file was moved or deleted after the data was checked") from None
-    except Exception as e:  # PIL raises many types for bad data
+    except (ImageProblem, OSError) as e:
         where = f" ({src})" if isinstance(src, (str, Path)) else ""
         raise BadImage(f"image of example {name!r}{where} cannot be decoded: {e}",
                        hint="remove this image or its row from the dataset, or replace the file") from None
-    if img.mode == "RGB":
-        return img if not isinstance(src, Image.Image) else img.copy()
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        canvas = Image.new("RGB", rgba.size, (255, 255, 255))
-        canvas.paste(rgba, mask=rgba.getchannel("A"))
-        return canvas
-    return img.convert("RGB")
 
 
 def _describe(src) -> str:
@@ -159,24 +143,13 @@ def check_image_bytes(data: bytes) -> tuple[str | None, str | None]:
 
 
 def inspect_image_bytes(data: bytes) -> tuple[str | None, str | None, tuple[int, int] | None]:
-    """(sha256 hex, None, (width, height)) for an image that decodes, (None, reason, None) otherwise.
+    """(sha256 hex, None, (width, height) as trained) for an image that decodes, (None, reason, None)
+    otherwise (wizard.images.inspect_bytes: decoded, not only verified; bombs refused unread)."""
+    from wizard.images import inspect_bytes
 
-    Image.verify() alone reads headers and checksums, so a truncated JPEG passes it and used to stop
-    a run when its batch came. So the image is decoded too; a JPEG at 1/8 scale (draft mode: the DCT
-    scaling of libjpeg still reads every byte of the entropy-coded data, so truncation is caught)
-    which costs about a third of a full decode."""
-    if not data:
-        return None, "empty image file", None
-    try:
-        with Image.open(io.BytesIO(data)) as im:
-            im.verify()
-        with Image.open(io.BytesIO(data)) as im:
-            size = im.size
-            if im.format == "JPEG":
-                im.draft("RGB", (max(1, size[0] // 8), max(1, size[1] // 8)))
-            im.load()
-    except Exception as e:
-        return None, f"not a readable image ({_short(e)})", None
+    size, reason = inspect_bytes(data)
+    if reason:
+        return None, reason, None
     return hashlib.sha256(data).hexdigest(), None, size
 
 
@@ -195,11 +168,6 @@ def inspect_image_file(path: Path) -> tuple[str | None, str | None, tuple[int, i
     except OSError as e:
         return None, f"image cannot be read ({e.strerror or e})", None
     return inspect_image_bytes(data)
-
-
-def _short(e: Exception) -> str:
-    text = re.sub(r"\s*<[^>]*>", "", str(e)).strip() or e.__class__.__name__  # drop "<_io.BytesIO ...>"
-    return text if len(text) < 80 else text[:77] + "..."
 
 
 # ----------------------------------------------------------------------------- image references in text
@@ -267,6 +235,7 @@ def fingerprint(examples: list[Example], digests: dict[str, str]) -> str:
     """sha256 over (id, image digest, captions) of the examples, sorted by id."""
     h = hashlib.sha256()
     for ex in sorted(examples, key=lambda e: e.id):
-        h.update(ex.id.encode("utf-8") + b"\x00" + digests[ex.id].encode() + b"\x00")
-        h.update("\x1f".join(ex.captions).encode("utf-8") + b"\n")
+        # surrogatepass: an id from a file name that is not UTF-8 (surrogateescape) hashes too
+        h.update(ex.id.encode("utf-8", "surrogatepass") + b"\x00" + digests[ex.id].encode() + b"\x00")
+        h.update("\x1f".join(ex.captions).encode("utf-8", "surrogatepass") + b"\n")
     return h.hexdigest()

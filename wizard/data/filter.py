@@ -66,16 +66,15 @@ def _note(report, line: str, samples: list[str]) -> None:
 
 
 def _min_side(examples: list, min_side: int, report) -> list:
-    from PIL import Image
-
     from wizard.data.examples import load_image
+    from wizard.images import open_image, oriented_size
 
     kept, dropped = [], []
     for ex in examples:
         src = ex.image
         if isinstance(src, (str, Path)):
-            with Image.open(src) as im:  # the header is enough
-                size = im.size
+            with open_image(src) as im:  # the header is enough (checked images: no ImageProblem)
+                size = oriented_size(im)
         else:
             size = load_image(ex).size
         (kept if min(size) >= min_side else dropped).append((ex, size))
@@ -143,7 +142,7 @@ def _with(ex, captions):
 
 
 def _key(digests: dict[str, str], ex, caption: str) -> str:
-    return hashlib.sha256(f"{digests.get(ex.id, ex.id)}\x00{caption}".encode("utf-8")).hexdigest()[:24]
+    return hashlib.sha256(f"{digests.get(ex.id, ex.id)}\x00{caption}".encode("utf-8", "surrogatepass")).hexdigest()[:24]
 
 
 def clip_scores(examples: list, digests: dict[str, str], spec, progress=None) -> dict[str, float]:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from wizard.data.adapters import ReadResult, jsonl_records, message_rows, read_json_document
+from wizard.data.textfile import head as text_head
 from wizard.data.examples import RowProblem
 from wizard.errors import UserError
 
@@ -40,8 +41,7 @@ def is_llama_factory_info(path: Path) -> bool:
     """A dict of dataset names -> {file_name | hf_hub_url | ms_hub_url | script_url, ...}
     (a datasets save_to_disk dataset_info.json has 'features', 'citation'... instead)."""
     try:
-        with open(path, "rb") as f:
-            head = f.read(1 << 16).decode("utf-8", errors="replace")
+        head = text_head(path, 1 << 16)
     except OSError:
         return False
     return head.lstrip().startswith("{") and any(k in head for k in ('"file_name"', '"hf_hub_url"', '"ms_hub_url"')) \
@@ -90,8 +90,7 @@ def read_llama_factory(path: Path, spec) -> ReadResult:
 def _records(file: Path):
     files = sorted(p for p in file.iterdir() if p.suffix in (".json", ".jsonl")) if file.is_dir() else [file]
     for f in files:
-        with open(f, "rb") as fh:
-            first = fh.read(4096).decode("utf-8-sig", errors="replace").lstrip()[:1]
+        first = text_head(f, 4096).lstrip()[:1]
         if first == "[":
             for i, rec in enumerate(read_json_document(f)):
                 yield f"{f.name}[{i}]", rec

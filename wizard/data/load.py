@@ -34,16 +34,21 @@ _KIND = re.compile(r"[^:(]+")
 
 
 def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None, progress=None,
-                     verifier=None) -> CaptionSet:
+                     verifier=None, limits=None) -> CaptionSet:
     """Read recipe.data. `base_dir`: where a relative data.dataset is looked for first (then the cwd).
     `progress` (wizard.progress): the summary lines, a status line while checking many images; None: silent.
     `verifier`: checks the images of the rows (wizard.data.prepare.IndexVerifier: cached on disk);
-    None: every image is checked here (once per process)."""
+    None: every image is checked here (once per process). `limits`: the image shapes the model's
+    processor refuses (wizard.images.limits_for(recipe.model); None: the safe default)."""
+    from wizard.data.textfile import collect_notes
+
     located = locate(data_spec, base_dir)
-    result = fetch_images(_read(located, data_spec, base_dir, progress), progress)  # image URLs -> cached files
+    with collect_notes() as text_notes:  # "captions.txt is GB18030/GBK text, not UTF-8: read as ..."
+        result = fetch_images(_read(located, data_spec, base_dir, progress), progress)  # image URLs -> cached files
     if verifier is not None:
         verifier.bind(located, result, data_spec)
     examples, digests, sizes, report = _collect(result, located, data_spec, progress, verifier)
+    report.notes.extend(text_notes)
     from wizard.data.filter import apply_filter, is_active
 
     if is_active(data_spec):  # data.filter: CLIP score, image size, near-duplicates
@@ -53,7 +58,7 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
         verifier.collected(examples, digests, sizes, report, held_out)
     prompts = Counter(r.prompt for r in result.rows if r.prompt)
     caption_set = finish_caption_set(examples, digests, sizes, report, data_spec, seed=seed, prompts=prompts,
-                                     held_out=held_out)
+                                     held_out=held_out, limits=limits)
     if progress is not None:
         for line in caption_set.report.lines():
             progress.say(line)
@@ -61,17 +66,47 @@ def load_caption_set(data_spec, *, seed: int, base_dir: str | Path | None = None
 
 
 def finish_caption_set(examples: list[Example], digests: dict[str, str], sizes: dict, report: DataReport, data_spec,
-                       *, seed: int, prompts: Counter | None = None, held_out: set[str] | None = None) -> CaptionSet:
-    """Checked examples -> the seeded split, the counts of the report and the fingerprint. `held_out`:
-    ids of the images the data file itself holds out (Karpathy test)."""
+                       *, seed: int, prompts: Counter | None = None, held_out: set[str] | None = None,
+                       limits=None) -> CaptionSet:
+    """Checked examples -> the images the processor takes, the seeded split, the counts of the report
+    and the fingerprint. `held_out`: ids of the images the data file itself holds out (Karpathy test).
+    `limits`: wizard.images.ImageLimits (applied here, after the index: it holds every checked image)."""
+    examples = _within_limits(examples, sizes, report, limits)
     held = None if held_out is None else {e.image for e in examples if e.id in held_out}
     train, eval_ = split_examples(examples, seed=seed, eval_fraction=data_spec.eval_fraction,
                                   max_samples=data_spec.max_samples, report=report, held_out=held)
     kept = train + eval_
     report.images, report.captions = len(kept), sum(len(e.captions) for e in kept)
     report.num_train, report.num_eval = len(train), len(eval_)
+    if not eval_ and held is None and data_spec.eval_fraction > 0:  # eval_count: nothing out of fewer than 2
+        report.notes.append(f"{len(kept)} image(s): too few to hold any out for evaluation (that takes at least "
+                            f"{MIN_FOR_SPLIT}); all train, so the run has no eval loss and nothing to score afterwards. "
+                            "Add images (a few dozen make a useful held-out split) to measure the tuning")
     report.notes.extend(_prompt_notes(data_spec, prompts or Counter(), report.language_guess))
     return CaptionSet(train, eval_, report, fingerprint(kept, digests), digests, sizes)
+
+
+def _within_limits(examples: list[Example], sizes: dict, report: DataReport, limits) -> list[Example]:
+    """Drop (and name, as bad rows) the images the model's processor would refuse mid-training."""
+    from wizard.images import DEFAULT_LIMITS, size_problem
+
+    kept, dropped = [], []
+    for ex in examples:
+        size = sizes.get(ex.id)
+        problem = size_problem(size, limits or DEFAULT_LIMITS) if size and size[0] else None
+        (dropped if problem else kept).append((ex, problem))
+    if not dropped:
+        return examples
+    for ex, problem in dropped:
+        kind, _, why = problem.partition(" (")
+        report.bad_by_reason[kind] = report.bad_by_reason.get(kind, 0) + 1
+        if len(report.first_bad) < 2 * SHOW_BAD:
+            report.first_bad.append(BadRow(ex.id, f"{kind} ({why}"))
+    report.bad_rows += len(dropped)
+    if not kept:
+        raise UserError(f"no usable examples in {report.file}: every image is refused, e.g. {dropped[0][0].id}: "
+                        f"{dropped[0][1]}", hint="crop or pad the images to a less extreme shape")
+    return [ex for ex, _ in kept]
 
 
 def _read(located: Located, spec, base_dir, progress) -> ReadResult:
@@ -207,6 +242,8 @@ def _collect(result: ReadResult, located: Located, spec, progress, verifier=None
             skip(row, "no image")
             continue
         digest, reason, size = next(checks)
+        if reason == "image not found" and isinstance(row.image, Path):
+            digest, reason, size = _normalized(row, verifier) or (digest, reason, size)
         if reason:  # "not a readable image (why)" -> "not a readable image: a.png (why)"
             kind, sep, why = reason.partition(" (")
             skip(row, f"{kind}: {_display(row, result.root)}{' (' + why if sep else ''}")
@@ -228,6 +265,18 @@ def _collect(result: ReadResult, located: Located, spec, progress, verifier=None
         raise UserError(f"no usable examples in {result.file} ({report.rows_read} rows read)",
                         hint="check data.dataset and data.format; " + "; ".join(map(str, bad[:3])))
     return examples, digests, sizes, report
+
+
+def _normalized(row: Row, verifier) -> Check | None:
+    """A missing image named in NFC that is on disk in NFD (macOS), or the other way round: the row
+    now points at the file as stored, checked like any other. None: not there in any form."""
+    from wizard.fsnames import find_normalized
+
+    found = find_normalized(row.image)
+    if found is None:
+        return None
+    row.image = found
+    return (verifier.check([found]) if verifier is not None else [check_source(found)])[0]
 
 
 def _check_bad_fraction(report: DataReport, result: ReadResult, located: Located) -> None:
@@ -272,11 +321,14 @@ def _prompt_notes(spec, prompts: Counter, guess: str) -> list[str]:
 
 # ----------------------------------------------------------------------------- split and fingerprint
 def _order(seed: int, ex_id: str) -> bytes:
-    return hashlib.sha256(f"{seed}\x00{ex_id}".encode("utf-8")).digest()
+    return hashlib.sha256(f"{seed}\x00{ex_id}".encode("utf-8", "surrogatepass")).digest()  # any file name
+
+
+MIN_FOR_SPLIT = 2  # one image to train on, one to hold out
 
 
 def eval_count(n: int, eval_fraction: float) -> int:
-    if eval_fraction <= 0 or n < 2:
+    if eval_fraction <= 0 or n < MIN_FOR_SPLIT:
         return 0
     return min(n - 1, max(1, round(n * eval_fraction)))
 

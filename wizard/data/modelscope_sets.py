@@ -31,6 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Iterable, NamedTuple
 
+from wizard.data.textfile import lines as text_lines
 from wizard.errors import UserError
 
 IMAGE_KEYS = ("image_base64_str", "image_base64", "image_str", "image", "images", "img")
@@ -60,11 +61,10 @@ class Records(list):
 
 
 def open_image(data: bytes):
-    """PIL image (RGB) from encoded bytes."""
-    from PIL import Image
+    """PIL image (RGB) from encoded bytes (wizard.images' rules)."""
+    from wizard.images import load_rgb
 
-    with Image.open(io.BytesIO(data)) as im:
-        return im.convert("RGB")
+    return load_rgb(data)
 
 
 # -- M3IT (AI-ModelScope/M3IT, a mirror of MMInstruction/M3IT) ----------------------------------
@@ -95,36 +95,35 @@ def read_m3it(folder: str | Path, subset: str, split: str = "train", *,
     records = Records()
     by_image: dict[str, int] = {}  # rows of the same image merge their captions
     image_key = caption_key = None
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except ValueError as e:
-                if image_key is None:
-                    raise UserError(f"{path} line {lineno} is not JSON ({e}): not an M3IT jsonl file") from None
-                records.skip(f"line {lineno}: bad JSON")
-                continue
+    for lineno, line in text_lines(path):  # a line that is not UTF-8: a UserError naming it
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except ValueError as e:
             if image_key is None:
-                image_key, caption_key = _m3it_keys(row, path)
-            image = _decode_image(row.get(image_key))
-            captions = _captions(row.get(caption_key))
-            if image is None or not captions:
-                records.skip(f"line {lineno}: " + ("no usable image" if image is None else "no caption"))
-                continue
-            key = str(row.get("image_id") or hashlib.sha1(image).hexdigest())
-            if key in by_image:
-                old = records[by_image[key]]
-                old.captions.extend(c for c in captions if c not in old.captions)
-                continue
-            if max_samples is not None and len(records) >= max_samples:
-                break
-            if not _is_image(image):
-                records.skip(f"line {lineno}: image bytes do not decode")
-                continue
-            by_image[key] = len(records)
-            records.append(CaptionRecord(image, captions))
+                raise UserError(f"{path} line {lineno} is not JSON ({e}): not an M3IT jsonl file") from None
+            records.skip(f"line {lineno}: bad JSON")
+            continue
+        if image_key is None:
+            image_key, caption_key = _m3it_keys(row, path)
+        image = _decode_image(row.get(image_key))
+        captions = _captions(row.get(caption_key))
+        if image is None or not captions:
+            records.skip(f"line {lineno}: " + ("no usable image" if image is None else "no caption"))
+            continue
+        key = str(row.get("image_id") or hashlib.sha1(image).hexdigest())
+        if key in by_image:
+            old = records[by_image[key]]
+            old.captions.extend(c for c in captions if c not in old.captions)
+            continue
+        if max_samples is not None and len(records) >= max_samples:
+            break
+        if not _is_image(image):
+            records.skip(f"line {lineno}: image bytes do not decode")
+            continue
+        by_image[key] = len(records)
+        records.append(CaptionRecord(image, captions))
     return records
 
 

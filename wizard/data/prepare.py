@@ -40,8 +40,9 @@ from pathlib import Path
 from wizard.data.detect import locate
 from wizard.data.examples import BadRow, CaptionSet, DataReport, Example, inspect_image_bytes
 from wizard.data.load import Check, check_parallel, check_source, finish_caption_set, load_caption_set
+from wizard.fsutil import json_text
 
-INDEX_VERSION = 4
+INDEX_VERSION = 5  # 5: image sizes as trained (EXIF orientation applied)
 # data settings that do not change which rows or images are read: not part of the source key
 _NOT_IN_KEY = ("prompt", "eval_fraction", "max_pixels", "min_pixels")
 
@@ -79,14 +80,16 @@ class Prepared:
 
 
 def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, progress=None,
-                 cache_dir: str | Path | None = None) -> Prepared:
-    """Read and verify recipe.data through the index cache, then write the index (atomically)."""
+                 cache_dir: str | Path | None = None, limits=None) -> Prepared:
+    """Read and verify recipe.data through the index cache, then write the index (atomically).
+    `limits`: wizard.images.limits_for(recipe.model) (None: the safe default)."""
     t = time.perf_counter()
     verifier = IndexVerifier(Path(cache_dir) if cache_dir else index_dir(), locate(spec, base_dir), spec)
     with no_gc():
-        captions = verifier.unchanged(seed)  # nothing changed since the index was written: no row read again
+        captions = verifier.unchanged(seed, limits)  # nothing changed since the index was written: no row read again
         if captions is None:
-            captions = load_caption_set(spec, seed=seed, base_dir=base_dir, progress=progress, verifier=verifier)
+            captions = load_caption_set(spec, seed=seed, base_dir=base_dir, progress=progress, verifier=verifier,
+                                        limits=limits)
             verifier.save()
         elif progress is not None:
             for line in captions.report.lines():
@@ -95,14 +98,14 @@ def prepare_data(spec, *, seed: int, base_dir: str | Path | None = None, progres
                     time.perf_counter() - t, verifier.verify_s)
 
 
-def read_prepared(path: str | Path | None, spec, *, seed: int) -> CaptionSet | None:
+def read_prepared(path: str | Path | None, spec, *, seed: int, limits=None) -> CaptionSet | None:
     """The CaptionSet from an index written by prepare_data, without opening any image; None when
     there is no usable index (missing, other settings, or images embedded in the data files)."""
     index = _load(Path(path)) if path else None
     if not index or index.get("key_spec") != _key_spec(spec) or index.get("examples") is None:
         return None
     with no_gc():
-        return _from_index(index, spec, seed)
+        return _from_index(index, spec, seed, limits)
 
 
 @contextlib.contextmanager
@@ -119,7 +122,7 @@ def no_gc():
             gc.enable()
 
 
-def _from_index(index: dict, spec, seed: int) -> CaptionSet:
+def _from_index(index: dict, spec, seed: int, limits=None) -> CaptionSet:
     ex, files = index["examples"], index["files"]
     paths, shas = _full_paths(index), files["sha"]
     examples = [Example(i, Path(paths[k]), caps) for i, k, caps in zip(ex["id"], ex["file"], ex["captions"])]
@@ -130,7 +133,7 @@ def _from_index(index: dict, spec, seed: int) -> CaptionSet:
     held_out = index.get("held_out")
     return finish_caption_set(examples, digests, sizes, DataReport(**rep), spec, seed=seed,
                               prompts=Counter(dict(index.get("prompts") or {})),
-                              held_out=None if held_out is None else set(held_out))
+                              held_out=None if held_out is None else set(held_out), limits=limits)
 
 
 def _full_paths(index: dict) -> list[str]:
@@ -195,7 +198,7 @@ class IndexVerifier:
             self._old_verdicts_cache = found
         return self._old_verdicts_cache
 
-    def unchanged(self, seed: int) -> CaptionSet | None:
+    def unchanged(self, seed: int, limits=None) -> CaptionSet | None:
         """The indexed CaptionSet when the data files, every image file (size and mtime) and every
         missing image are as they were; None otherwise (then everything is read, verdicts reused)."""
         old = self._old
@@ -208,7 +211,7 @@ class IndexVerifier:
         if any(os.path.exists(path) for path in old.get("missing") or ()):
             return None
         self.reused = len(self._old_files)
-        return _from_index(old, self.spec, seed)
+        return _from_index(old, self.spec, seed, limits)
 
     def bind(self, located, result, spec) -> None:
         """Called by load_caption_set once the rows are read: which files they came from."""
@@ -327,7 +330,7 @@ class IndexVerifier:
                  "examples": {"id": [e[0] for e in ex], "file": [position[e[1]] for e in ex],
                               "captions": [e[2] for e in ex]} if ex is not None else None}
         with contextlib.suppress(OSError):  # a read-only cache: slower next time, nothing worse
-            atomic_write_text(self.path, json.dumps(index, ensure_ascii=False, separators=(",", ":")))
+            atomic_write_text(self.path, json_text(index, separators=(",", ":")))
             return self.path
         return None
 

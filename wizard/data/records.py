@@ -138,8 +138,9 @@ def table_records(path: Path) -> tuple[list[str], Iterator[tuple[str, Any]], boo
 
 
 def _first_char(path: Path) -> str:
-    with open(path, "rb") as f:
-        return f.read(4096).decode("utf-8-sig", errors="replace").lstrip()[:1]
+    from wizard.data.textfile import head
+
+    return head(path, 4096).lstrip()[:1]
 
 
 def delimiter_of(header: str) -> str:

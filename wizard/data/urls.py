@@ -26,7 +26,7 @@ TIMEOUT = 20.0  # seconds per request
 
 
 def cached_path(cache: Path, url: str) -> Path:
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()
+    digest = hashlib.sha256(url.encode("utf-8", "surrogatepass")).hexdigest()
     return cache / digest[:2] / digest
 
 

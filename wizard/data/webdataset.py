@@ -23,6 +23,7 @@ from pathlib import Path, PurePosixPath
 
 from wizard.data.adapters import CAPTION_COLUMNS, ReadResult, Row, caption_values
 from wizard.errors import UserError
+from wizard.fsutil import json_text
 
 IMAGE_EXTS = ("jpg", "jpeg", "png", "webp", "bmp")
 TEXT_EXTS = ("txt", "caption", "json")
@@ -104,7 +105,7 @@ def _unpack(shard: Path, folder: Path) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
         raise UserError(f"{shard} is not a readable tar file ({e})") from None
     index = [_entry(name, sample) for name, sample in samples.items()]
-    (tmp / INDEX).write_text(json.dumps(index, ensure_ascii=False), encoding="utf-8")
+    (tmp / INDEX).write_text(json_text(index), encoding="utf-8")
     try:
         os.replace(tmp, folder)  # atomic: a half-unpacked shard never looks done
     except OSError:  # another process got there first
@@ -129,14 +130,24 @@ def _entry(name: str, sample: dict) -> dict:
     return entry
 
 
+def _text(raw: bytes, ext: str) -> str:
+    """A sample's text part in UTF-8, UTF-16 or GBK (wizard.data.textfile); ValueError when it is none."""
+    from wizard.data.textfile import decode
+
+    try:
+        return decode(raw, f"sample.{ext}")
+    except UserError:
+        raise ValueError(f"the sample's .{ext} is not UTF-8 text") from None
+
+
 def _caption(parts: dict) -> list[str]:
     for ext in ("txt", "caption"):
         if ext in parts:
-            return caption_values(parts[ext].decode("utf-8-sig", errors="replace"))
+            return caption_values(_text(parts[ext], ext))
     if "json" in parts:
         try:
-            meta = json.loads(parts["json"].decode("utf-8-sig"))
-        except (UnicodeDecodeError, json.JSONDecodeError):
+            meta = json.loads(_text(parts["json"], "json"))
+        except (UserError, json.JSONDecodeError, RecursionError):
             raise ValueError("not valid JSON (the sample's .json)") from None
         if isinstance(meta, dict):
             key = next((k for k in CAPTION_COLUMNS if k in meta), None)

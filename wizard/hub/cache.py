@@ -47,6 +47,7 @@ class Snapshot:
     sizes: dict[str, int]
     downloaded: int = 0        # bytes fetched by this call (0: everything came from the cache)
     endpoint: str = ""
+    resumed: int = 0           # bytes of partial files an earlier call left, which this one kept
 
     @property
     def total_size(self) -> int:

@@ -209,7 +209,8 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
         out_dir = snapshot_dir(repo_type, repo_id, revision, cache)
         previous = read_manifest(manifest_path(repo_type, repo_id, revision, key, cache))
         missing = [e for e in entries if not have(out_dir, e, previous)]
-        need = sum(e["size"] for e in missing) - sum(partial_size(out_dir / e["path"]) for e in missing)
+        resumed = sum(partial_size(out_dir / e["path"]) for e in missing)
+        need = sum(e["size"] for e in missing) - resumed
         free = disk_free(cache)
         if need > free:
             raise UserError(
@@ -222,10 +223,11 @@ def fetch_snapshot(repo_id: str, repo_type: str, *, revision: str = "master",
                 LEGACY_WEIGHTS if any(match(e["path"], LEGACY_WEIGHTS) for e in entries) else [])
             path = _download(api, repo_id, repo_type, revision, allow, missing, cache, progress, what, shown)
             out_dir = Path(path)
-            downloaded = sum(e["size"] for e in missing)
+            downloaded = max(0, need)  # what was not on disk yet: a resumed file counts only its rest
     files = {e["path"]: e["sha256"] or sha256_file(out_dir / e["path"]) for e in entries}
     snap = Snapshot(out_dir, repo_id, repo_type, revision, _resolved_revision(listing, revision),
-                    files, {e["path"]: e["size"] for e in entries}, downloaded, shown)
+                    files, {e["path"]: e["size"] for e in entries}, downloaded, shown,
+                    resumed=resumed if downloaded else 0)
     write_manifest(snap, key, cache)
     return snap
 

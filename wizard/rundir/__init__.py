@@ -21,8 +21,9 @@ RunInfo read recipes). Imported by everything above; imports nothing above it.
 """
 
 from wizard.rundir.checkpoints import (  # noqa: E402
-    checkpoint_dirs, checkpoint_is_complete, good_checkpoints, last_good_checkpoint, mark_checkpoint_complete,
-    read_checkpoint_marker, remove_incomplete_checkpoints, rotate_checkpoints,
+    checkpoint_dirs, checkpoint_is_complete, checkpoint_problem, good_checkpoints, last_good_checkpoint,
+    mark_checkpoint_complete, read_checkpoint_marker, remove_incomplete_checkpoints, rotate_checkpoints,
+    verified_checkpoint,
 )
 from wizard.rundir.events import EventReader, EventWriter, RunRecorder, read_events  # noqa: E402
 from wizard.rundir.layout import (  # noqa: E402
@@ -39,12 +40,14 @@ from wizard.rundir.state import (  # noqa: E402
 __all__ = [
     "checkpoint_dirs",
     "checkpoint_is_complete",
+    "checkpoint_problem",
     "good_checkpoints",
     "last_good_checkpoint",
     "mark_checkpoint_complete",
     "read_checkpoint_marker",
     "remove_incomplete_checkpoints",
     "rotate_checkpoints",
+    "verified_checkpoint",
     "EventReader",
     "EventWriter",
     "RunRecorder",

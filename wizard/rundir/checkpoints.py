@@ -2,12 +2,15 @@
 
 A checkpoint counts only when it is complete: the training process writes CHECKPOINT_MARKER into
 checkpoint-N/ last, after every other file is on disk (fsync), and the marker lists those files
-with their sizes. A half-written checkpoint (SIGKILL or power cut during the save) has no valid
-marker and is never resumed from.
+with their sizes and sha256. A half-written checkpoint (SIGKILL or power cut during the save) has no
+valid marker and is never resumed from. Before a resume, verified_checkpoint() checks the checksums
+too: a file that rotted on disk without changing its size (a bad sector, a sync tool) makes that
+checkpoint be set aside (checkpoint-N.corrupt) and the newest one that verifies be used instead.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -32,6 +35,55 @@ def checkpoint_is_complete(path: str | os.PathLike) -> bool:
         return False
 
 
+def checkpoint_problem(path: str | os.PathLike) -> str | None:
+    """None when every file the marker lists is there with its size and sha256, else what is wrong
+    ("optimizer.pt: its sha256 differs from the one recorded when it was saved"). Markers written
+    before checksums were recorded are checked by size alone."""
+    path = Path(path)
+    try:
+        marker = read_checkpoint_marker(path)
+        sizes, sums = marker["files"], marker.get("sha256") or {}
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return "no valid completion marker"
+    for rel, size in sizes.items():
+        try:
+            if (path / rel).stat().st_size != size:
+                return f"{rel}: {(path / rel).stat().st_size} bytes, {size} when it was saved"
+            if rel in sums and _sha256(path / rel) != sums[rel]:
+                return f"{rel}: its sha256 differs from the one recorded when it was saved"
+        except OSError as e:
+            return f"{rel}: {e.strerror or e}"
+    return None
+
+
+def verified_checkpoint(run_dir: str | os.PathLike, *, set_aside: bool = False) -> tuple[Path | None, list]:
+    """(the newest complete checkpoint whose files verify, [(name, problem)] of the newer ones that do
+    not). `set_aside`: rename those to checkpoint-N.corrupt, so a later save of step N starts clean and
+    nothing tries them again (rank 0 alone, as it alone writes the run folder)."""
+    rejected = []
+    for _, path in reversed(good_checkpoints(run_dir)):
+        problem = checkpoint_problem(path)
+        if problem is None:
+            return path, rejected
+        rejected.append((path.name, problem))
+        if set_aside:
+            aside = path.with_name(path.name + ".corrupt")
+            shutil.rmtree(aside, ignore_errors=True)
+            try:
+                path.rename(aside)
+            except OSError:
+                pass
+    return None, rejected
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def read_checkpoint_marker(path: str | os.PathLike) -> dict[str, Any]:
     return json.loads((Path(path) / CHECKPOINT_MARKER).read_text(encoding="utf-8"))
 
@@ -50,15 +102,18 @@ def _fsync_dir(path: Path) -> None:
 
 
 def mark_checkpoint_complete(path: str | os.PathLike, step: int, **extra: Any) -> None:
-    """fsync every file of the checkpoint, then write the marker (itself atomically) last."""
+    """fsync every file of the checkpoint, then write the marker (itself atomically) last, with each
+    file's size and sha256 (read back once, from the page cache)."""
     path = Path(path)
     files: dict[str, int] = {}
+    sums: dict[str, str] = {}
     for f in sorted(p for p in path.rglob("*") if p.is_file() and p.name != CHECKPOINT_MARKER):
         with open(f, "rb") as fh:
             os.fsync(fh.fileno())
-        files[f.relative_to(path).as_posix()] = f.stat().st_size
+        rel = f.relative_to(path).as_posix()
+        files[rel], sums[rel] = f.stat().st_size, _sha256(f)
     _fsync_dir(path)
-    atomic_write_json(path / CHECKPOINT_MARKER, {"step": step, "files": files, **extra})
+    atomic_write_json(path / CHECKPOINT_MARKER, {"step": step, "files": files, "sha256": sums, **extra})
     _fsync_dir(path)
 
 

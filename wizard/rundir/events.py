@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any, Literal, TypedDict
 
+from wizard.fsutil import json_text
 from wizard.rundir.layout import EVENTS_FILE
 
 
@@ -142,7 +143,7 @@ class EventWriter:
 
     def emit(self, type: str, *, sync: bool = False, **fields: Any) -> dict:
         event = {"t": time.time(), "type": type, **_finite(fields)}
-        self._file.write(json.dumps(event, ensure_ascii=False) + "\n")
+        self._file.write(json_text(event) + "\n")  # a file name that is not UTF-8 cannot break the line
         self._file.flush()
         if sync:  # status changes and checkpoints survive a power cut
             os.fsync(self._file.fileno())

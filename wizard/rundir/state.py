@@ -18,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wizard.fsutil import atomic_write_json
+from wizard.fsutil import atomic_write_json, json_text
 from wizard.rundir.layout import BACKEND_MODULE, STATE_FILE, now_iso
 
 STATUSES = ("running", "stopped", "failed", "completed")
@@ -50,7 +50,7 @@ def write_state(run_dir: str | os.PathLike, *, durable: bool = True, **changes: 
     else:
         tmp = path.with_name(f".{STATE_FILE}.{os.getpid()}.tmp")
         try:
-            tmp.write_text(json.dumps(state, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+            tmp.write_text(json_text(state, indent=2) + "\n", encoding="utf-8")
             os.replace(tmp, path)
         except BaseException:  # a full disk: no empty temp file left behind
             tmp.unlink(missing_ok=True)

@@ -13,8 +13,12 @@ Engines: transformers (built in; concurrent requests are batched, see batching.p
 installed (`--engine vllm`; auto picks it when installed and a CUDA GPU is present). The app itself is
 in app.py; image reading and its limits in images.py.
 
+What the server reads for a client (images.py has the details): data URIs; http(s) URLs whose host
+resolves to public addresses only (--allow-private-urls, or --allow-url-network CIDR for chosen
+networks, lets internal ones through); local files only with --image-root DIR, and only inside it.
+
 May import: fastapi/uvicorn/openai-style models (inside functions), wizard.inference, recipe, chat, rundir,
-console (the command); never ask, dashboard, runner or train/.
+images, console (the command); never ask, dashboard, runner or train/.
 """
 
 from __future__ import annotations

@@ -2,10 +2,11 @@
 
     app = create_app(TransformersEngine(captioner, max_batch_size=8, wait_s=0.01), model_name="my-run")
 
-A request's last user message carries one `image_url` part (data URI, http(s) URL or a path on the
-server) and optionally text: the text is the instruction, else the run's own prompt. Generation
-settings default to the recipe's; a request may set temperature (0: greedy), max_tokens (or
-max_completion_tokens), and, as extra fields, num_beams, repetition_penalty and do_sample.
+A request's last user message carries one `image_url` part (data URI, public http(s) URL, or a file
+under --image-root: the policy is in images.py) and optionally text: the text is the instruction,
+else the run's own prompt. Generation settings default to the recipe's; a request may set
+temperature (0: greedy), max_tokens (or max_completion_tokens), and, as extra fields, num_beams,
+repetition_penalty and do_sample.
 Client mistakes answer 400 with {"error": {"message": ...}}, never 500.
 """
 
@@ -21,7 +22,7 @@ from typing import Any
 from fastapi import FastAPI, Request  # module level: FastAPI resolves the handlers' annotations here
 from fastapi.responses import JSONResponse
 
-from wizard.serve.images import BadRequest, read_image_url
+from wizard.serve.images import BadRequest, ImagePolicy, read_image_url
 
 MAX_BODY_BYTES = 32 * 2**20  # a 20 MB image as base64 is about 27 MB
 MAX_IMAGE_PIXELS = 50_000_000  # a 100-megapixel image is refused before it is decoded
@@ -172,7 +173,10 @@ def error_body(message: str, status: int, param: str | None = None) -> dict:
 
 
 def create_app(engine, *, model_name: str, api_key: str | None = None, max_body_bytes: int = MAX_BODY_BYTES,
-               max_image_pixels: int = MAX_IMAGE_PIXELS):
+               max_image_pixels: int = MAX_IMAGE_PIXELS, image_policy: ImagePolicy | None = None):
+    """`image_policy`: which URLs and files the server reads (wizard/serve/images.py); by default
+    public http(s) URLs and data URIs, no local files, the body and pixel limits above."""
+    policy = image_policy or ImagePolicy(max_bytes=max_body_bytes, max_pixels=max_image_pixels)
     app = FastAPI(title="caption-wizard", docs_url=None, redoc_url=None, openapi_url=None)
     created = int(time.time())
 
@@ -233,8 +237,7 @@ def create_app(engine, *, model_name: str, api_key: str | None = None, max_body_
                                  f"{model_name!r} (GET /v1/models)", status=404, param="model")
             generation = generation_for(body, engine.generation)
             url, prompt = image_and_prompt(last_user_parts(body))
-            image = await asyncio.to_thread(read_image_url, url, max_pixels=max_image_pixels,
-                                            max_bytes=max_body_bytes)
+            image = await asyncio.to_thread(read_image_url, url, policy)
         except BadRequest as e:
             return fail(e)
         prompt = prompt or engine.prompt

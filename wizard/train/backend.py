@@ -123,12 +123,18 @@ def train(run_dir: Path, recorder, stop, *, resume: bool) -> int:
 
 # ----------------------------------------------------------------------------- setup
 def _resume_point(run_dir: Path, recorder) -> Path | None:
-    """The last complete checkpoint; half-written ones (killed mid-save) are removed first (by rank 0)."""
+    """The newest complete checkpoint whose files match their checksums; half-written ones (killed
+    mid-save) are removed first, damaged ones set aside (by rank 0), and each is named in a warning."""
     for bad in (rundir.remove_incomplete_checkpoints(run_dir) if recorder.writes else []):
         recorder.warning(f"removed the incomplete checkpoint {bad.name} (the process died while saving it)")
-    checkpoint = rundir.last_good_checkpoint(run_dir)
+    checkpoint, rejected = rundir.verified_checkpoint(run_dir, set_aside=recorder.writes)
+    for name, problem in rejected:
+        instead = f"resuming from {checkpoint.name} instead" if checkpoint else "no older checkpoint verifies"
+        recorder.warning(f"{name} is damaged ({problem}): set aside as {rundir.CHECKPOINTS_DIR}/{name}.corrupt; "
+                         f"{instead}")
     if checkpoint is None:
-        recorder.warning("no complete checkpoint yet: starting again from step 0")
+        recorder.warning("no complete checkpoint yet: starting again from step 0" if not rejected else
+                         "no checkpoint verifies: starting again from step 0")
     return checkpoint
 
 
@@ -176,12 +182,14 @@ def _read_data(run_dir: Path, recipe, lock: dict, recorder, *, resume: bool):
     again); it must be the data the front end checked, and on resume the data the run started with."""
     from wizard.data.prepare import prepare_data, read_prepared
     from wizard.errors import UserError
+    from wizard.images import limits_for
 
-    dataset, t = lock.get("dataset") or {}, time.perf_counter()
-    captions = read_prepared(dataset.get("index"), recipe.data, seed=recipe.train.seed)
+    dataset, t, limits = lock.get("dataset") or {}, time.perf_counter(), limits_for(recipe.model)
+    captions = read_prepared(dataset.get("index"), recipe.data, seed=recipe.train.seed, limits=limits)
     how = "the prepared index"
     if captions is None:  # images embedded in data files, or no index: read again (verdicts are cached)
-        captions = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir")).captions
+        captions = prepare_data(recipe.data, seed=recipe.train.seed, base_dir=lock.get("recipe_dir"),
+                                limits=limits).captions
         how = "the data files"
     print("\n".join(captions.report.lines()), flush=True)
     print(f"data: read from {how} in {time.perf_counter() - t:.2f}s", flush=True)

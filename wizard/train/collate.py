@@ -153,7 +153,7 @@ def _token_cache_file(processor, texts: list[str], max_length: int, cache_dir):
         return None
     h = hashlib.sha256(file.read_bytes())
     h.update(f"\x00{max_length}\x00".encode())
-    h.update("\x1f".join(texts).encode("utf-8"))
+    h.update("\x1f".join(texts).encode("utf-8", "surrogatepass"))
     return Path(cache_dir) / f"{h.hexdigest()[:32]}.npz"
 
 

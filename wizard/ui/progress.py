@@ -34,4 +34,6 @@ class RichProgress:
             yield lambda n=1: bar.advance(task, n)
 
     def say(self, line: str) -> None:
-        self.console.print(line, markup=False, highlight=False, soft_wrap=True)
+        from wizard.fsnames import shown  # a file name that is not UTF-8 prints as caf\xe9.png
+
+        self.console.print(shown(line), markup=False, highlight=False, soft_wrap=True)
